@@ -18,7 +18,7 @@ deps:
 	@bash third_party/install-deps.sh
 
 natives: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) $(NATIVE)
+	@$(if $(NATIVE),$(MAKE) --no-print-directory -j$(JOBS) $(NATIVE),true)
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
