@@ -1,0 +1,100 @@
+// Internal helpers shared by the shim's translation units.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/cuda.h>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "re2g_torch.h"
+
+struct re2g_tensor {
+  at::Tensor t;
+};
+
+namespace re2g {
+
+inline re2g_err make_err(const char *msg) {
+  size_t n = std::strlen(msg);
+  char *s = static_cast<char *>(std::malloc(n + 1));
+  if (s) std::memcpy(s, msg, n + 1);
+  return s;
+}
+
+inline re2g_t wrap(at::Tensor t) { return new re2g_tensor{std::move(t)}; }
+
+inline at::ScalarType to_scalar(int dtype) {
+  switch (dtype) {
+    case RE2G_F32: return at::kFloat;
+    case RE2G_F16: return at::kHalf;
+    case RE2G_BF16: return at::kBFloat16;
+    case RE2G_I64: return at::kLong;
+    case RE2G_BOOL: return at::kBool;
+    case RE2G_F64: return at::kDouble;
+    case RE2G_I32: return at::kInt;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(dtype));
+}
+
+inline int from_scalar(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return RE2G_F32;
+    case at::kHalf: return RE2G_F16;
+    case at::kBFloat16: return RE2G_BF16;
+    case at::kLong: return RE2G_I64;
+    case at::kBool: return RE2G_BOOL;
+    case at::kDouble: return RE2G_F64;
+    case at::kInt: return RE2G_I32;
+    default: return -1;
+  }
+}
+
+inline at::Device to_device(int type, int index) {
+  switch (type) {
+    case RE2G_CPU: return at::Device(at::kCPU);
+    case RE2G_CUDA: {
+      int n = static_cast<int>(torch::cuda::device_count());
+      if (n == 0)
+        throw std::invalid_argument(
+            "no CUDA device: this libtorch has no CUDA support or sees no GPU (use a libre2gtorch.so built "
+            "against a CUDA libtorch, found first on LD_LIBRARY_PATH)");
+      if (index < 0 || index >= n)
+        throw std::invalid_argument("no CUDA device " + std::to_string(index) + ": " + std::to_string(n) +
+                                    " visible");
+      return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+  }
+  throw std::invalid_argument("unknown device type " + std::to_string(type));
+}
+
+inline const at::Tensor &T(re2g_t h) {
+  if (h == nullptr) throw std::invalid_argument("null tensor handle");
+  return h->t;
+}
+
+inline at::IntArrayRef dims(const int64_t *p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
+
+}  // namespace re2g
+
+// RE2G_TRY/RE2G_CATCH wrap a function body: grad mode is set for the call and
+// every exception becomes an error string (without libtorch's C++ backtrace).
+#define RE2G_TRY(grad)  \
+  try {                 \
+    c10::AutoGradMode re2g_grad_guard_((grad) != 0);
+
+#define RE2G_TRY_NOGRAD try {
+
+#define RE2G_CATCH                                                   \
+  }                                                                  \
+  catch (const c10::Error &e) {                                      \
+    return re2g::make_err(e.what_without_backtrace());               \
+  }                                                                  \
+  catch (const std::exception &e) {                                  \
+    return re2g::make_err(e.what());                                 \
+  }                                                                  \
+  catch (...) {                                                      \
+    return re2g::make_err("unknown C++ exception");                  \
+  }                                                                  \
+  return nullptr;
