@@ -277,7 +277,9 @@ func TestMemoryFlatOverManyForwardPasses(t *testing.T) {
 	)
 	params := NewScope()
 	defer params.Close()
-	p := func(shape ...int64) *Tensor { return params.MulScalar(params.Randn(Float32, CPUDevice, shape...), 0.05) }
+	p := func(shape ...int64) *Tensor {
+		return params.MulScalar(params.Randn(Float32, CPUDevice, shape...), 0.05)
+	}
 	wq, wk, wv, wo := p(hidden, hidden), p(hidden, hidden), p(hidden, hidden), p(hidden, hidden)
 	w1, w2 := p(inter, hidden), p(hidden, inter)
 	ln1w, ln2w := params.Ones(Float32, CPUDevice, hidden), params.Ones(Float32, CPUDevice, hidden)

@@ -63,21 +63,25 @@ func (s *Scope) Clone(a *Tensor) *Tensor { return s.unary("clone", C.RE2G_CLONE,
 
 // Element-wise functions of two tensors, broadcasting.
 
-func (s *Scope) Add(a, b *Tensor) *Tensor        { return s.binary("add", C.RE2G_ADD, a, b) }
-func (s *Scope) Sub(a, b *Tensor) *Tensor        { return s.binary("sub", C.RE2G_SUB, a, b) }
-func (s *Scope) Mul(a, b *Tensor) *Tensor        { return s.binary("mul", C.RE2G_MUL, a, b) }
-func (s *Scope) Div(a, b *Tensor) *Tensor        { return s.binary("div", C.RE2G_DIV, a, b) }
-func (s *Scope) Pow(a, b *Tensor) *Tensor        { return s.binary("pow", C.RE2G_POW, a, b) }
-func (s *Scope) Maximum(a, b *Tensor) *Tensor    { return s.binary("maximum", C.RE2G_MAXIMUM, a, b) }
-func (s *Scope) Minimum(a, b *Tensor) *Tensor    { return s.binary("minimum", C.RE2G_MINIMUM, a, b) }
-func (s *Scope) Eq(a, b *Tensor) *Tensor         { return s.binary("eq", C.RE2G_EQ, a, b) }
-func (s *Scope) Ne(a, b *Tensor) *Tensor         { return s.binary("ne", C.RE2G_NE, a, b) }
-func (s *Scope) Lt(a, b *Tensor) *Tensor         { return s.binary("lt", C.RE2G_LT, a, b) }
-func (s *Scope) Le(a, b *Tensor) *Tensor         { return s.binary("le", C.RE2G_LE, a, b) }
-func (s *Scope) Gt(a, b *Tensor) *Tensor         { return s.binary("gt", C.RE2G_GT, a, b) }
-func (s *Scope) Ge(a, b *Tensor) *Tensor         { return s.binary("ge", C.RE2G_GE, a, b) }
-func (s *Scope) LogicalAnd(a, b *Tensor) *Tensor { return s.binary("logical_and", C.RE2G_LOGICAL_AND, a, b) }
-func (s *Scope) LogicalOr(a, b *Tensor) *Tensor  { return s.binary("logical_or", C.RE2G_LOGICAL_OR, a, b) }
+func (s *Scope) Add(a, b *Tensor) *Tensor     { return s.binary("add", C.RE2G_ADD, a, b) }
+func (s *Scope) Sub(a, b *Tensor) *Tensor     { return s.binary("sub", C.RE2G_SUB, a, b) }
+func (s *Scope) Mul(a, b *Tensor) *Tensor     { return s.binary("mul", C.RE2G_MUL, a, b) }
+func (s *Scope) Div(a, b *Tensor) *Tensor     { return s.binary("div", C.RE2G_DIV, a, b) }
+func (s *Scope) Pow(a, b *Tensor) *Tensor     { return s.binary("pow", C.RE2G_POW, a, b) }
+func (s *Scope) Maximum(a, b *Tensor) *Tensor { return s.binary("maximum", C.RE2G_MAXIMUM, a, b) }
+func (s *Scope) Minimum(a, b *Tensor) *Tensor { return s.binary("minimum", C.RE2G_MINIMUM, a, b) }
+func (s *Scope) Eq(a, b *Tensor) *Tensor      { return s.binary("eq", C.RE2G_EQ, a, b) }
+func (s *Scope) Ne(a, b *Tensor) *Tensor      { return s.binary("ne", C.RE2G_NE, a, b) }
+func (s *Scope) Lt(a, b *Tensor) *Tensor      { return s.binary("lt", C.RE2G_LT, a, b) }
+func (s *Scope) Le(a, b *Tensor) *Tensor      { return s.binary("le", C.RE2G_LE, a, b) }
+func (s *Scope) Gt(a, b *Tensor) *Tensor      { return s.binary("gt", C.RE2G_GT, a, b) }
+func (s *Scope) Ge(a, b *Tensor) *Tensor      { return s.binary("ge", C.RE2G_GE, a, b) }
+func (s *Scope) LogicalAnd(a, b *Tensor) *Tensor {
+	return s.binary("logical_and", C.RE2G_LOGICAL_AND, a, b)
+}
+func (s *Scope) LogicalOr(a, b *Tensor) *Tensor {
+	return s.binary("logical_or", C.RE2G_LOGICAL_OR, a, b)
+}
 
 // Matmul is torch.matmul (batched and broadcasting).
 func (s *Scope) Matmul(a, b *Tensor) *Tensor { return s.binary("matmul", C.RE2G_MATMUL, a, b) }
@@ -87,22 +91,44 @@ func (s *Scope) BMM(a, b *Tensor) *Tensor { return s.binary("bmm", C.RE2G_BMM, a
 
 // Functions of a tensor and a number.
 
-func (s *Scope) AddScalar(a *Tensor, v float64) *Tensor { return s.scalar("add_scalar", C.RE2G_ADD_S, a, v) }
-func (s *Scope) SubScalar(a *Tensor, v float64) *Tensor { return s.scalar("sub_scalar", C.RE2G_SUB_S, a, v) }
-func (s *Scope) MulScalar(a *Tensor, v float64) *Tensor { return s.scalar("mul_scalar", C.RE2G_MUL_S, a, v) }
-func (s *Scope) DivScalar(a *Tensor, v float64) *Tensor { return s.scalar("div_scalar", C.RE2G_DIV_S, a, v) }
-func (s *Scope) PowScalar(a *Tensor, v float64) *Tensor { return s.scalar("pow_scalar", C.RE2G_POW_S, a, v) }
+func (s *Scope) AddScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("add_scalar", C.RE2G_ADD_S, a, v)
+}
+func (s *Scope) SubScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("sub_scalar", C.RE2G_SUB_S, a, v)
+}
+func (s *Scope) MulScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("mul_scalar", C.RE2G_MUL_S, a, v)
+}
+func (s *Scope) DivScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("div_scalar", C.RE2G_DIV_S, a, v)
+}
+func (s *Scope) PowScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("pow_scalar", C.RE2G_POW_S, a, v)
+}
 
 // RSubScalar is v - a.
 func (s *Scope) RSubScalar(a *Tensor, v float64) *Tensor {
 	return s.scalar("rsub_scalar", C.RE2G_RSUB_S, a, v)
 }
-func (s *Scope) EqScalar(a *Tensor, v float64) *Tensor { return s.scalar("eq_scalar", C.RE2G_EQ_S, a, v) }
-func (s *Scope) NeScalar(a *Tensor, v float64) *Tensor { return s.scalar("ne_scalar", C.RE2G_NE_S, a, v) }
-func (s *Scope) LtScalar(a *Tensor, v float64) *Tensor { return s.scalar("lt_scalar", C.RE2G_LT_S, a, v) }
-func (s *Scope) LeScalar(a *Tensor, v float64) *Tensor { return s.scalar("le_scalar", C.RE2G_LE_S, a, v) }
-func (s *Scope) GtScalar(a *Tensor, v float64) *Tensor { return s.scalar("gt_scalar", C.RE2G_GT_S, a, v) }
-func (s *Scope) GeScalar(a *Tensor, v float64) *Tensor { return s.scalar("ge_scalar", C.RE2G_GE_S, a, v) }
+func (s *Scope) EqScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("eq_scalar", C.RE2G_EQ_S, a, v)
+}
+func (s *Scope) NeScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("ne_scalar", C.RE2G_NE_S, a, v)
+}
+func (s *Scope) LtScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("lt_scalar", C.RE2G_LT_S, a, v)
+}
+func (s *Scope) LeScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("le_scalar", C.RE2G_LE_S, a, v)
+}
+func (s *Scope) GtScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("gt_scalar", C.RE2G_GT_S, a, v)
+}
+func (s *Scope) GeScalar(a *Tensor, v float64) *Tensor {
+	return s.scalar("ge_scalar", C.RE2G_GE_S, a, v)
+}
 func (s *Scope) ClampMin(a *Tensor, v float64) *Tensor {
 	return s.scalar("clamp_min", C.RE2G_CLAMP_MIN_S, a, v)
 }

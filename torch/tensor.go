@@ -174,10 +174,14 @@ func (s *Scope) Full(v float64, dt DType, dev Device, shape ...int64) *Tensor {
 }
 
 // Zeros returns a zero-filled tensor.
-func (s *Scope) Zeros(dt DType, dev Device, shape ...int64) *Tensor { return s.Full(0, dt, dev, shape...) }
+func (s *Scope) Zeros(dt DType, dev Device, shape ...int64) *Tensor {
+	return s.Full(0, dt, dev, shape...)
+}
 
 // Ones returns a tensor of ones.
-func (s *Scope) Ones(dt DType, dev Device, shape ...int64) *Tensor { return s.Full(1, dt, dev, shape...) }
+func (s *Scope) Ones(dt DType, dev Device, shape ...int64) *Tensor {
+	return s.Full(1, dt, dev, shape...)
+}
 
 // Arange returns [start, start+step, ...) up to end, exclusive.
 func (s *Scope) Arange(start, end, step int64, dt DType, dev Device) *Tensor {

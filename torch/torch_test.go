@@ -389,12 +389,12 @@ func TestSafetensorsCorrupt(t *testing.T) {
 	}
 	data, _ := os.ReadFile(good)
 	cases := map[string][]byte{
-		"truncated":   data[:len(data)-10],
-		"short":       data[:5],
-		"bad length":  append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, data[8:]...),
-		"not json":    append(append([]byte{}, data[:8]...), []byte(strings.Repeat("x", len(data)-8))...),
-		"empty":       {},
-		"bad dtype":   []byte(string(data[:8]) + strings.Replace(string(data[8:]), `"F32"`, `"Q32"`, 1)),
+		"truncated":  data[:len(data)-10],
+		"short":      data[:5],
+		"bad length": append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, data[8:]...),
+		"not json":   append(append([]byte{}, data[:8]...), []byte(strings.Repeat("x", len(data)-8))...),
+		"empty":      {},
+		"bad dtype":  []byte(string(data[:8]) + strings.Replace(string(data[8:]), `"F32"`, `"Q32"`, 1)),
 	}
 	for name, b := range cases {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
