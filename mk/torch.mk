@@ -12,6 +12,8 @@ TORCH_LIB :=
 else
 TORCH_INC := -isystem $(TORCH_PREFIX)/include -isystem $(TORCH_PREFIX)/include/torch/csrc/api/include
 TORCH_LIB := -L$(TORCH_PREFIX)/lib -Wl,-rpath,$(TORCH_PREFIX)/lib
+# A CUDA libtorch registers its CUDA kernels from libtorch_cuda: link it so it loads.
+TORCH_LIB += $(if $(wildcard $(TORCH_PREFIX)/lib/libtorch_cuda.so),-Wl,--no-as-needed -ltorch_cuda)
 endif
 ifneq ($(TORCH_ABI),)
 TORCH_ABI_FLAG := -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI)
