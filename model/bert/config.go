@@ -1,0 +1,99 @@
+// Package bert is BERT in Go on libtorch, with the Hugging Face layouts re2g
+// loads: BertModel, DPRQuestionEncoder / DPRContextEncoder and
+// BertForSequenceClassification (the cross-encoder reranker). It follows
+// transformers' modeling_bert.py and modeling_dpr.py.
+package bert
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/re2g/re2g/model"
+)
+
+// Config is the part of a BERT config.json that re2g reads; Raw keeps the
+// whole file so that saving round-trips unknown fields.
+type Config struct {
+	Architectures             []string          `json:"architectures,omitempty"`
+	ModelType                 string            `json:"model_type"`
+	VocabSize                 int64             `json:"vocab_size"`
+	HiddenSize                int64             `json:"hidden_size"`
+	NumHiddenLayers           int               `json:"num_hidden_layers"`
+	NumAttentionHeads         int64             `json:"num_attention_heads"`
+	IntermediateSize          int64             `json:"intermediate_size"`
+	HiddenAct                 string            `json:"hidden_act"`
+	HiddenDropoutProb         float64           `json:"hidden_dropout_prob"`
+	AttentionProbsDropoutProb float64           `json:"attention_probs_dropout_prob"`
+	MaxPositionEmbeddings     int64             `json:"max_position_embeddings"`
+	TypeVocabSize             int64             `json:"type_vocab_size"`
+	LayerNormEps              float64           `json:"layer_norm_eps"`
+	PadTokenID                int64             `json:"pad_token_id"`
+	PositionEmbeddingType     string            `json:"position_embedding_type,omitempty"`
+	ProjectionDim             int64             `json:"projection_dim,omitempty"`
+	ID2Label                  map[string]string `json:"id2label,omitempty"`
+	ClassifierDropout         *float64          `json:"classifier_dropout,omitempty"`
+
+	Raw map[string]any `json:"-"`
+}
+
+// ReadConfig reads and checks dir/config.json.
+func ReadConfig(dir string) (*Config, error) {
+	c := &Config{LayerNormEps: 1e-12, HiddenAct: "gelu", TypeVocabSize: 2}
+	if err := model.ReadJSON(dir, "config.json", c); err != nil {
+		return nil, err
+	}
+	if err := model.ReadJSON(dir, "config.json", &c.Raw); err != nil {
+		return nil, err
+	}
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
+	}
+	return c, nil
+}
+
+// Check validates the sizes.
+func (c *Config) Check() error {
+	switch {
+	case c.VocabSize <= 0 || c.HiddenSize <= 0 || c.NumHiddenLayers <= 0 || c.NumAttentionHeads <= 0 || c.IntermediateSize <= 0:
+		return fmt.Errorf("vocab_size, hidden_size, num_hidden_layers, num_attention_heads and intermediate_size must be positive")
+	case c.HiddenSize%c.NumAttentionHeads != 0:
+		return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	case c.MaxPositionEmbeddings <= 0:
+		return fmt.Errorf("max_position_embeddings must be positive")
+	case c.PositionEmbeddingType != "" && c.PositionEmbeddingType != "absolute":
+		return fmt.Errorf("position_embedding_type %q is not supported (only absolute)", c.PositionEmbeddingType)
+	}
+	return model.CheckActivation(c.HiddenAct)
+}
+
+// NumLabels is the classifier's output size (from id2label; 2 by default, as HF).
+func (c *Config) NumLabels() int {
+	if len(c.ID2Label) > 0 {
+		return len(c.ID2Label)
+	}
+	if v, ok := c.Raw["num_labels"].(float64); ok {
+		return int(v)
+	}
+	return 2
+}
+
+// MarshalJSON writes Raw overlaid with the typed fields.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	b, err := json.Marshal((*plain)(c))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	for k, v := range c.Raw {
+		out[k] = v
+	}
+	var typed map[string]any
+	if err := json.Unmarshal(b, &typed); err != nil {
+		return nil, err
+	}
+	for k, v := range typed {
+		out[k] = v
+	}
+	return json.Marshal(out)
+}

@@ -1,0 +1,257 @@
+package bert
+
+import (
+	"fmt"
+
+	"github.com/re2g/re2g/model"
+	"github.com/re2g/re2g/torch"
+)
+
+// weights owns a loaded model's tensors.
+type weights struct {
+	scope  *torch.Scope
+	Report *model.Report
+}
+
+// Close frees the model's tensors.
+func (w *weights) Close() {
+	if w.scope != nil {
+		w.scope.Close()
+		w.scope = nil
+	}
+}
+
+func loadInto(dir string, dst any, prefix string, opt model.Options) (*weights, error) {
+	ck, err := model.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	if opt.DType == 0 {
+		opt.DType = -1
+	}
+	s := torch.NewScope()
+	rep, err := model.Fill(s, ck, prefix, dst, opt)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &weights{scope: s, Report: rep}, nil
+}
+
+// Encoder is a plain BertModel (last hidden states and pooler).
+type Encoder struct {
+	*Model
+	weights
+	prefix string
+}
+
+// LoadEncoder loads a BertModel directory; the weights may be stored with
+// or without the "bert." prefix (as in a task model's checkpoint).
+func LoadEncoder(dir string, opt model.Options) (*Encoder, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := model.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if !ck.Has("embeddings.word_embeddings.weight") && ck.Has("bert.embeddings.word_embeddings.weight") {
+		prefix = "bert."
+	}
+	hasPooler := ck.Has(prefix + "pooler.dense.weight")
+	ck.Close()
+	m := newModel(cfg, hasPooler)
+	opt.Ignore = append(opt.Ignore, prefix+"embeddings.position_ids", "cls.")
+	w, err := loadInto(dir, m, prefix, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{Model: m, weights: *w, prefix: prefix}, nil
+}
+
+// DPR is a DPR question or context encoder: BERT's [CLS] vector, through an
+// optional projection (encode_proj).
+type DPR struct {
+	Cfg      *Config       `st:"-"`
+	Bert     *Model        `st:"bert_model"`
+	Proj     *model.Linear `st:"encode_proj,optional"`
+	Question bool          `st:"-"`
+	weights
+}
+
+// dprPrefix is the checkpoint prefix of a question or context encoder.
+func dprPrefix(question bool) string {
+	if question {
+		return "question_encoder."
+	}
+	return "ctx_encoder."
+}
+
+// NewDPR builds a randomly initialised DPR encoder (std 0.02, as HF) on dev.
+func NewDPR(cfg *Config, question bool, dev torch.Device) (*DPR, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	d := newDPR(cfg, question)
+	s := torch.NewScope()
+	if err := model.Init(s, d, 0.02, dev, torch.Float32); err != nil {
+		s.Close()
+		return nil, err
+	}
+	d.weights = weights{scope: s}
+	return d, nil
+}
+
+func newDPR(cfg *Config, question bool) *DPR {
+	d := &DPR{Cfg: cfg, Bert: newModel(cfg, false), Question: question}
+	if cfg.ProjectionDim > 0 {
+		d.Proj = &model.Linear{In: cfg.HiddenSize, Out: cfg.ProjectionDim}
+	}
+	return d
+}
+
+// LoadDPR loads a DPRQuestionEncoder or DPRContextEncoder directory; which
+// one comes from the checkpoint's names.
+func LoadDPR(dir string, opt model.Options) (*DPR, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := model.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	var question bool
+	switch {
+	case ck.Has("question_encoder.bert_model.embeddings.word_embeddings.weight"):
+		question = true
+	case ck.Has("ctx_encoder.bert_model.embeddings.word_embeddings.weight"):
+	default:
+		ck.Close()
+		return nil, fmt.Errorf("model %s: not a DPR encoder (no question_encoder.bert_model.* or ctx_encoder.bert_model.* tensors; architectures %v)", dir, cfg.Architectures)
+	}
+	ck.Close()
+	d := newDPR(cfg, question)
+	opt.Ignore = append(opt.Ignore, dprPrefix(question)+"bert_model.embeddings.position_ids", dprPrefix(question)+"bert_model.pooler.")
+	w, err := loadInto(dir, d, dprPrefix(question), opt)
+	if err != nil {
+		return nil, err
+	}
+	d.weights = *w
+	return d, nil
+}
+
+// Encode returns the embeddings [B, D] of a batch.
+func (d *DPR) Encode(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
+	h := d.Bert.Forward(s, in, train)
+	cls := s.Select(h, 1, 0)
+	if d.Proj != nil {
+		cls = d.Proj.Forward(s, cls)
+	}
+	return cls
+}
+
+// Dim is the embedding size.
+func (d *DPR) Dim() int64 {
+	if d.Proj != nil {
+		return d.Cfg.ProjectionDim
+	}
+	return d.Cfg.HiddenSize
+}
+
+// Save writes a Hugging Face DPR directory that transformers and LoadDPR read.
+func (d *DPR) Save(dir string) error {
+	cfg := *d.Cfg
+	cfg.ModelType = "dpr"
+	if d.Question {
+		cfg.Architectures = []string{"DPRQuestionEncoder"}
+	} else {
+		cfg.Architectures = []string{"DPRContextEncoder"}
+	}
+	return model.Save(dir, &cfg, d, dprPrefix(d.Question), nil)
+}
+
+// Parameters lists the trainable tensors (marking them as requiring grad).
+func (d *DPR) Parameters() ([]torch.Param, error) { return model.Parameters(d, dprPrefix(d.Question)) }
+
+// CrossEncoder is BertForSequenceClassification used as a reranker: the
+// score of a (query, passage) pair is its relevance logit — the only logit
+// with one label, the second ("relevant") with two.
+type CrossEncoder struct {
+	Cfg        *Config      `st:"-"`
+	Bert       *Model       `st:"bert"`
+	Classifier model.Linear `st:"classifier"`
+	weights
+}
+
+func newCrossEncoder(cfg *Config) *CrossEncoder {
+	return &CrossEncoder{Cfg: cfg, Bert: newModel(cfg, true), Classifier: model.Linear{In: cfg.HiddenSize, Out: int64(cfg.NumLabels())}}
+}
+
+// NewCrossEncoder builds a randomly initialised cross-encoder on dev.
+func NewCrossEncoder(cfg *Config, dev torch.Device) (*CrossEncoder, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	c := newCrossEncoder(cfg)
+	s := torch.NewScope()
+	if err := model.Init(s, c, 0.02, dev, torch.Float32); err != nil {
+		s.Close()
+		return nil, err
+	}
+	c.weights = weights{scope: s}
+	return c, nil
+}
+
+// LoadCrossEncoder loads a BertForSequenceClassification directory.
+func LoadCrossEncoder(dir string, opt model.Options) (*CrossEncoder, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if n := cfg.NumLabels(); n != 1 && n != 2 {
+		return nil, fmt.Errorf("model %s: a cross-encoder needs 1 or 2 labels, config has %d", dir, n)
+	}
+	c := newCrossEncoder(cfg)
+	opt.Ignore = append(opt.Ignore, "bert.embeddings.position_ids")
+	w, err := loadInto(dir, c, "", opt)
+	if err != nil {
+		return nil, err
+	}
+	c.weights = *w
+	return c, nil
+}
+
+// Logits returns the classifier's logits [B, num_labels].
+func (c *CrossEncoder) Logits(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
+	h := c.Bert.Forward(s, in, train)
+	p := 0.1
+	if c.Cfg.ClassifierDropout != nil {
+		p = *c.Cfg.ClassifierDropout
+	} else {
+		p = c.Cfg.HiddenDropoutProb
+	}
+	pooled := s.Dropout(c.Bert.Pool(s, h), p, train)
+	return c.Classifier.Forward(s, pooled)
+}
+
+// Scores returns one relevance logit per pair [B].
+func (c *CrossEncoder) Scores(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
+	logits := c.Logits(s, in, train)
+	return s.Select(logits, 1, int64(c.Cfg.NumLabels()-1))
+}
+
+// Save writes a Hugging Face BertForSequenceClassification directory.
+func (c *CrossEncoder) Save(dir string) error {
+	cfg := *c.Cfg
+	cfg.ModelType = "bert"
+	cfg.Architectures = []string{"BertForSequenceClassification"}
+	return model.Save(dir, &cfg, c, "", nil)
+}
+
+// Parameters lists the trainable tensors (marking them as requiring grad).
+func (c *CrossEncoder) Parameters() ([]torch.Param, error) { return model.Parameters(c, "") }
+

@@ -1,0 +1,434 @@
+// Package model loads and saves Hugging Face model directories for re2g's Go
+// models: config.json, model.safetensors or sharded safetensors with
+// model.safetensors.index.json, f32/f16/bf16 weights.
+//
+// Models are structs whose fields are layers, tagged with their checkpoint
+// names (`st:"encoder.layer"`); one reflective loader fills them. Tags:
+//
+//	*torch.Tensor field  `st:"weight"`                the tensor at prefix+"weight"
+//	                     `st:"bias,optional"`          may be absent (stays nil)
+//	                     `st:"x.weight,alt=y.weight"`  falls back to y (tied weights)
+//	struct field         `st:"embeddings"`            recurse with prefix+"embeddings."
+//	slice of structs     `st:"layer"`                 element i at prefix+"layer.i.";
+//	                                                  the caller sizes the slice first
+//
+// Alternative names are absolute (not prefixed). A tensor found once is shared
+// by every field that names it, so tied weights stay tied in training.
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/re2g/re2g/torch"
+)
+
+// Checkpoint is the set of safetensors files of one model directory.
+type Checkpoint struct {
+	Dir   string
+	files map[string]*torch.SafetensorsFile // by file name
+	where map[string]string                 // tensor name -> file name
+}
+
+// OpenCheckpoint opens dir's model.safetensors, or the shards listed in
+// model.safetensors.index.json.
+func OpenCheckpoint(dir string) (*Checkpoint, error) {
+	ck := &Checkpoint{Dir: dir, files: map[string]*torch.SafetensorsFile{}, where: map[string]string{}}
+	idx := filepath.Join(dir, "model.safetensors.index.json")
+	single := filepath.Join(dir, "model.safetensors")
+	switch {
+	case exists(single):
+		f, err := torch.OpenSafetensors(single)
+		if err != nil {
+			return nil, err
+		}
+		ck.files["model.safetensors"] = f
+		for _, n := range f.Names() {
+			ck.where[n] = "model.safetensors"
+		}
+	case exists(idx):
+		b, err := os.ReadFile(idx)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		var index struct {
+			WeightMap map[string]string `json:"weight_map"`
+		}
+		if err := json.Unmarshal(b, &index); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %s is not valid JSON: %w", dir, idx, err)
+		}
+		if len(index.WeightMap) == 0 {
+			return nil, fmt.Errorf("checkpoint %s: %s has an empty weight_map", dir, idx)
+		}
+		for name, file := range index.WeightMap {
+			if strings.Contains(file, "/") || strings.Contains(file, "..") {
+				return nil, fmt.Errorf("checkpoint %s: shard name %q is not a plain file name", dir, file)
+			}
+			if _, ok := ck.files[file]; !ok {
+				f, err := torch.OpenSafetensors(filepath.Join(dir, file))
+				if err != nil {
+					ck.Close()
+					return nil, err
+				}
+				ck.files[file] = f
+			}
+			if _, ok := ck.files[file].Info(name); !ok {
+				ck.Close()
+				return nil, fmt.Errorf("checkpoint %s: index says %q is in %s, which lacks it", dir, name, file)
+			}
+			ck.where[name] = file
+		}
+	default:
+		if exists(filepath.Join(dir, "pytorch_model.bin")) {
+			return nil, fmt.Errorf("checkpoint %s: only pytorch_model.bin (pickle) found; re2g reads safetensors: convert it with transformers' save_pretrained(safe_serialization=True)", dir)
+		}
+		return nil, fmt.Errorf("checkpoint %s: no model.safetensors or model.safetensors.index.json", dir)
+	}
+	return ck, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// Names lists every tensor in the checkpoint, sorted.
+func (c *Checkpoint) Names() []string {
+	ns := make([]string, 0, len(c.where))
+	for n := range c.where {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Has reports whether the checkpoint holds name.
+func (c *Checkpoint) Has(name string) bool { _, ok := c.where[name]; return ok }
+
+// Info describes tensor name.
+func (c *Checkpoint) Info(name string) (torch.TensorInfo, bool) {
+	f, ok := c.where[name]
+	if !ok {
+		return torch.TensorInfo{}, false
+	}
+	return c.files[f].Info(name)
+}
+
+// Load reads tensor name onto dev; floating-point tensors are converted to
+// dt (pass -1 to keep the stored type), others keep theirs.
+func (c *Checkpoint) Load(s *torch.Scope, name string, dev torch.Device, dt torch.DType) (*torch.Tensor, error) {
+	f, ok := c.where[name]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint %s: no tensor %q", c.Dir, name)
+	}
+	info, _ := c.files[f].Info(name)
+	if !info.DType.IsFloat() {
+		dt = -1
+	}
+	return c.files[f].Load(s, name, dev, dt)
+}
+
+// Close unmaps every file.
+func (c *Checkpoint) Close() {
+	for _, f := range c.files {
+		f.Close()
+	}
+}
+
+// Options controls loading.
+type Options struct {
+	Device torch.Device
+	DType  torch.DType // for floating-point weights; -1 or 0 with KeepDType keeps the stored type
+	// Strict turns unexpected tensors (present in the file, used by no field)
+	// into an error instead of a report.
+	Strict bool
+	// Ignore lists name prefixes that are never reported as unexpected.
+	Ignore []string
+}
+
+// Report says what loading found besides the tensors it used.
+type Report struct {
+	Unexpected []string // in the checkpoint, used by no field
+}
+
+// LoadError lists every problem found while loading, by tensor name.
+type LoadError struct {
+	Dir        string
+	Missing    []string
+	Mismatched []string // "name: checkpoint [a b], model wants [c d]"
+	Unexpected []string // only in strict mode
+}
+
+func (e *LoadError) Error() string {
+	var parts []string
+	add := func(what string, names []string) {
+		if len(names) == 0 {
+			return
+		}
+		show := names
+		if len(show) > 8 {
+			show = append(append([]string{}, show[:8]...), fmt.Sprintf("... (%d more)", len(names)-8))
+		}
+		parts = append(parts, fmt.Sprintf("%s %d: %s", what, len(names), strings.Join(show, ", ")))
+	}
+	add("missing", e.Missing)
+	add("wrong shape", e.Mismatched)
+	add("unexpected", e.Unexpected)
+	return fmt.Sprintf("checkpoint %s: %s", e.Dir, strings.Join(parts, "; "))
+}
+
+// Shaper is implemented by layers that know the shapes their tensors must have.
+type Shaper interface {
+	// Shapes maps a field's tag name (relative to the layer) to its shape.
+	Shapes() map[string][]int64
+}
+
+// field is one tensor field found by walking a model struct.
+type field struct {
+	name     string   // full checkpoint name
+	alts     []string // absolute alternative names
+	optional bool
+	shape    []int64 // expected, when the layer says
+	ptr      **torch.Tensor
+}
+
+// walk lists the tensor fields of v (a pointer to a struct) with their full names.
+func walk(v reflect.Value, prefix string, out *[]field) error {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return fmt.Errorf("nil %s at %q", v.Type(), prefix)
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return fmt.Errorf("model: %s at %q is not a struct", v.Type(), prefix)
+	}
+	var shapes map[string][]int64
+	if v.CanAddr() {
+		if sh, ok := v.Addr().Interface().(Shaper); ok {
+			shapes = sh.Shapes()
+		}
+	}
+	tensorType := reflect.TypeOf((*torch.Tensor)(nil))
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag, ok := sf.Tag.Lookup("st")
+		if !ok || tag == "-" || !sf.IsExported() {
+			continue
+		}
+		parts := strings.Split(tag, ",")
+		name := parts[0]
+		f := field{name: prefix + name}
+		for _, p := range parts[1:] {
+			switch {
+			case p == "optional":
+				f.optional = true
+			case strings.HasPrefix(p, "alt="):
+				f.alts = append(f.alts, strings.TrimPrefix(p, "alt="))
+			default:
+				return fmt.Errorf("model: field %s: unknown tag option %q", sf.Name, p)
+			}
+		}
+		fv := v.Field(i)
+		switch {
+		case sf.Type == tensorType:
+			f.ptr = fv.Addr().Interface().(**torch.Tensor)
+			f.shape = shapes[name]
+			*out = append(*out, f)
+		case sf.Type.Kind() == reflect.Struct:
+			if err := walk(fv.Addr(), prefix+name+".", out); err != nil {
+				return err
+			}
+		case sf.Type.Kind() == reflect.Pointer && sf.Type.Elem().Kind() == reflect.Struct:
+			if fv.IsNil() {
+				if f.optional {
+					continue
+				}
+				fv.Set(reflect.New(sf.Type.Elem()))
+			}
+			if err := walk(fv, prefix+name+".", out); err != nil {
+				return err
+			}
+		case sf.Type.Kind() == reflect.Slice:
+			for j := 0; j < fv.Len(); j++ {
+				ev := fv.Index(j)
+				if ev.Kind() != reflect.Pointer {
+					ev = ev.Addr()
+				} else if ev.IsNil() {
+					ev.Set(reflect.New(ev.Type().Elem()))
+				}
+				if err := walk(ev, prefix+name+"."+strconv.Itoa(j)+".", out); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("model: field %s (%s) cannot hold a tensor", sf.Name, sf.Type)
+		}
+	}
+	return nil
+}
+
+// Fill loads every tagged tensor of dst (a pointer to a model struct) from
+// ck, names prefixed with prefix, into tensors owned by s. It returns a
+// LoadError naming every missing or mis-shaped tensor.
+func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (*Report, error) {
+	var fields []field
+	if err := walk(reflect.ValueOf(dst), prefix, &fields); err != nil {
+		return nil, err
+	}
+	lerr := &LoadError{Dir: ck.Dir}
+	used := map[string]bool{}
+	loaded := map[string]*torch.Tensor{}
+	for _, f := range fields {
+		name := f.name
+		if !ck.Has(name) {
+			name = ""
+			for _, a := range f.alts {
+				if ck.Has(a) {
+					name = a
+					break
+				}
+			}
+		}
+		if name == "" {
+			if !f.optional {
+				lerr.Missing = append(lerr.Missing, f.name)
+			}
+			continue
+		}
+		used[name] = true
+		info, _ := ck.Info(name)
+		if f.shape != nil && !equalShape(info.Shape, f.shape) {
+			lerr.Mismatched = append(lerr.Mismatched, fmt.Sprintf("%s: checkpoint %v, model wants %v", name, info.Shape, f.shape))
+			continue
+		}
+		if t, ok := loaded[name]; ok {
+			*f.ptr = t
+			continue
+		}
+		t, err := ck.Load(s, name, opt.Device, opt.DType)
+		if err != nil {
+			return nil, err
+		}
+		loaded[name] = t
+		*f.ptr = t
+	}
+	rep := &Report{}
+	for _, n := range ck.Names() {
+		if used[n] || !strings.HasPrefix(n, prefix) {
+			continue
+		}
+		ignored := false
+		for _, ig := range opt.Ignore {
+			if strings.HasPrefix(n, ig) {
+				ignored = true
+			}
+		}
+		if !ignored {
+			rep.Unexpected = append(rep.Unexpected, n)
+		}
+	}
+	if opt.Strict {
+		lerr.Unexpected = rep.Unexpected
+	}
+	if len(lerr.Missing)+len(lerr.Mismatched)+len(lerr.Unexpected) > 0 {
+		return rep, lerr
+	}
+	return rep, nil
+}
+
+func equalShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Tensors lists the tensors of src (a pointer to a model struct) by
+// checkpoint name, each tensor once (under the first name that holds it, so
+// tied weights are saved once, as save_pretrained does).
+func Tensors(src any, prefix string) (map[string]*torch.Tensor, error) {
+	var fields []field
+	if err := walk(reflect.ValueOf(src), prefix, &fields); err != nil {
+		return nil, err
+	}
+	out := map[string]*torch.Tensor{}
+	seen := map[*torch.Tensor]bool{}
+	for _, f := range fields {
+		t := *f.ptr
+		if t == nil || seen[t] {
+			continue
+		}
+		seen[t] = true
+		out[f.name] = t
+	}
+	return out, nil
+}
+
+// ErrNoConfig is returned when a model directory has no config.json.
+var ErrNoConfig = errors.New("no config.json")
+
+// ReadJSON reads dir/name into v, with errors naming the file.
+func ReadJSON(dir, name string, v any) error {
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		if os.IsNotExist(err) && name == "config.json" {
+			return fmt.Errorf("model %s: %w", dir, ErrNoConfig)
+		}
+		return fmt.Errorf("model %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("model %s: %s: %w", dir, name, err)
+	}
+	return nil
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// Init fills every tensor field of dst (whose layers declare their shapes)
+// with fresh weights as Hugging Face's _init_weights does: normal(0, std) for
+// weights and embeddings, zeros for biases, ones for LayerNorm weights.
+func Init(s *torch.Scope, dst any, std float64, dev torch.Device, dt torch.DType) error {
+	var fields []field
+	if err := walk(reflect.ValueOf(dst), "", &fields); err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if f.shape == nil {
+			if f.optional {
+				continue
+			}
+			return fmt.Errorf("model: init %s: layer does not declare its shape", f.name)
+		}
+		var t *torch.Tensor
+		switch {
+		case strings.HasSuffix(f.name, "bias"):
+			t = s.Zeros(dt, dev, f.shape...)
+		case isNormWeight(f.name):
+			t = s.Ones(dt, dev, f.shape...)
+		default:
+			t = s.MulScalar(s.Randn(dt, dev, f.shape...), std)
+		}
+		*f.ptr = t
+	}
+	return s.Err()
+}
+
+func isNormWeight(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasSuffix(n, ".weight") && (strings.Contains(n, "layernorm") || strings.Contains(n, "layer_norm"))
+}
