@@ -144,4 +144,3 @@ func (m *Model) Pool(s *torch.Scope, hidden *torch.Tensor) *torch.Tensor {
 	}
 	return s.Tanh(m.Pooler.Forward(s, s.Select(hidden, 1, 0)))
 }
-

@@ -254,4 +254,3 @@ func (c *CrossEncoder) Save(dir string) error {
 
 // Parameters lists the trainable tensors (marking them as requiring grad).
 func (c *CrossEncoder) Parameters() ([]torch.Param, error) { return model.Parameters(c, "") }
-
