@@ -98,7 +98,7 @@ func printKILTTable(w io.Writer, r *kilt.Result) {
 		fmt.Fprintf(w, ", %d predictions not in the gold (ignored)", r.Unmatched)
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "group\tmetric\tvalue\t")
 	row := func(group, name string, v float64) { fmt.Fprintf(tw, "%s\t%s\t%.4f\t\n", group, name, v) }
 	head := []string{"Rprec"}
