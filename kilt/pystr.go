@@ -98,7 +98,8 @@ func finalSigma(rs []rune, i int) rune {
 // pyStr renders a JSON value decoded with UseNumber as Python's str() renders
 // the value json.loads makes of it: strings as they are, integers in decimal,
 // floats as repr, true/false/null as True/False/None. Objects and arrays are
-// refused: no KILT id or rank key holds one.
+// refused: no KILT id or rank key holds one. Go numbers (values set in code)
+// render as their JSON form would read back.
 func pyStr(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
@@ -112,6 +113,13 @@ func pyStr(v any) (string, error) {
 		return "False", nil
 	case nil:
 		return "None", nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		// a value set in Go: render what its JSON form would read back as
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", err
+		}
+		return pyNumber(string(b))
 	default:
 		return "", fmt.Errorf("unsupported JSON value %T (want a string or a number)", v)
 	}
