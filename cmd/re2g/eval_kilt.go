@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,12 +57,12 @@ func init() {
 			if err != nil {
 				return fmt.Errorf("eval kilt: %w", err)
 			}
-			printKILTTable(os.Stderr, res)
+			printKILTTable(c.App.ErrWriter, res)
 			b, err := json.Marshal(res)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(os.Stdout, string(b))
+			_, err = fmt.Fprintln(c.App.Writer, string(b))
 			return err
 		},
 	})
