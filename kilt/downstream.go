@@ -39,7 +39,7 @@ func F1(prediction, gold string) float64 {
 // MaxRougeCells bounds the longest-common-subsequence table of one ROUGE-L
 // comparison (words of a reference sentence times words of a hypothesis
 // sentence).
-const MaxRougeCells = 1 << 25
+const MaxRougeCells = 1 << 24
 
 // RougeL is the ROUGE-L F score that KILT takes from the rouge package
 // (pltrdy/rouge 1.0.1, Rouge().get_scores(prediction, gold)["rouge-l"]["f"]):
