@@ -316,6 +316,7 @@ func TestReadWrite(t *testing.T) {
 		`{"output": []}`,
 		`{"id": [1]}`,
 		`{"id": 1, "input": 3}`,
+		`{"id": 1, "input": null}`,
 		`[1, 2]`,
 		`{"id": 1`,
 	} {

@@ -124,8 +124,8 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	}
 	*r = Record{ID: id, rawID: raw}
 	if in, ok := m["input"]; ok {
-		if err := json.Unmarshal(in, &r.Input); err != nil {
-			return fmt.Errorf("input must be a string: %w", err)
+		if err := json.Unmarshal(in, &r.Input); err != nil || bytes.Equal(bytes.TrimSpace(in), []byte("null")) {
+			return fmt.Errorf("input must be a string, got %.40s", in)
 		}
 		r.hasInput = true
 	}
