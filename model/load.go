@@ -409,7 +409,7 @@ func Init(s *torch.Scope, dst any, std float64, dev torch.Device, dt torch.DType
 	}
 	for _, f := range fields {
 		if f.shape == nil {
-			if f.optional {
+			if f.optional || len(f.alts) > 0 { // tied weights are set by the model
 				continue
 			}
 			return fmt.Errorf("model: init %s: layer does not declare its shape", f.name)

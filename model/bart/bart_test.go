@@ -1,0 +1,124 @@
+package bart
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/re2g/re2g/model"
+	"github.com/re2g/re2g/torch"
+)
+
+func tinyConfig() *Config {
+	return &Config{
+		ModelType: "bart", VocabSize: 40, DModel: 16, EncoderLayers: 2, DecoderLayers: 2,
+		EncoderAttentionHeads: 4, DecoderAttentionHeads: 4, EncoderFFNDim: 32, DecoderFFNDim: 32,
+		ActivationFunction: "gelu", MaxPositionEmbeddings: 64, PadTokenID: 1, BOSTokenID: 0, EOSTokenID: 2,
+		DecoderStartTokenID: 2, InitStd: 0.3,
+	}
+}
+
+func TestCachedDecodingEqualsFullDecoding(t *testing.T) {
+	torch.ManualSeed(5)
+	m, err := New(tinyConfig(), torch.CPUDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	dir := t.TempDir()
+	if err := m.Save(dir, DefaultGenerationConfig(m.Cfg)); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Load(dir, model.Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if m2.LMHead != m2.Shared.Weight || m2.Encoder.EmbedTokens != m2.Shared.Weight {
+		t.Fatal("tied embeddings were not tied on load")
+	}
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	src := s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
+	mask := s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
+	dec := s.FromInt64([]int64{2, 0, 8, 9, 2, 0, 11, 12}, 2, 4)
+	enc := m2.Encode(s, src, mask, false)
+	full, _ := m2.Decode(s, dec, enc, mask, nil, false).Float32s()
+	cache := m2.NewCache()
+	var stepped []float32
+	for i := int64(0); i < 4; i++ {
+		lg, _ := m2.Decode(s, s.Slice(dec, 1, i, i+1, 1), enc, mask, cache, false).Float32s()
+		stepped = append(stepped, lg...)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	v := 40
+	for b := 0; b < 2; b++ {
+		for i := 0; i < 4; i++ {
+			for j := 0; j < v; j++ {
+				f := full[(b*4+i)*v+j]
+				c := stepped[(i*2+b)*v+j]
+				if math.Abs(float64(f-c)) > 1e-4 {
+					t.Fatalf("batch %d position %d token %d: full %v cached %v", b, i, j, f, c)
+				}
+			}
+		}
+	}
+	a, _ := m.Encode(s, src, mask, false).Float32s()
+	e, _ := enc.Float32s()
+	for i := range a {
+		if a[i] != e[i] {
+			t.Fatal("reloaded model differs")
+		}
+	}
+}
+
+func TestGenerateRuns(t *testing.T) {
+	torch.ManualSeed(6)
+	m, err := New(tinyConfig(), torch.CPUDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	src := s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
+	mask := s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
+	g := DefaultGenerationConfig(m.Cfg)
+	g.MaxLength = 8
+	base := torch.LiveTensors()
+	greedy, err := m.Generate(context.Background(), src, mask, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.NumBeams, g.NumReturnSequences, g.NoRepeatNgramSize = 4, 3, 2
+	beams, err := m.Generate(context.Background(), src, mask, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if torch.LiveTensors() != base {
+		t.Fatalf("generation leaked %d tensors", torch.LiveTensors()-base)
+	}
+	if len(greedy) != 2 || len(beams) != 2 || len(beams[0]) != 3 {
+		t.Fatalf("shapes: greedy %d, beams %d x %d", len(greedy), len(beams), len(beams[0]))
+	}
+	for _, bs := range beams {
+		for i := 1; i < len(bs); i++ {
+			if bs[i].Score > bs[i-1].Score {
+				t.Fatalf("beams not sorted: %v", bs)
+			}
+		}
+		for _, b := range bs {
+			if b.IDs[0] != 2 || len(b.IDs) > 8 {
+				t.Fatalf("bad sequence %v", b.IDs)
+			}
+		}
+	}
+	t.Logf("greedy %v; beams %v", greedy[0][0].IDs, beams[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Generate(ctx, src, mask, g); err == nil {
+		t.Fatal("cancelled generation succeeded")
+	}
+}
