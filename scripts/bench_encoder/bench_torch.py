@@ -1,0 +1,128 @@
+"""Python side of bench_encoder: the same DPR context encoder in PyTorch eager.
+
+Uses Hugging Face transformers' DPRContextEncoder when it can be imported
+(the GPU machine; or PYTHONPATH pointing at a transformers checkout), else a
+faithful nn.Module BERT written here (modeling_bert.py's eager math). Reads
+the weights from the model directory's model.safetensors with a small reader.
+
+usage: bench_torch.py MODEL_DIR BATCH SEQ ITERS THREADS DEVICE DTYPE
+"""
+import json
+import math
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in hdr.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32", e["dtype"]
+        b, end = e["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[b:end], dtype=np.float32).copy().reshape(e["shape"]))
+    return out
+
+
+class Layer(nn.Module):
+    def __init__(self, h, nh, inter, eps):
+        super().__init__()
+        self.nh = nh
+        self.q, self.k, self.v, self.o = (nn.Linear(h, h) for _ in range(4))
+        self.ln1 = nn.LayerNorm(h, eps=eps)
+        self.i = nn.Linear(h, inter)
+        self.out = nn.Linear(inter, h)
+        self.ln2 = nn.LayerNorm(h, eps=eps)
+
+    def forward(self, x, mask):
+        b, l, h = x.shape
+        d = h // self.nh
+        split = lambda t: t.view(b, l, self.nh, d).transpose(1, 2)
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + mask
+        ctx = torch.matmul(torch.softmax(s, -1), v).transpose(1, 2).reshape(b, l, h)
+        x = self.ln1(self.o(ctx) + x)
+        return self.ln2(self.out(nn.functional.gelu(self.i(x))) + x)
+
+
+class Bert(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        h = cfg["hidden_size"]
+        self.word = nn.Embedding(cfg["vocab_size"], h)
+        self.pos = nn.Embedding(cfg["max_position_embeddings"], h)
+        self.typ = nn.Embedding(cfg["type_vocab_size"], h)
+        self.ln = nn.LayerNorm(h, eps=cfg["layer_norm_eps"])
+        self.layers = nn.ModuleList(
+            Layer(h, cfg["num_attention_heads"], cfg["intermediate_size"], cfg["layer_norm_eps"])
+            for _ in range(cfg["num_hidden_layers"]))
+
+    def forward(self, ids, mask):
+        l = ids.shape[1]
+        x = self.word(ids) + self.pos(torch.arange(l, device=ids.device))[None] + self.typ(torch.zeros_like(ids))
+        x = self.ln(x)
+        m = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for layer in self.layers:
+            x = layer(x, m)
+        return x[:, 0]
+
+    def load(self, w, p):
+        self.word.weight.data = w[p + "embeddings.word_embeddings.weight"]
+        self.pos.weight.data = w[p + "embeddings.position_embeddings.weight"]
+        self.typ.weight.data = w[p + "embeddings.token_type_embeddings.weight"]
+        self.ln.weight.data = w[p + "embeddings.LayerNorm.weight"]
+        self.ln.bias.data = w[p + "embeddings.LayerNorm.bias"]
+        names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                 "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "i": "intermediate.dense",
+                 "out": "output.dense", "ln2": "output.LayerNorm"}
+        for i, layer in enumerate(self.layers):
+            for attr, n in names.items():
+                mod = getattr(layer, attr)
+                mod.weight.data = w[f"{p}encoder.layer.{i}.{n}.weight"]
+                mod.bias.data = w[f"{p}encoder.layer.{i}.{n}.bias"]
+
+
+def main():
+    d, batch, seq, iters, threads, device, dtype = sys.argv[1:8]
+    batch, seq, iters, threads = int(batch), int(seq), int(iters), int(threads)
+    torch.set_num_threads(threads)
+    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    try:
+        from transformers import DPRContextEncoder  # noqa
+
+        model = DPRContextEncoder.from_pretrained(d, torch_dtype=dt)
+        impl = "transformers DPRContextEncoder"
+        fwd = lambda ids, mask: model(input_ids=ids, attention_mask=mask).pooler_output
+    except Exception as e:  # no transformers here: the same math, written out
+        cfg = json.load(open(d + "/config.json"))
+        model = Bert(cfg)
+        model.load(read_safetensors(d + "/model.safetensors"), "ctx_encoder.bert_model.")
+        model = model.to(dt)
+        impl = "nn.Module BERT"
+        fwd = model
+        print(f"transformers not importable ({type(e).__name__}); using {impl}", file=sys.stderr)
+    model = model.to(device).eval()
+    ids = (1000 + (torch.arange(batch * seq) * 7919) % 29000).view(batch, seq).to(device)
+    mask = torch.ones(batch, seq, dtype=torch.long, device=device)
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 1):
+            t0 = time.perf_counter()
+            out = fwd(ids, mask).float().cpu()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+    print("impl", impl)
+    print("best_seconds", min(times))
+
+
+if __name__ == "__main__":
+    main()
