@@ -17,9 +17,10 @@ Two ways to run it:
    torch 2.x and the `safetensors` package): just run it with that python.
 
 2. On the Debian bookworm build machine (no PyPI): Debian's python3-torch
-   1.13 and a source checkout of transformers v4.38.2 (the last release line
-   that needs only torch>=1.11 and whose tag we had at hand) plus
-   huggingface_hub v0.21.4, neither committed here:
+   1.13 and a source checkout of transformers v4.38.2 plus huggingface_hub
+   v0.21.4, neither committed here (v4.45.1 with huggingface_hub 0.25.2 also
+   runs on torch 1.13, given a stub `tokenizers` module, which 4.45 imports
+   unconditionally; 4.38.2 needs none):
 
        apt-get install python3-torch python3-numpy python3-regex python3-yaml \
            python3-packaging python3-filelock python3-requests python3-tqdm \
@@ -42,8 +43,8 @@ Two ways to run it:
    Debian bookworm has no python3-safetensors (its core is Rust) and
    transformers refuses to import without it. When the `safetensors` package
    is missing, this script provides a small pure-Python one of its own
-   (SAFETENSORS_SHIM below: save_file / load_file / safe_open, the exact file
-   format) in a temporary directory on sys.path, so that `save_pretrained(...,
+   (SAFETENSORS_SHIM_INIT and SAFETENSORS_SHIM_TORCH below: save_file,
+   load_file, safe_open, storage_ptr, storage_size; the exact file format) in a temporary directory on sys.path, so that `save_pretrained(...,
    safe_serialization=True)` runs Hugging Face's own code (tied-weight removal,
    sharding, index file, {"format": "pt"} metadata) and only the byte writer is
    ours. The real package is used whenever it is installed.
