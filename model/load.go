@@ -145,7 +145,7 @@ func (c *Checkpoint) Close() {
 // Options controls loading.
 type Options struct {
 	Device torch.Device
-	DType  torch.DType // for floating-point weights; -1 or 0 with KeepDType keeps the stored type
+	DType  torch.DType // floating-point weights are converted to it (zero value: float32); -1 keeps the stored type
 	// Strict turns unexpected tensors (present in the file, used by no field)
 	// into an error instead of a report.
 	Strict bool

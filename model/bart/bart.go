@@ -91,9 +91,6 @@ func Load(dir string, opt model.Options) (*Model, error) {
 		return nil, err
 	}
 	defer ck.Close()
-	if opt.DType == 0 {
-		opt.DType = -1
-	}
 	m := newModel(cfg)
 	s := torch.NewScope()
 	rep, err := model.Fill(s, ck, "", m, opt)

@@ -27,9 +27,6 @@ func loadInto(dir string, dst any, prefix string, opt model.Options) (*weights, 
 		return nil, err
 	}
 	defer ck.Close()
-	if opt.DType == 0 {
-		opt.DType = -1
-	}
 	s := torch.NewScope()
 	rep, err := model.Fill(s, ck, prefix, dst, opt)
 	if err != nil {
