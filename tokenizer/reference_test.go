@@ -1,0 +1,257 @@
+package tokenizer
+
+import (
+	"bufio"
+	"compress/gzip"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// dataDir is the shared, read-only data folder (see the project README).
+const dataDir = "../../shared/data"
+
+// refLine is one fixture line made by scripts/tokenizer_reference.js.
+type refLine struct {
+	Src           string `json:"src"`
+	I             int    `json:"i"`
+	Text          *string
+	Pair          []int  `json:"pair"`
+	Truncation    string `json:"truncation"`
+	MaxLength     int    `json:"max_length"`
+	IDs           []int  `json:"ids"`
+	TypeIDs       []int  `json:"type_ids"`
+	Decoded       *string
+	DecodedAll    *string `json:"decoded_all"`
+	DecodedSHA1   string  `json:"decoded_sha1"`
+	DecodedAllSHA string  `json:"decoded_all_sha1"`
+}
+
+func readGzipLines(t testing.TB, path string, each func(line []byte)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		if len(sc.Bytes()) > 0 {
+			each(sc.Bytes())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	sourcesOnce sync.Once
+	sourcesVal  map[string][]string
+	sourcesErr  error
+)
+
+// loadSources rebuilds the text lists of the reference script from the data
+// sets (keep in sync with sources() in scripts/tokenizer_reference.js).
+func loadSources(t testing.TB) map[string][]string {
+	t.Helper()
+	sourcesOnce.Do(func() { sourcesVal, sourcesErr = readSources() })
+	if sourcesErr != nil {
+		t.Skipf("shared data not available: %v", sourcesErr)
+	}
+	return sourcesVal
+}
+
+func readSources() (map[string][]string, error) {
+	out := map[string][]string{}
+	b, err := os.ReadFile(filepath.Join(dataDir, "squadshifts/new_wiki_v1.0.json"))
+	if err != nil {
+		return nil, err
+	}
+	var squad struct {
+		Data []struct {
+			Paragraphs []struct {
+				Context string `json:"context"`
+				Qas     []struct {
+					Question string `json:"question"`
+				} `json:"qas"`
+			} `json:"paragraphs"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &squad); err != nil {
+		return nil, err
+	}
+	for _, a := range squad.Data {
+		for _, p := range a.Paragraphs {
+			out["squad.p"] = append(out["squad.p"], p.Context)
+			for _, q := range p.Qas {
+				out["squad.q"] = append(out["squad.q"], q.Question)
+			}
+		}
+	}
+	gz := func(name string, each func(string) error) error {
+		f, err := os.Open(filepath.Join(dataDir, name))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			if sc.Text() != "" {
+				if err := each(sc.Text()); err != nil {
+					return err
+				}
+			}
+		}
+		return sc.Err()
+	}
+	if err := gz("scifact/topics.beir-v1.0.0-scifact.test.tsv.gz", func(l string) error {
+		_, text, _ := strings.Cut(l, "\t")
+		out["scifact.claim"] = append(out["scifact.claim"], text)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for name, key := range map[string]string{"arguana/queries.jsonl.gz": "arguana.q", "arguana/corpus.jsonl.gz": "arguana.doc"} {
+		if err := gz(name, func(l string) error {
+			var d struct {
+				Text string `json:"text"`
+			}
+			if err := json.Unmarshal([]byte(l), &d); err != nil {
+				return err
+			}
+			out[key] = append(out[key], d.Text)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func sha16(s string) string {
+	h := sha1.Sum([]byte(s))
+	return hex.EncodeToString(h[:])[:16]
+}
+
+// checkReference compares tok with one fixture file on every line.
+func checkReference(t *testing.T, tok *Tokenizer, fixture string) {
+	src := loadSources(t)
+	var n, bad int
+	readGzipLines(t, filepath.Join("../testdata/tokenizer", fixture), func(b []byte) {
+		var r refLine
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		fail := func(format string, args ...any) {
+			bad++
+			if bad <= 15 {
+				t.Errorf(format, args...)
+			}
+		}
+		if r.Pair != nil {
+			a, b := src["squad.q"][r.Pair[0]], src["squad.p"][r.Pair[1]]
+			opts := Options{MaxLength: r.MaxLength}
+			if r.Truncation != "none" {
+				opts.Truncation = Truncation(r.Truncation)
+			}
+			e, err := tok.EncodeWith(a, b, true, opts)
+			if err != nil {
+				fail("pair %v %s %d: %v", r.Pair, r.Truncation, r.MaxLength, err)
+				return
+			}
+			if !slices.Equal(e.IDs, r.IDs) || !slices.Equal(e.TypeIDs, r.TypeIDs) {
+				fail("pair %v %s %d:\n got %v %v\nwant %v %v", r.Pair, r.Truncation, r.MaxLength, e.IDs, e.TypeIDs, r.IDs, r.TypeIDs)
+			}
+			return
+		}
+		var text, name string
+		if r.Text != nil {
+			text, name = *r.Text, fmt.Sprintf("%q", *r.Text)
+		} else {
+			list := src[r.Src]
+			if r.I >= len(list) {
+				t.Fatalf("%s[%d]: source too short", r.Src, r.I)
+			}
+			text, name = list[r.I], fmt.Sprintf("%s[%d]", r.Src, r.I)
+		}
+		if len(name) > 200 {
+			name = name[:200] + "…"
+		}
+		e := tok.Encode(text)
+		if !slices.Equal(e.IDs, r.IDs) {
+			fail("%s:\n got %v\nwant %v", name, e.IDs, r.IDs)
+			return
+		}
+		wantTypes := r.TypeIDs
+		if wantTypes == nil {
+			wantTypes = make([]int, len(r.IDs))
+		}
+		if !slices.Equal(e.TypeIDs, wantTypes) {
+			fail("%s: type ids %v, want %v", name, e.TypeIDs, wantTypes)
+		}
+		dec, err := tok.Decode(e.IDs, true)
+		if err != nil {
+			fail("%s: decode: %v", name, err)
+			return
+		}
+		decAll, err := tok.Decode(e.IDs, false)
+		if err != nil {
+			fail("%s: decode: %v", name, err)
+			return
+		}
+		if r.Decoded != nil && (dec != *r.Decoded || decAll != *r.DecodedAll) {
+			fail("%s: decoded %q / %q, want %q / %q", name, dec, decAll, *r.Decoded, *r.DecodedAll)
+		}
+		if r.Decoded == nil && (sha16(dec) != r.DecodedSHA1 || sha16(decAll) != r.DecodedAllSHA) {
+			fail("%s: decoded text differs from the reference (%q)", name, dec)
+		}
+	})
+	if bad > 0 {
+		t.Errorf("%d of %d fixture lines differ", bad, n)
+	}
+	if n < 4000 {
+		t.Errorf("only %d fixture lines", n)
+	}
+	t.Logf("%d fixture lines compared", n)
+}
+
+func loadOrSkip(t testing.TB, path string) *Tokenizer {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	tok, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestReferenceBertTokenizerJSON(t *testing.T) {
+	tok := loadOrSkip(t, filepath.Join(dataDir, "tokenizers/bert-base-uncased/tokenizer.json"))
+	checkReference(t, tok, "ref_bert-base-uncased.jsonl.gz")
+}
+
+func TestReferenceGPT2(t *testing.T) {
+	tok := loadOrSkip(t, filepath.Join(dataDir, "tokenizers/gpt2-bpe"))
+	checkReference(t, tok, "ref_gpt2.jsonl.gz")
+}
