@@ -610,4 +610,3 @@ func dropMn(s string) string {
 	}
 	return b.String()
 }
-

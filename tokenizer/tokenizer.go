@@ -58,9 +58,9 @@ type Padding int
 
 // Padding modes.
 const (
-	NoPadding        Padding = iota
-	PadLongest               // to the longest encoding of the batch
-	PadMaxLength             // to Options.MaxLength
+	NoPadding    Padding = iota
+	PadLongest           // to the longest encoding of the batch
+	PadMaxLength         // to Options.MaxLength
 )
 
 // Options control one encode call. The zero value adds special tokens and
