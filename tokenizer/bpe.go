@@ -226,6 +226,9 @@ func (m *bpe) tokenize(word string, out []int) []int {
 		}
 		syms = append(syms, id)
 	}
+	if len(syms) > 48 {
+		return append(out, m.mergeHeap(syms)...)
+	}
 	for len(syms) > 1 {
 		best, bestRank, bestID := -1, int32(1<<31-1), int32(0)
 		for i := 0; i+1 < len(syms); i++ {
@@ -240,6 +243,108 @@ func (m *bpe) tokenize(word string, out []int) []int {
 		syms = append(syms[:best+1], syms[best+2:]...)
 	}
 	return append(out, syms...)
+}
+
+// mergeHeap applies the merges in rank order (leftmost first among equal
+// ranks) with a heap over a linked list: O(n log n) for long words.
+func (m *bpe) mergeHeap(syms []int) []int {
+	n := len(syms)
+	prev := make([]int, n)
+	next := make([]int, n)
+	for i := range syms {
+		prev[i], next[i] = i-1, i+1
+	}
+	next[n-1] = -1
+	h := &mergeHeap{}
+	push := func(i int) {
+		j := next[i]
+		if i < 0 || j < 0 {
+			return
+		}
+		if mg, ok := m.merges[uint64(syms[i])<<32|uint64(uint32(syms[j]))]; ok {
+			h.push(heapItem{rank: mg.rank, pos: int32(i), left: int32(syms[i]), right: int32(syms[j]), id: mg.id})
+		}
+	}
+	for i := 0; i+1 < n; i++ {
+		push(i)
+	}
+	alive := make([]bool, n)
+	for i := range alive {
+		alive[i] = true
+	}
+	for h.len() > 0 {
+		it := h.pop()
+		i := int(it.pos)
+		j := next[i]
+		if !alive[i] || j < 0 || int32(syms[i]) != it.left || int32(syms[j]) != it.right {
+			continue
+		}
+		syms[i] = int(it.id)
+		alive[j] = false
+		next[i] = next[j]
+		if next[j] >= 0 {
+			prev[next[j]] = i
+		}
+		if prev[i] >= 0 {
+			push(prev[i])
+		}
+		push(i)
+	}
+	out := syms[:0]
+	for i := 0; i >= 0 && i < n; i = next[i] {
+		out = append(out, syms[i])
+	}
+	return out
+}
+
+type heapItem struct {
+	rank, pos, left, right, id int32
+}
+
+// mergeHeap is a binary min-heap ordered by (rank, pos).
+type mergeHeap struct{ items []heapItem }
+
+func (h *mergeHeap) len() int { return len(h.items) }
+
+func (h *mergeHeap) less(a, b int) bool {
+	x, y := h.items[a], h.items[b]
+	return x.rank < y.rank || (x.rank == y.rank && x.pos < y.pos)
+}
+
+func (h *mergeHeap) push(it heapItem) {
+	h.items = append(h.items, it)
+	i := len(h.items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h.items[i], h.items[p] = h.items[p], h.items[i]
+		i = p
+	}
+}
+
+func (h *mergeHeap) pop() heapItem {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	i := 0
+	for {
+		l, r, small := 2*i+1, 2*i+2, i
+		if l < last && h.less(l, small) {
+			small = l
+		}
+		if r < last && h.less(r, small) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h.items[i], h.items[small] = h.items[small], h.items[i]
+		i = small
+	}
+	return top
 }
 
 func (m *bpe) idToToken(id int) (string, bool) {
