@@ -209,4 +209,5 @@ async function main() {
   await fixtures('roberta-style', roberta(path.join(tokDir, 'gpt2-bpe')), src, items, pairs);
   codepointTables();
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+module.exports = { hf, gpt2, roberta };
+if (require.main === module) main().catch((e) => { console.error(e); process.exit(1); });
