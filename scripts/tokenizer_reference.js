@@ -158,6 +158,22 @@ async function fixtures(name, tok, src, items, pairs) {
       lines.push({ pair: [pr.a, pr.b], truncation: strategy, max_length: max, ids: enc.getIds(), type_ids: enc.getTypeIds() });
     }
   }
+  // Pairs of our own strings (word-boundary effects of truncation, errors).
+  const ns = nasty();
+  for (let i = 0; i + 1 < ns.length; i += 3) {
+    for (const [strategy, max] of [['longest_first', 5], ['longest_first', 8], ['longest_first', 13], ['only_second', 9]]) {
+      tok.setTruncation(max, { strategy: strategy === 'longest_first' ? 'LongestFirst' : 'OnlySecond' });
+      const line = { text_pair: [ns[i], ns[i + 1]], truncation: strategy, max_length: max };
+      try {
+        const enc = await tok.encode(ns[i], ns[i + 1], { addSpecialTokens: true });
+        line.ids = enc.getIds();
+        line.type_ids = enc.getTypeIds();
+      } catch (e) {
+        line.error = true;
+      }
+      lines.push(line);
+    }
+  }
   tok.disableTruncation();
   writeGz(`ref_${name}.jsonl.gz`, lines);
 }

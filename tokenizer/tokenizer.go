@@ -164,16 +164,29 @@ func (t *Tokenizer) PadID() (int, bool) { return t.padID, t.hasPad }
 func (t *Tokenizer) NumSpecialTokens(pair bool) int { return t.template.added(pair) }
 
 // tokenize runs added-token matching, normalization, pre-tokenization and
-// the model over one sequence, appending ids.
-func (t *Tokenizer) tokenize(text string, ids []int) []int {
+// the model over one sequence, appending ids. With limit > 0 it stops after
+// the first word (pre-token or added token) that brings the count to limit,
+// as HF tokenizers does when truncation is on; pair truncation depends on
+// these partial lengths.
+func (t *Tokenizer) tokenize(text string, ids []int, limit int) []int {
 	var buf []byte
+	start := len(ids)
+	full := func() bool { return limit > 0 && len(ids)-start >= limit }
+	added := func(a *AddedToken) {
+		if !full() {
+			ids = append(ids, a.ID)
+		}
+	}
 	model := func(s string) {
+		if full() {
+			return
+		}
 		if t.normalizer != nil {
 			s = t.normalizer.normalize(s)
 		}
 		t.normMatcher.split(s, func(seg string) {
 			t.preTokenizer.split(seg, func(piece string) {
-				if piece == "" {
+				if piece == "" || full() {
 					return
 				}
 				if t.byteLevelPre {
@@ -183,9 +196,9 @@ func (t *Tokenizer) tokenize(text string, ids []int) []int {
 				}
 				ids = t.model.tokenize(piece, ids)
 			})
-		}, func(a *AddedToken) { ids = append(ids, a.ID) })
+		}, added)
 	}
-	t.rawMatcher.split(text, model, func(a *AddedToken) { ids = append(ids, a.ID) })
+	t.rawMatcher.split(text, model, added)
 	return ids
 }
 
@@ -204,10 +217,14 @@ func (t *Tokenizer) EncodePair(a, b string) Encoding {
 // EncodeWith encodes a (and b when pair) with truncation and padding options.
 // Padding to the longest is a no-op for a single encoding.
 func (t *Tokenizer) EncodeWith(a, b string, pair bool, opts Options) (Encoding, error) {
-	idsA := t.tokenize(a, nil)
+	limit := 0
+	if opts.MaxLength > 0 {
+		limit = opts.MaxLength
+	}
+	idsA := t.tokenize(a, nil, limit)
 	var idsB []int
 	if pair {
-		idsB = t.tokenize(b, nil)
+		idsB = t.tokenize(b, nil, limit)
 	}
 	if opts.MaxLength > 0 {
 		var err error
