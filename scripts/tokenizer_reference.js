@@ -145,7 +145,11 @@ async function fixtures(name, tok, src, items, pairs) {
     if (enc.getTypeIds().some((x) => x !== 0)) line.type_ids = enc.getTypeIds();
     // Decoded text: inline for our own strings, as a digest for the data sets' texts.
     const dec = await tok.decode(ids, true), decAll = await tok.decode(ids, false);
-    if (it.text !== undefined) { line.decoded = dec; line.decoded_all = decAll; }
+    if (it.text !== undefined) {
+      line.decoded = dec;
+      line.decoded_all = decAll;
+      line.ids_no_special = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
+    }
     else { line.decoded_sha1 = sha1(dec); line.decoded_all_sha1 = sha1(decAll); }
     lines.push(line);
   }

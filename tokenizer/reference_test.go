@@ -29,6 +29,7 @@ type refLine struct {
 	Truncation    string   `json:"truncation"`
 	MaxLength     int      `json:"max_length"`
 	IDs           []int    `json:"ids"`
+	IDsNoSpecial  []int    `json:"ids_no_special"`
 	TypeIDs       []int    `json:"type_ids"`
 	Decoded       *string
 	DecodedAll    *string `json:"decoded_all"`
@@ -214,6 +215,12 @@ func checkReference(t *testing.T, tok *Tokenizer, fixture string) {
 			fail("%s:\n got %v\nwant %v", name, e.IDs, r.IDs)
 			return
 		}
+		if r.IDsNoSpecial != nil {
+			ns, err := tok.EncodeWith(text, "", false, Options{NoSpecialToken: true})
+			if err != nil || !slices.Equal(ns.IDs, r.IDsNoSpecial) {
+				fail("%s without special tokens:\n got %v (%v)\nwant %v", name, ns.IDs, err, r.IDsNoSpecial)
+			}
+		}
 		wantTypes := r.TypeIDs
 		if wantTypes == nil {
 			wantTypes = make([]int, len(r.IDs))
@@ -341,4 +348,78 @@ func TestReferenceBertVocabTxt(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkReference(t, tok, "ref_bert-base-uncased.jsonl.gz")
+}
+
+// bpeTokenizerJSON writes the tokenizer.json that the reference script builds
+// for GPT-2 (roberta false) or the RoBERTa-style tokenizer (roberta true), so
+// that the tokenizer.json loader is checked for BPE too.
+func bpeTokenizerJSON(t *testing.T, roberta bool) []byte {
+	src := filepath.Join(dataDir, "tokenizers/gpt2-bpe")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(src, "encoder.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vocab map[string]int
+	if err := json.Unmarshal(b, &vocab); err != nil {
+		t.Fatal(err)
+	}
+	merges, err := readMerges(filepath.Join(src, "vocab.bpe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mergeAny := make([]any, len(merges)) // both spellings of a merge occur in the wild
+	for i, m := range merges {
+		if i%2 == 0 {
+			mergeAny[i] = m[0] + " " + m[1]
+		} else {
+			mergeAny[i] = []string{m[0], m[1]}
+		}
+	}
+	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+	j := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil, "normalizer": nil,
+		"pre_tokenizer": byteLevel,
+		"decoder":       map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "",
+			"end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": mergeAny},
+	}
+	if roberta {
+		n := len(vocab)
+		var added []any
+		for i, s := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
+			vocab[s] = n + i
+			added = append(added, map[string]any{"id": n + i, "content": s, "single_word": false,
+				"lstrip": s == "<mask>", "rstrip": false, "normalized": false, "special": true})
+		}
+		j["added_tokens"] = added
+		j["post_processor"] = map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", vocab["</s>"]},
+			"cls": []any{"<s>", vocab["<s>"]}, "trim_offsets": true, "add_prefix_space": false}
+	} else {
+		j["added_tokens"] = []any{map[string]any{"id": vocab["<|endoftext|>"], "content": "<|endoftext|>",
+			"single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true}}
+		j["post_processor"] = map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}
+	}
+	out, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestReferenceBPETokenizerJSON(t *testing.T) {
+	for _, c := range []struct {
+		roberta bool
+		fixture string
+	}{{false, "ref_gpt2.jsonl.gz"}, {true, "ref_roberta-style.jsonl.gz"}} {
+		t.Run(c.fixture, func(t *testing.T) {
+			tok, err := LoadJSON(bpeTokenizerJSON(t, c.roberta))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReference(t, tok, c.fixture)
+		})
+	}
 }
