@@ -22,7 +22,22 @@ func Load(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
+	t, err := load(path, st.IsDir())
+	if err != nil {
+		return nil, err
+	}
+	dir := path
 	if !st.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	if n := readTokenizerConfig(dir).ModelMaxLength; n > 0 && n < 1<<30 {
+		t.ModelMaxLength = int(n)
+	}
+	return t, nil
+}
+
+func load(path string, isDir bool) (*Tokenizer, error) {
+	if !isDir {
 		if filepath.Base(path) == "vocab.txt" || strings.HasSuffix(path, ".txt") {
 			return loadVocabTxt(path, readTokenizerConfig(filepath.Dir(path)))
 		}
@@ -49,11 +64,12 @@ func Load(path string) (*Tokenizer, error) {
 // tokenizerConfig holds the few tokenizer_config.json fields used when
 // building a tokenizer from vocabulary files.
 type tokenizerConfig struct {
-	DoLowerCase          *bool  `json:"do_lower_case"`
-	StripAccents         *bool  `json:"strip_accents"`
-	TokenizeChineseChars *bool  `json:"tokenize_chinese_chars"`
-	AddPrefixSpace       *bool  `json:"add_prefix_space"`
-	TokenizerClass       string `json:"tokenizer_class"`
+	DoLowerCase          *bool   `json:"do_lower_case"`
+	StripAccents         *bool   `json:"strip_accents"`
+	TokenizeChineseChars *bool   `json:"tokenize_chinese_chars"`
+	AddPrefixSpace       *bool   `json:"add_prefix_space"`
+	TokenizerClass       string  `json:"tokenizer_class"`
+	ModelMaxLength       float64 `json:"model_max_length"`
 }
 
 func readTokenizerConfig(dir string) tokenizerConfig {

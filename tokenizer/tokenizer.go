@@ -100,6 +100,8 @@ type Tokenizer struct {
 
 	// Defaults read from tokenizer.json (not applied by Encode; see Options).
 	DefaultTruncation *Options
+	// ModelMaxLength is tokenizer_config.json's model_max_length (0: unknown).
+	ModelMaxLength int
 }
 
 // template is a post-processing template: pieces for single and pair inputs.

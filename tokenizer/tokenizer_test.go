@@ -232,3 +232,27 @@ func TestLossyUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestModelMaxLengthFromConfig(t *testing.T) {
+	src := filepath.Join(dataDir, "tokenizers/bert-base-uncased/tokenizer.json")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"model_max_length": 512, "do_lower_case": true}`), 0o644)
+	tok, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ModelMaxLength != 512 {
+		t.Fatalf("model max length %d", tok.ModelMaxLength)
+	}
+	if tok.DefaultTruncation == nil || tok.DefaultTruncation.MaxLength != 128 {
+		t.Fatalf("default truncation %+v", tok.DefaultTruncation)
+	}
+	if id, ok := tok.PadID(); !ok || id != 0 {
+		t.Fatalf("pad id %d %v", id, ok)
+	}
+}
