@@ -21,8 +21,16 @@ var commands []*cli.Command
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := newApp().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "re2g:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp builds the CLI from the registered commands.
+func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
-	app := &cli.App{
+	return &cli.App{
 		Name:     "re2g",
 		Usage:    "retrieve, rerank, generate: answers from a passage corpus",
 		Commands: commands,
@@ -37,9 +45,5 @@ func main() {
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
-	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "re2g:", err)
-		os.Exit(1)
 	}
 }

@@ -1,0 +1,166 @@
+package neural
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/re2g/re2g/model"
+	"github.com/re2g/re2g/model/bert"
+	"github.com/re2g/re2g/tokenizer"
+	"github.com/re2g/re2g/torch"
+)
+
+// Encoder embeds questions or passages with a DPR encoder (or a plain
+// BertModel, whose [CLS] vector is used).
+type Encoder struct {
+	dpr *bert.DPR
+	enc *bert.Encoder
+	tok *tokenizer.Tokenizer
+	opt Options
+	pad int64
+	// Question reports whether the checkpoint is a DPR question encoder.
+	Question bool
+}
+
+// LoadEncoder loads an encoder directory: DPRQuestionEncoder,
+// DPRContextEncoder or BertModel.
+func LoadEncoder(dir string, opt Options) (*Encoder, error) {
+	tok, err := loadTokenizer(dir, opt)
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{tok: tok, opt: opt}
+	mo := model.Options{Device: opt.Device, DType: opt.DType}
+	if d, derr := bert.LoadDPR(dir, mo); derr == nil {
+		e.dpr, e.Question = d, d.Question
+	} else {
+		enc, err := bert.LoadEncoder(dir, mo)
+		if err != nil {
+			return nil, fmt.Errorf("%w (as DPR: %v)", err, derr)
+		}
+		e.enc = enc
+	}
+	cfg := e.cfg()
+	if e.opt.MaxLength <= 0 || int64(e.opt.MaxLength) > cfg.MaxPositionEmbeddings {
+		e.opt.MaxLength = int(min(cfg.MaxPositionEmbeddings, 512))
+	}
+	if p, ok := tok.PadID(); ok {
+		e.pad = int64(p)
+	} else {
+		e.pad = cfg.PadTokenID
+	}
+	return e, nil
+}
+
+// NewEncoder wraps an encoder already in memory (e.g. during training).
+func NewEncoder(d *bert.DPR, tok *tokenizer.Tokenizer, opt Options) *Encoder {
+	if opt.MaxLength <= 0 {
+		opt.MaxLength = int(min(d.Cfg.MaxPositionEmbeddings, 512))
+	}
+	pad := d.Cfg.PadTokenID
+	if p, ok := tok.PadID(); ok {
+		pad = int64(p)
+	}
+	return &Encoder{dpr: d, tok: tok, opt: opt, pad: pad, Question: d.Question}
+}
+
+func (e *Encoder) cfg() *bert.Config {
+	if e.dpr != nil {
+		return e.dpr.Cfg
+	}
+	return e.enc.Cfg
+}
+
+// Dim is the embedding size.
+func (e *Encoder) Dim() int {
+	if e.dpr != nil {
+		return int(e.dpr.Dim())
+	}
+	return int(e.enc.Cfg.HiddenSize)
+}
+
+// Tokenizer is the encoder's tokenizer.
+func (e *Encoder) Tokenizer() *tokenizer.Tokenizer { return e.tok }
+
+// Close frees the weights.
+func (e *Encoder) Close() {
+	if e.dpr != nil {
+		e.dpr.Close()
+	}
+	if e.enc != nil {
+		e.enc.Close()
+	}
+}
+
+// Forward embeds a tokenized batch in s (for training and for callers that
+// keep tensors on the device).
+func (e *Encoder) Forward(s *torch.Scope, in bert.Inputs, train bool) *torch.Tensor {
+	if e.dpr != nil {
+		return e.dpr.Encode(s, in, train)
+	}
+	return s.Select(e.enc.Forward(s, in, train), 1, 0)
+}
+
+// Tokenize encodes texts (pairs when Pair is set) into device tensors in s.
+func (e *Encoder) Tokenize(ctx context.Context, s *torch.Scope, inputs []tokenizer.Input) (bert.Inputs, error) {
+	encs, err := e.tok.EncodeBatch(ctx, inputs, tokenizer.Options{MaxLength: e.opt.MaxLength, Truncation: tokenizer.LongestFirst})
+	if err != nil {
+		return bert.Inputs{}, err
+	}
+	ids, types, mask := batchTensors(s, encs, e.pad, e.opt.Device)
+	return bert.Inputs{IDs: ids, TypeIDs: types, Mask: mask}, s.Err()
+}
+
+// Passage is a passage to embed: encoded as the pair (title, text), as
+// Hugging Face's DPR context tokenizer does, or text alone without a title.
+type Passage struct {
+	Title, Text string
+}
+
+// EncodeQueries embeds questions.
+func (e *Encoder) EncodeQueries(ctx context.Context, texts []string) ([][]float32, error) {
+	in := make([]tokenizer.Input, len(texts))
+	for i, t := range texts {
+		in[i] = tokenizer.Input{A: t}
+	}
+	return e.encode(ctx, in)
+}
+
+// EncodePassages embeds passages.
+func (e *Encoder) EncodePassages(ctx context.Context, ps []Passage) ([][]float32, error) {
+	in := make([]tokenizer.Input, len(ps))
+	for i, p := range ps {
+		if p.Title == "" {
+			in[i] = tokenizer.Input{A: p.Text}
+		} else {
+			in[i] = tokenizer.Input{A: p.Title, B: p.Text, Pair: true}
+		}
+	}
+	return e.encode(ctx, in)
+}
+
+func (e *Encoder) encode(ctx context.Context, in []tokenizer.Input) ([][]float32, error) {
+	out := make([][]float32, 0, len(in))
+	dim := e.Dim()
+	err := inBatches(ctx, len(in), e.opt.batch(), func(lo, hi int) error {
+		s := torch.NewScope().NoGrad()
+		defer s.Close()
+		b, err := e.Tokenize(ctx, s, in[lo:hi])
+		if err != nil {
+			return err
+		}
+		v := e.Forward(s, b, false)
+		if err := s.Err(); err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		flat, err := v.Float32s()
+		if err != nil {
+			return err
+		}
+		for i := 0; i < hi-lo; i++ {
+			out = append(out, flat[i*dim:(i+1)*dim:(i+1)*dim])
+		}
+		return nil
+	})
+	return out, err
+}

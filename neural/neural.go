@@ -1,0 +1,100 @@
+// Package neural wraps re2g's models with their tokenizers: text in, vectors,
+// relevance scores or generated sequences out, in batches, on any device.
+// Every type here is safe for concurrent use: weights are only read, and
+// each call works in scopes of its own.
+package neural
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/re2g/re2g/tokenizer"
+	"github.com/re2g/re2g/torch"
+)
+
+// Options says where and how a model runs.
+type Options struct {
+	Device    torch.Device
+	DType     torch.DType // float32 (zero value); bfloat16 or float16 on CUDA
+	BatchSize int         // sequences per forward pass (default 32)
+	MaxLength int         // tokens per input, special tokens included (default: the model's limit)
+	Tokenizer string      // tokenizer path, when not inside the model directory
+}
+
+func (o Options) batch() int {
+	if o.BatchSize <= 0 {
+		return 32
+	}
+	return o.BatchSize
+}
+
+// loadTokenizer reads the tokenizer from opt.Tokenizer or the model directory.
+func loadTokenizer(dir string, opt Options) (*tokenizer.Tokenizer, error) {
+	p := opt.Tokenizer
+	if p == "" {
+		p = dir
+		if !hasTokenizerFiles(dir) {
+			return nil, fmt.Errorf("model %s has no tokenizer files (tokenizer.json, vocab.txt, vocab.json+merges.txt): pass a tokenizer path", dir)
+		}
+	}
+	t, err := tokenizer.Load(p)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer for %s: %w", dir, err)
+	}
+	return t, nil
+}
+
+func hasTokenizerFiles(dir string) bool {
+	for _, f := range []string{"tokenizer.json", "vocab.txt", "vocab.json", "encoder.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// batchTensors pads encodings into ids, type ids and mask tensors [B, L] on dev.
+func batchTensors(s *torch.Scope, encs []tokenizer.Encoding, pad int64, dev torch.Device) (ids, types, mask *torch.Tensor) {
+	l := 0
+	for _, e := range encs {
+		l = max(l, len(e.IDs))
+	}
+	b := len(encs)
+	iv := make([]int64, b*l)
+	tv := make([]int64, b*l)
+	mv := make([]int64, b*l)
+	for i, e := range encs {
+		for j := 0; j < l; j++ {
+			k := i*l + j
+			if j < len(e.IDs) {
+				iv[k] = int64(e.IDs[j])
+				if j < len(e.TypeIDs) {
+					tv[k] = int64(e.TypeIDs[j])
+				}
+				mv[k] = 1
+				if j < len(e.AttentionMask) {
+					mv[k] = int64(e.AttentionMask[j])
+				}
+			} else {
+				iv[k] = pad
+			}
+		}
+	}
+	shape := []int64{int64(b), int64(l)}
+	return s.To(s.FromInt64(iv, shape...), dev), s.To(s.FromInt64(tv, shape...), dev), s.To(s.FromInt64(mv, shape...), dev)
+}
+
+// inBatches calls f for consecutive [lo, hi) ranges of n items.
+func inBatches(ctx context.Context, n, size int, f func(lo, hi int) error) error {
+	for lo := 0; lo < n; lo += size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := f(lo, min(n, lo+size)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
