@@ -395,3 +395,40 @@ func TestThreads(t *testing.T) {
 		t.Fatalf("threadsFor: %d %d %d", threadsFor(1), threadsFor(3), threadsFor(100))
 	}
 }
+
+// A per-search efSearch must give exactly what the same value set as the
+// index default gives (what Python users do with hnsw.efSearch).
+func TestPerSearchEfEqualsDefaultEf(t *testing.T) {
+	xb, xq, ids := testData(t)
+	ctx := context.Background()
+	ix, err := NewHNSW(testDim, HNSWConfig{M: 16, Metric: InnerProductAsL2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.Add(ctx, xb, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, ef := range []int{8, 32} {
+		per, err := ix.Search(ctx, xq, testK, &SearchOptions{EfSearch: ef})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ix.SetDefaultEfSearch(ef); err != nil {
+			t.Fatal(err)
+		}
+		def, err := ix.Search(ctx, xq, testK, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same(per, def) {
+			t.Fatalf("efSearch=%d per search differs from efSearch=%d as default", ef, ef)
+		}
+		if err := ix.SetDefaultEfSearch(DefaultEfSearch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, _, _ := ix.HNSWParams(); p.EfSearch != DefaultEfSearch {
+		t.Fatalf("default efSearch %d after per-search values, want %d", p.EfSearch, DefaultEfSearch)
+	}
+}

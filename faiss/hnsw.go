@@ -67,7 +67,7 @@ func NewHNSW(d int, cfg HNSWConfig) (*Index, error) {
 		C.int(cfg.EfConstruction), C.int(cfg.EfSearch), &p)); err != nil {
 		return nil, fmt.Errorf("faiss: new HNSW index: %w", err)
 	}
-	return newIndex(p, d, cfg.Metric, cfg.Phi), nil
+	return newIndex(p, d, cfg.Metric, cfg.Phi)
 }
 
 // NewFlat creates an exact (brute-force) index with int64 ids: the ground
@@ -84,7 +84,7 @@ func NewFlat(d int, m Metric) (*Index, error) {
 	if err := cErr(C.re2g_index_flat(C.int(nd), C.int(cm), &p)); err != nil {
 		return nil, fmt.Errorf("faiss: new flat index: %w", err)
 	}
-	return newIndex(p, d, m, 0), nil
+	return newIndex(p, d, m, 0)
 }
 
 // nativeMetric maps a Metric to FAISS's dimension and MetricType.
@@ -121,7 +121,7 @@ func (ix *Index) HNSWParams() (p HNSWParams, ok bool, err error) {
 	if kind == 0 {
 		return p, false, nil
 	}
-	return HNSWParams{M: int(m), EfConstruction: int(efc), EfSearch: int(efs), SQ8: kind == 2}, true, nil
+	return HNSWParams{M: int(m), EfConstruction: int(efc), EfSearch: ix.defaultEf, SQ8: kind == 2}, true, nil
 }
 
 // SetDefaultEfSearch changes the efSearch used when a search gives none. It
@@ -135,8 +135,12 @@ func (ix *Index) SetDefaultEfSearch(ef int) error {
 	if ix.ptr == nil {
 		return ErrClosed
 	}
+	if ix.gate == nil {
+		return fmt.Errorf("faiss: set efSearch: index is not HNSW")
+	}
 	if err := cErr(C.re2g_hnsw_set_params(ix.ptr, 0, C.int(ef))); err != nil {
 		return fmt.Errorf("faiss: set efSearch: %w", err)
 	}
+	ix.defaultEf, ix.gate.cur = ef, ef
 	return nil
 }

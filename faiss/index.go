@@ -59,11 +59,24 @@ type Index struct {
 	dim    int // caller-visible dimension (without the extra IP->L2 one)
 	metric Metric
 	phi    float32 // max squared norm, for InnerProductAsL2; 0 until known
+
+	gate      *efGate // HNSW only: serialises searches with different efSearch
+	defaultEf int     // HNSW only: efSearch when a search gives none
 }
 
 // newIndex wraps a native index; dim is the caller-visible dimension.
-func newIndex(p *C.FaissIndex, dim int, m Metric, phi float32) *Index {
-	return &Index{ptr: p, dim: dim, metric: m, phi: phi}
+func newIndex(p *C.FaissIndex, dim int, m Metric, phi float32) (*Index, error) {
+	ix := &Index{ptr: p, dim: dim, metric: m, phi: phi}
+	var kind, hm, efc, efs C.int
+	if err := cErr(C.re2g_hnsw_params(p, &kind, &hm, &efc, &efs)); err != nil {
+		C.faiss_Index_free(p)
+		return nil, fmt.Errorf("faiss: HNSW parameters: %w", err)
+	}
+	if kind != 0 {
+		ix.defaultEf = int(efs)
+		ix.gate = newEfGate(int(efs))
+	}
+	return ix, nil
 }
 
 // Close frees the native index. It is safe to call more than once.
@@ -268,7 +281,9 @@ func (ix *Index) Add(ctx context.Context, x []float32, ids []int64) error {
 // SearchOptions tune one search.
 type SearchOptions struct {
 	// EfSearch is HNSW's search breadth for this search only (0: the
-	// index's default). Ignored by non-HNSW indexes.
+	// index's default). Ignored by non-HNSW indexes. Concurrent searches
+	// with the same value run in parallel; a different value waits for
+	// them (see efGate).
 	EfSearch int
 }
 
@@ -300,10 +315,6 @@ func (ix *Index) Search(ctx context.Context, x []float32, k int, opt *SearchOpti
 	if k <= 0 {
 		return nil, fmt.Errorf("faiss: k must be positive, got %d", k)
 	}
-	ef := 0
-	if opt != nil {
-		ef = opt.EfSearch
-	}
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.ptr == nil {
@@ -311,6 +322,16 @@ func (ix *Index) Search(ctx context.Context, x []float32, k int, opt *SearchOpti
 	}
 	if C.faiss_Index_ntotal(ix.ptr) == 0 {
 		return nil, ErrEmpty
+	}
+	if ix.gate != nil {
+		ef := ix.defaultEf
+		if opt != nil && opt.EfSearch > 0 {
+			ef = opt.EfSearch
+		}
+		if err := ix.gate.acquire(ix.ptr, ef); err != nil {
+			return nil, err
+		}
+		defer ix.gate.release()
 	}
 	res := &Result{N: n, K: k, IDs: make([]int64, n*k), Scores: make([]float32, n*k)}
 	d := ix.dim
@@ -324,7 +345,7 @@ func (ix *Index) Search(ctx context.Context, x []float32, k int, opt *SearchOpti
 			q = ix.augmentQueries(q, hi-lo)
 		}
 		if err := cErr(C.re2g_search(ix.ptr, C.int64_t(hi-lo), (*C.float)(&q[0]), C.int64_t(k),
-			C.int(ef), C.int(threadsFor(hi-lo)),
+			C.int(threadsFor(hi-lo)),
 			(*C.float)(&res.Scores[lo*k]), (*C.int64_t)(unsafe.Pointer(&res.IDs[lo*k])))); err != nil {
 			return nil, fmt.Errorf("faiss: search %d queries: %w", hi-lo, err)
 		}

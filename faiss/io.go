@@ -75,6 +75,12 @@ func (ix *Index) Save(path string) error {
 			os.Remove(tmp)
 		}
 	}()
+	if ix.gate != nil { // the file keeps the default efSearch
+		if err := ix.gate.acquire(ix.ptr, ix.defaultEf); err != nil {
+			return fmt.Errorf("faiss: save %s: %w", path, err)
+		}
+		defer ix.gate.release()
+	}
 	ctmp := C.CString(tmp)
 	defer C.free(unsafe.Pointer(ctmp))
 	if err := cErr(C.capi_write(ix.ptr, ctmp)); err != nil {
@@ -134,7 +140,10 @@ func Load(path string) (*Index, error) {
 	if C.faiss_Index_metric_type(p) != C.METRIC_INNER_PRODUCT {
 		metric = L2
 	}
-	ix := newIndex(p, nd, metric, 0)
+	ix, err := newIndex(p, nd, metric, 0)
+	if err != nil {
+		return nil, fmt.Errorf("faiss: load %s: %w", path, err)
+	}
 	b, err := os.ReadFile(MetaPath(path))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -145,29 +145,10 @@ char* re2g_add(FaissIndex* idx, int64_t n, const float* x, const int64_t* ids,
 }
 
 char* re2g_search(const FaissIndex* idx, int64_t n, const float* x, int64_t k,
-                  int ef_search, int nthreads, float* distances,
-                  int64_t* labels) {
+                  int nthreads, float* distances, int64_t* labels) {
     return guarded([&] {
         ThreadScope ts(nthreads);
-        const faiss::Index* top = cast(idx);
-        auto h = dynamic_cast<const faiss::IndexHNSW*>(inner(top));
-        if (ef_search <= 0 || !h) {
-            top->search(n, x, k, distances, labels);
-            return;
-        }
-        // IndexIDMap (1.7.3) refuses search parameters, so search the HNSW
-        // index underneath and map its sequential labels to ids here.
-        faiss::SearchParametersHNSW p;
-        p.efSearch = ef_search;
-        h->search(n, x, k, distances, labels, &p);
-        if (auto m = dynamic_cast<const faiss::IndexIDMap*>(top)) {
-            const int64_t* map = m->id_map.data();
-            const int64_t size = (int64_t)m->id_map.size();
-            for (int64_t i = 0; i < n * k; i++) {
-                int64_t l = labels[i];
-                if (l >= 0 && l < size) labels[i] = map[l];
-            }
-        }
+        cast(idx)->search(n, x, k, distances, labels);
     });
 }
 

@@ -1,7 +1,6 @@
 /*
  * re2g_faiss.h: the few HNSW operations that FAISS 1.7.3's C API lacks
- * (HNSW constructors and parameters, per-search efSearch, per-call OpenMP
- * thread count). Compiled into build/faiss/lib/libfaiss_c.a beside the C API.
+ * (HNSW constructors and parameters, per-call OpenMP thread count). Compiled into build/faiss/lib/libfaiss_c.a beside the C API.
  *
  * Every function catches all C++ exceptions. Functions returning char*
  * return NULL on success, or a malloc'd error message the caller frees:
@@ -48,14 +47,12 @@ char* re2g_train(FaissIndex* idx, int64_t n, const float* x, int nthreads);
 char* re2g_add(FaissIndex* idx, int64_t n, const float* x, const int64_t* ids,
                int nthreads);
 
-/* re2g_search searches n queries for their k nearest neighbours. When
- * ef_search > 0 and idx is HNSW, it is used for this call only, through
- * SearchParametersHNSW, so concurrent searches with different values are
- * safe. nthreads sets OpenMP's thread count for this call on the calling
- * OS thread only (OpenMP's nthreads-var is per thread). */
+/* re2g_search searches n queries for their k nearest neighbours (HNSW with
+ * the index's current efSearch). nthreads sets OpenMP's thread count for
+ * this call on the calling OS thread only (OpenMP's nthreads-var is per
+ * thread). */
 char* re2g_search(const FaissIndex* idx, int64_t n, const float* x, int64_t k,
-                  int ef_search, int nthreads, float* distances,
-                  int64_t* labels);
+                  int nthreads, float* distances, int64_t* labels);
 
 /* re2g_omp_max_threads reports OpenMP's default thread count. */
 int re2g_omp_max_threads(void);
