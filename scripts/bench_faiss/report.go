@@ -223,4 +223,3 @@ func plotRecallQPS(c config, rows []row, path string) error {
 	}
 	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
 }
-
