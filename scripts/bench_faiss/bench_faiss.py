@@ -3,10 +3,12 @@
 and python3-faiss, the same libfaiss 1.7.3 the Go bindings link).
 
   build:  build the same index from the same vectors, report build seconds
-  search: search an index saved by the Go side with the same queries and
-          efSearch values; report recall@k, single-query latency, batched QPS
+  serve:  load an index saved by the Go side and answer timed search
+          requests (JSON lines on stdin/stdout): batched search of all
+          queries, or single-query calls over a range, at a given efSearch
+          and thread count; the Go side interleaves them with its own.
 
-Prints one JSON object on stdout. Driven by scripts/bench_faiss (Go).
+build prints one JSON object on stdout. Driven by scripts/bench_faiss (Go).
 """
 import argparse
 import json
@@ -60,66 +62,58 @@ def build(a):
     return {"build_s": secs, "ntotal": index.ntotal}
 
 
-def search(a):
+def serve(a):
+    """Answer search requests (JSON lines on stdin, one JSON line back each)
+    so that the Go side can interleave its own timings with Python's on the
+    same (shared) cores."""
     q = load_f32(a.queries, a.d)
-    gt = np.fromfile(a.gt, dtype="<i8").reshape(q.shape[0], -1)[:, : a.k]
     m = meta_of(a.index)
     index = faiss.read_index(a.index)
     hnsw = faiss.downcast_index(index.index)
     ipl2 = m["metric"] == "ip-as-l2"
-    out = {"threads": faiss.omp_get_max_threads(), "rows": []}
-    for ef in [int(e) for e in a.ef.split(",")]:
-        hnsw.hnsw.efSearch = ef
-        # batched
-        qq = augment_queries(q) if ipl2 else q
-        index.search(qq[:10], a.k)  # warm up
-        batch_s = float("inf")
-        for _ in range(a.batch_reps):  # best of batch_reps: the cores are shared
+    qq = augment_queries(q) if ipl2 else q
+    index.search(qq[:10], a.k)  # warm up
+    reply({"ready": True, "threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__})
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = req["op"]
+        if op == "ef":
+            hnsw.hnsw.efSearch = req["ef"]
+            reply({})
+        elif op == "batch":
             t0 = time.perf_counter()
-            if ipl2:
-                qq = augment_queries(q)
-            _, ids = index.search(qq, a.k)
-            batch_s = min(batch_s, time.perf_counter() - t0)
-        hits = sum(len(set(ids[i]) & set(gt[i])) for i in range(q.shape[0]))
-        rec = hits / float(gt.size)
-        if a.ids_out:
-            ids.astype("<i8").tofile("%s.ef%d.i64" % (a.ids_out, ef))
-        # single queries, one call each, at the requested thread count(s)
-        singles = {}
-        for nt in [int(t) for t in a.single_threads.split(",")]:
-            faiss.omp_set_num_threads(nt)
-            ns = min(a.single, q.shape[0])
-            lat = np.empty(ns)
-            same = True
-            for i in range(ns):
+            qb = augment_queries(q) if ipl2 else q
+            _, ids = index.search(qb, a.k)
+            secs = time.perf_counter() - t0
+            reply({"secs": secs, "ids": ids.ravel().tolist()})
+        elif op == "single":
+            faiss.omp_set_num_threads(req["threads"])
+            s0, n = req["start"], req["count"]
+            lat = []
+            for i in range(s0, s0 + n):
                 t0 = time.perf_counter()
                 qi = q[i : i + 1]
                 if ipl2:
                     qi = augment_queries(qi)
-                _, si = index.search(qi, a.k)
-                lat[i] = time.perf_counter() - t0
-                same &= bool((si[0] == ids[i]).all())
+                index.search(qi, a.k)
+                lat.append(time.perf_counter() - t0)
             faiss.omp_set_num_threads(a.threads)
-            singles[str(nt)] = {
-                "p50_us": float(np.percentile(lat, 50) * 1e6),
-                "p99_us": float(np.percentile(lat, 99) * 1e6),
-                "qps": float(ns / lat.sum()),
-                "same_as_batch": same,
-            }
-        out["rows"].append(
-            {
-                "ef": ef,
-                "recall": rec,
-                "batch_qps": q.shape[0] / batch_s,
-                "single": singles,
-            }
-        )
-    return out
+            reply({"lat": lat})
+        elif op == "quit":
+            return None
+        else:
+            raise ValueError("unknown op %r" % op)
+    return None
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["build", "search"])
+    p.add_argument("mode", choices=["build", "serve"])
     p.add_argument("--d", type=int, required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--base")
@@ -131,16 +125,13 @@ def main():
     p.add_argument("--save")
     p.add_argument("--index")
     p.add_argument("--queries")
-    p.add_argument("--gt")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--ef", default="64")
-    p.add_argument("--single", type=int, default=1000)
-    p.add_argument("--single-threads", default="2,1")
-    p.add_argument("--ids-out")
-    p.add_argument("--batch-reps", type=int, default=3)
     a = p.parse_args()
     faiss.omp_set_num_threads(a.threads)
-    res = build(a) if a.mode == "build" else search(a)
+    if a.mode == "serve":
+        serve(a)
+        return
+    res = build(a)
     res["faiss_version"] = faiss.__version__
     json.dump(res, sys.stdout)
     print()

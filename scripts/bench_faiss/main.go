@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -210,21 +211,13 @@ func runN(ctx context.Context, c config, n int) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		goRows, err := searchGo(ctx, c, path, xq, gt)
+		goS, pyS, same, err := measure(ctx, c, path, qPath, xq, gt)
 		if err != nil {
-			return nil, fmt.Errorf("%s: go search: %w", v.name, err)
-		}
-		pyRows, err := searchPy(c, path, qPath, gtPath, dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s: python search: %w", v.name, err)
+			return nil, fmt.Errorf("%s: search: %w", v.name, err)
 		}
 		for i, ef := range c.efs {
-			same, err := sameIDs(goRows[i].ids, fmt.Sprintf("%s.ef%d.i64", filepath.Join(dir, "py_ids"), ef))
-			if err != nil {
-				return nil, err
-			}
-			rows = append(rows, row{N: n, Variant: v.name, Ef: ef, Go: goRows[i].side, Py: pyRows[i],
-				SameIDs: same, GoBuildS: goBuild, PyBuildS: pyBuild, BytesPerVec: float64(st.Size()) / float64(n)})
+			rows = append(rows, row{N: n, Variant: v.name, Ef: ef, Go: goS[i], Py: pyS[i],
+				SameIDs: same[i], GoBuildS: goBuild, PyBuildS: pyBuild, BytesPerVec: float64(st.Size()) / float64(n)})
 		}
 	}
 	return rows, nil
@@ -312,97 +305,187 @@ func runPy(c config, args []string, res any) error {
 // both sides.
 const batchReps = 3
 
-type goRow struct {
-	side
-	ids []int64
+// pyServer is the Python side, kept running so that each Go timing can be
+// interleaved with the matching Python one on the same shared cores.
+type pyServer struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
 }
 
-func searchGo(ctx context.Context, c config, path string, xq []float32, gt *faiss.Result) ([]goRow, error) {
-	ix, err := faiss.Load(path)
+func startPy(c config, path, qPath string) (*pyServer, error) {
+	cmd := exec.Command(c.python, c.script, "serve", "--d", strconv.Itoa(c.d), "--threads", strconv.Itoa(c.threads),
+		"--index", path, "--queries", qPath, "--k", strconv.Itoa(c.k))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	defer ix.Close()
-	var out []goRow
-	for _, ef := range c.efs {
-		opt := &faiss.SearchOptions{EfSearch: ef}
-		if _, err := ix.Search(ctx, xq[:10*c.d], c.k, opt); err != nil { // warm up
-			return nil, err
-		}
-		var res *faiss.Result
-		batch := math.Inf(1)
-		for rep := 0; rep < batchReps; rep++ { // best of batchReps: the cores are shared
-			start := time.Now()
-			if res, err = ix.Search(ctx, xq, c.k, opt); err != nil {
-				return nil, err
-			}
-			batch = min(batch, time.Since(start).Seconds())
-		}
-		ns := min(c.single, c.nq)
-		lat := make([]float64, ns)
-		for i := 0; i < ns; i++ {
-			t0 := time.Now()
-			if _, err := ix.Search(ctx, xq[i*c.d:(i+1)*c.d], c.k, opt); err != nil {
-				return nil, err
-			}
-			lat[i] = time.Since(t0).Seconds()
-		}
-		total := 0.0
-		for _, l := range lat {
-			total += l
-		}
-		slices.Sort(lat)
-		out = append(out, goRow{side: side{
-			Recall: recall(res, gt), BatchQPS: float64(c.nq) / batch,
-			SingleP50: pct(lat, 50) * 1e6, SingleP99: pct(lat, 99) * 1e6, SingleQPS: float64(ns) / total,
-		}, ids: res.IDs})
-	}
-	return out, nil
-}
-
-func searchPy(c config, path, qPath, gtPath, dir string) ([]side, error) {
-	efs := make([]string, len(c.efs))
-	for i, e := range c.efs {
-		efs[i] = strconv.Itoa(e)
-	}
-	args := []string{c.script, "search", "--d", strconv.Itoa(c.d), "--threads", strconv.Itoa(c.threads),
-		"--index", path, "--queries", qPath, "--gt", gtPath, "--k", strconv.Itoa(c.k),
-		"--ef", strings.Join(efs, ","), "--single", strconv.Itoa(c.single),
-		"--single-threads", fmt.Sprintf("%d,1", c.threads), "--batch-reps", strconv.Itoa(batchReps), "--ids-out", filepath.Join(dir, "py_ids")}
-	var res struct {
-		Threads int `json:"threads"`
-		Rows    []struct {
-			Ef       int     `json:"ef"`
-			Recall   float64 `json:"recall"`
-			BatchQPS float64 `json:"batch_qps"`
-			Single   map[string]struct {
-				P50 float64 `json:"p50_us"`
-				P99 float64 `json:"p99_us"`
-				QPS float64 `json:"qps"`
-			} `json:"single"`
-		} `json:"rows"`
-	}
-	if err := runPy(c, args, &res); err != nil {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
 		return nil, err
 	}
-	if len(res.Rows) != len(c.efs) {
-		return nil, fmt.Errorf("python returned %d rows, want %d", len(res.Rows), len(c.efs))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.python, err)
 	}
-	out := make([]side, len(res.Rows))
-	for i, r := range res.Rows {
-		def := r.Single[strconv.Itoa(c.threads)]
-		one := r.Single["1"]
-		out[i] = side{Recall: r.Recall, BatchQPS: r.BatchQPS, SingleP50: def.P50, SingleP99: def.P99,
-			SingleQPS: def.QPS, Single1QPS: one.QPS}
+	p := &pyServer{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+	var hello struct {
+		Ready   bool   `json:"ready"`
+		Threads int    `json:"threads"`
+		Version string `json:"faiss_version"`
 	}
-	return out, nil
+	if err := p.read(&hello); err != nil {
+		p.close()
+		return nil, err
+	}
+	slog.Info("python faiss ready", "version", hello.Version, "omp_threads", hello.Threads)
+	return p, nil
+}
+
+func (p *pyServer) read(resp any) error {
+	line, err := p.out.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("python side: %w", err)
+	}
+	return json.Unmarshal(line, resp)
+}
+
+func (p *pyServer) call(req, resp any) error {
+	b, _ := json.Marshal(req)
+	if _, err := p.in.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("python side: %w", err)
+	}
+	return p.read(resp)
+}
+
+func (p *pyServer) close() {
+	p.in.Write([]byte(`{"op":"quit"}` + "\n"))
+	p.in.Close()
+	p.cmd.Wait()
+}
+
+// singleBlock is how many single queries each side runs before the other
+// takes its turn.
+const singleBlock = 100
+
+// measure searches the saved index from Go and from Python, alternating
+// between them, and returns one Go and one Python measurement per ef plus
+// the fraction of batched result ids that agree.
+func measure(ctx context.Context, c config, path, qPath string, xq []float32, gt *faiss.Result) ([]side, []side, []float64, error) {
+	ix, err := faiss.Load(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer ix.Close()
+	py, err := startPy(c, path, qPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer py.close()
+	var goSides, pySides []side
+	var same []float64
+	ns := min(c.single, c.nq)
+	for ei, ef := range c.efs {
+		if err := py.call(map[string]any{"op": "ef", "ef": ef}, &struct{}{}); err != nil {
+			return nil, nil, nil, err
+		}
+		opt := &faiss.SearchOptions{EfSearch: ef}
+		if _, err := ix.Search(ctx, xq[:10*c.d], c.k, opt); err != nil { // warm up
+			return nil, nil, nil, err
+		}
+		var goRes *faiss.Result
+		var pyIDs []int64
+		goBatch, pyBatch := math.Inf(1), math.Inf(1)
+		for rep := 0; rep < 2*batchReps; rep++ {
+			if (rep+ei)%2 == 0 {
+				start := time.Now()
+				if goRes, err = ix.Search(ctx, xq, c.k, opt); err != nil {
+					return nil, nil, nil, err
+				}
+				goBatch = min(goBatch, time.Since(start).Seconds())
+			} else {
+				var r struct {
+					Secs float64 `json:"secs"`
+					IDs  []int64 `json:"ids"`
+				}
+				if err := py.call(map[string]any{"op": "batch"}, &r); err != nil {
+					return nil, nil, nil, err
+				}
+				pyBatch, pyIDs = min(pyBatch, r.Secs), r.IDs
+			}
+		}
+		var goLat, pyLat, py1Lat []float64
+		for lo := 0; lo < ns; lo += singleBlock {
+			n := min(singleBlock, ns-lo)
+			goTurn := func() error {
+				for i := lo; i < lo+n; i++ {
+					t0 := time.Now()
+					if _, err := ix.Search(ctx, xq[i*c.d:(i+1)*c.d], c.k, opt); err != nil {
+						return err
+					}
+					goLat = append(goLat, time.Since(t0).Seconds())
+				}
+				return nil
+			}
+			pyTurn := func(threads int, into *[]float64) error {
+				var r struct {
+					Lat []float64 `json:"lat"`
+				}
+				if err := py.call(map[string]any{"op": "single", "start": lo, "count": n, "threads": threads}, &r); err != nil {
+					return err
+				}
+				*into = append(*into, r.Lat...)
+				return nil
+			}
+			turns := []func() error{goTurn, func() error { return pyTurn(c.threads, &pyLat) }, func() error { return pyTurn(1, &py1Lat) }}
+			if (lo/singleBlock+ei)%2 == 1 {
+				slices.Reverse(turns)
+			}
+			for _, t := range turns {
+				if err := t(); err != nil {
+					return nil, nil, nil, err
+				}
+			}
+		}
+		if len(pyIDs) != len(goRes.IDs) {
+			return nil, nil, nil, fmt.Errorf("python returned %d ids, want %d", len(pyIDs), len(goRes.IDs))
+		}
+		pyRes := &faiss.Result{N: goRes.N, K: goRes.K, IDs: pyIDs}
+		agree := 0
+		for i := range pyIDs {
+			if pyIDs[i] == goRes.IDs[i] {
+				agree++
+			}
+		}
+		same = append(same, float64(agree)/float64(len(pyIDs)))
+		gs := singleStats(goLat)
+		gs.Recall, gs.BatchQPS = recall(goRes, gt), float64(c.nq)/goBatch
+		ps := singleStats(pyLat)
+		ps.Recall, ps.BatchQPS = recall(pyRes, gt), float64(c.nq)/pyBatch
+		ps.Single1QPS = singleStats(py1Lat).SingleQPS
+		goSides, pySides = append(goSides, gs), append(pySides, ps)
+		slog.Info("measured", "index", filepath.Base(path), "ef", ef, "recall", gs.Recall,
+			"go_1q_qps", int(gs.SingleQPS), "py_1q_qps", int(ps.SingleQPS), "py1_1q_qps", int(ps.Single1QPS),
+			"go_batch_qps", int(gs.BatchQPS), "py_batch_qps", int(ps.BatchQPS))
+	}
+	return goSides, pySides, same, nil
+}
+
+func singleStats(lat []float64) side {
+	total := 0.0
+	for _, l := range lat {
+		total += l
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return side{SingleP50: pct(s, 50) * 1e6, SingleP99: pct(s, 99) * 1e6, SingleQPS: float64(len(s)) / total}
 }
 
 func recall(got, exact *faiss.Result) float64 {
 	hit := 0
 	for i := 0; i < exact.N; i++ {
-		want, _ := exact.Row(i)
-		g, _ := got.Row(i)
+		want := exact.IDs[i*exact.K : (i+1)*exact.K]
+		g := got.IDs[i*got.K : (i+1)*got.K]
 		for _, id := range g {
 			if slices.Contains(want, id) {
 				hit++
@@ -415,23 +498,6 @@ func recall(got, exact *faiss.Result) float64 {
 func pct(sorted []float64, p float64) float64 {
 	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func sameIDs(goIDs []int64, pyPath string) (float64, error) {
-	b, err := os.ReadFile(pyPath)
-	if err != nil {
-		return 0, err
-	}
-	if len(b) != 8*len(goIDs) {
-		return 0, fmt.Errorf("%s: %d bytes, want %d", pyPath, len(b), 8*len(goIDs))
-	}
-	same := 0
-	for i, id := range goIDs {
-		if int64(binary.LittleEndian.Uint64(b[8*i:])) == id {
-			same++
-		}
-	}
-	return float64(same) / float64(len(goIDs)), nil
 }
 
 func writeF32(path string, x []float32) error {
