@@ -38,6 +38,10 @@ func Threads() int {
 	return ompDefault()
 }
 
+// ompForSmallBatches disables the clamp below (benchmarks only: it shows
+// what the clamp saves).
+var ompForSmallBatches bool
+
 // threadsFor is the thread count for a call over n queries. FAISS
 // parallelises searches over queries, so more threads than queries only
 // wakes idle threads: a single query runs on the calling thread alone, which
@@ -45,7 +49,7 @@ func Threads() int {
 // FAISS issue #2823) and lets concurrent single-query callers scale.
 func threadsFor(n int) int {
 	t := Threads()
-	if n < t {
+	if n < t && !ompForSmallBatches {
 		t = n
 	}
 	if t < 1 {
