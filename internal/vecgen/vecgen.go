@@ -19,9 +19,12 @@ type Spec struct {
 	Seed       uint64
 }
 
-// Default is the benchmark's corpus shape at dimension d.
+// Default is the benchmark's corpus shape at dimension d: 32 clusters with
+// noise 1.5 times the centres' norm, which gives HNSW (M=32) a recall@10
+// curve from about 0.94 at efSearch 16 to 1.0 at 128 on 20k vectors, and
+// harder with more vectors.
 func Default(d int) Spec {
-	return Spec{Dim: d, Clusters: 256, Noise: 0.6, NormSpread: 0.2, Seed: 1}
+	return Spec{Dim: d, Clusters: 32, Noise: 1.5, NormSpread: 0.2, Seed: 1}
 }
 
 // Generator draws vectors from a Spec; corpus and queries come from the same

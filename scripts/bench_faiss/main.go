@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -83,6 +84,8 @@ type row struct {
 	SameIDs     float64 `json:"same_ids"` // fraction of batched result ids equal between Go and Python
 	GoBuildS    float64 `json:"go_build_s"`
 	PyBuildS    float64 `json:"py_build_s"` // 0: not measured
+	GoBuildCPU  float64 `json:"go_build_cpu_s"`
+	PyBuildCPU  float64 `json:"py_build_cpu_s"`
 	BytesPerVec float64 `json:"bytes_per_vector"`
 }
 
@@ -196,13 +199,13 @@ func runN(ctx context.Context, c config, n int) ([]row, error) {
 	var rows []row
 	for _, v := range c.variants {
 		path := filepath.Join(dir, v.name+".faiss")
-		var goBuild, pyBuild float64
+		var goBuild, pyBuild, goCPU, pyCPU float64
 		if _, err := os.Stat(path); err != nil || !c.skipExisting {
-			if goBuild, err = buildGo(ctx, c, v, xb, ids, path); err != nil {
+			if goBuild, goCPU, err = buildGo(ctx, c, v, xb, ids, path); err != nil {
 				return nil, fmt.Errorf("%s: go build: %w", v.name, err)
 			}
 			if c.pyBuild && n <= c.pyBuildMaxN {
-				if pyBuild, err = buildPy(c, v, basePath, filepath.Join(dir, v.name+".py.faiss")); err != nil {
+				if pyBuild, pyCPU, err = buildPy(c, v, basePath, filepath.Join(dir, v.name+".py.faiss")); err != nil {
 					return nil, fmt.Errorf("%s: python build: %w", v.name, err)
 				}
 			}
@@ -217,7 +220,7 @@ func runN(ctx context.Context, c config, n int) ([]row, error) {
 		}
 		for i, ef := range c.efs {
 			rows = append(rows, row{N: n, Variant: v.name, Ef: ef, Go: goS[i], Py: pyS[i],
-				SameIDs: same[i], GoBuildS: goBuild, PyBuildS: pyBuild, BytesPerVec: float64(st.Size()) / float64(n)})
+				SameIDs: same[i], GoBuildS: goBuild, PyBuildS: pyBuild, GoBuildCPU: goCPU, PyBuildCPU: pyCPU, BytesPerVec: float64(st.Size()) / float64(n)})
 		}
 	}
 	return rows, nil
@@ -235,21 +238,28 @@ func exact(ctx context.Context, c config, xb, xq []float32, ids []int64) (*faiss
 	return flat.Search(ctx, xq, c.k, nil)
 }
 
-func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64, path string) (float64, error) {
+// cpuSeconds is this process's user+system CPU time (all threads).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64, path string) (wall, cpu float64, err error) {
 	n := len(ids)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	cfg := faiss.HNSWConfig{M: c.m, EfConstruction: c.efc, Metric: v.metric, SQ8: v.sq8}
 	if v.metric == faiss.InnerProductAsL2 {
 		cfg.Phi = faiss.MaxSqNorm(xb, c.d)
 	}
 	ix, err := faiss.NewHNSW(c.d, cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer ix.Close()
 	if v.sq8 {
 		if err := ix.Train(ctx, xb[:min(n, c.train)*c.d]); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	bar := progressbar.NewOptions(n, progressbar.OptionSetDescription(fmt.Sprintf("go build %s n=%d", v.name, n)),
@@ -259,18 +269,18 @@ func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		if err := ix.Add(ctx, xb[lo*c.d:hi*c.d], ids[lo:hi]); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		bar.Add(hi - lo)
 	}
 	bar.Finish()
 	fmt.Fprintln(os.Stderr)
-	secs := time.Since(start).Seconds()
-	slog.Info("go build", "variant", v.name, "n", n, "seconds", secs, "index", ix.Description())
-	return secs, ix.Save(path)
+	wall, cpu = time.Since(start).Seconds(), cpuSeconds()-cpu0
+	slog.Info("go build", "variant", v.name, "n", n, "seconds", wall, "cpu_seconds", cpu, "index", ix.Description())
+	return wall, cpu, ix.Save(path)
 }
 
-func buildPy(c config, v variant, basePath, save string) (float64, error) {
+func buildPy(c config, v variant, basePath, save string) (wall, cpu float64, err error) {
 	args := []string{c.script, "build", "--d", strconv.Itoa(c.d), "--threads", strconv.Itoa(c.threads),
 		"--base", basePath, "--metric", v.metric.String(), "--M", strconv.Itoa(c.m),
 		"--efc", strconv.Itoa(c.efc), "--train", strconv.Itoa(c.train), "--save", save}
@@ -279,13 +289,14 @@ func buildPy(c config, v variant, basePath, save string) (float64, error) {
 	}
 	var res struct {
 		BuildS float64 `json:"build_s"`
+		CPU    float64 `json:"build_cpu_s"`
 	}
 	if err := runPy(c, args, &res); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	os.Remove(save) // only the timing matters; searches use the Go-built index
-	slog.Info("python build", "variant", v.name, "seconds", res.BuildS)
-	return res.BuildS, nil
+	slog.Info("python build", "variant", v.name, "seconds", res.BuildS, "cpu_seconds", res.CPU)
+	return res.BuildS, res.CPU, nil
 }
 
 func runPy(c config, args []string, res any) error {

@@ -53,8 +53,8 @@ func writeTable(w io.Writer, c config, rows []row) {
 	fmt.Fprintf(w, "Threads: Go faiss.SetThreads(%d) (single queries run on 1 thread: faiss.threadsFor), "+
 		"Python faiss.omp_set_num_threads(%d); single-query Python also at 1 thread (py1). %d CPUs, GOMAXPROCS=%d, OMP_WAIT_POLICY=%q.\n\n",
 		c.threads, c.threads, runtime.NumCPU(), runtime.GOMAXPROCS(0), os.Getenv("OMP_WAIT_POLICY"))
-	fmt.Fprintln(w, "| n | variant | ef | recall go | recall py | same ids | 1q p50 µs go/py | 1q p99 µs go/py | 1q qps go | 1q qps py | 1q qps py1 | 1q go/py | batch qps go | batch qps py | batch go/py | build s go | build s py | bytes/vec |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| n | variant | ef | recall go | recall py | same ids | 1q p50 µs go/py | 1q p99 µs go/py | 1q qps go | 1q qps py | 1q qps py1 | 1q go/py | batch qps go | batch qps py | batch go/py | build s go | build s py | build cpu s go/py | bytes/vec |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		pyb := "-"
 		if r.PyBuildS > 0 {
@@ -64,10 +64,10 @@ func writeTable(w io.Writer, c config, rows []row) {
 		if r.GoBuildS > 0 {
 			gob = fmt.Sprintf("%.1f", r.GoBuildS)
 		}
-		fmt.Fprintf(w, "| %d | %s | %d | %.4f | %.4f | %.4f | %.0f/%.0f | %.0f/%.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %s | %s | %.0f |\n",
+		fmt.Fprintf(w, "| %d | %s | %d | %.4f | %.4f | %.4f | %.0f/%.0f | %.0f/%.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %s | %s | %.1f/%.1f | %.0f |\n",
 			r.N, r.Variant, r.Ef, r.Go.Recall, r.Py.Recall, r.SameIDs, r.Go.SingleP50, r.Py.SingleP50,
 			r.Go.SingleP99, r.Py.SingleP99, r.Go.SingleQPS, r.Py.SingleQPS, r.Py.Single1QPS,
-			r.Go.SingleQPS/r.Py.SingleQPS, r.Go.BatchQPS, r.Py.BatchQPS, r.Go.BatchQPS/r.Py.BatchQPS, gob, pyb, r.BytesPerVec)
+			r.Go.SingleQPS/r.Py.SingleQPS, r.Go.BatchQPS, r.Py.BatchQPS, r.Go.BatchQPS/r.Py.BatchQPS, gob, pyb, r.GoBuildCPU, r.PyBuildCPU, r.BytesPerVec)
 	}
 	fmt.Fprintln(w)
 	// Equal-recall comparison of IP and IP-as-L2 (batched qps at the
@@ -115,6 +115,12 @@ func writeTable(w io.Writer, c config, rows []row) {
 			return 0
 		}
 		return r.GoBuildS / r.PyBuildS
+	}))
+	fmt.Fprintf(w, "go/python build cpu-time ratio (geometric mean): %.3f\n", gm(func(r row) float64 {
+		if r.PyBuildCPU == 0 || r.Ef != c.efs[0] {
+			return 0
+		}
+		return r.GoBuildCPU / r.PyBuildCPU
 	}))
 	fmt.Fprintf(w, "go/python batched qps ratio (geometric mean): %.3f\n", gm(func(r row) float64 { return r.Go.BatchQPS / r.Py.BatchQPS }))
 	fmt.Fprintf(w, "go/python-1-thread single-query qps ratio (geometric mean): %.3f\n", gm(func(r row) float64 { return r.Go.SingleQPS / r.Py.Single1QPS }))
