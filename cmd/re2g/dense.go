@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+
+	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/faiss"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:  "dense",
+		Usage: "passage vector stores and their FAISS HNSW indexes",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "info",
+				Usage:     "describe a vector store (shards, counts, dtype)",
+				ArgsUsage: "STORE_DIR",
+				Action:    denseInfo,
+			},
+			{
+				Name:      "index",
+				Usage:     "build a FAISS HNSW index over a vector store's shards",
+				ArgsUsage: "STORE_DIR",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "out", Required: true, Usage: "index file to write (atomically)"},
+					&cli.StringFlag{Name: "metric", Value: "ip", Usage: "ip, l2 or ip-as-l2"},
+					&cli.BoolFlag{Name: "sq8", Usage: "8-bit scalar-quantised vectors"},
+					&cli.IntFlag{Name: "M", Value: faiss.DefaultM, Usage: "HNSW links per node"},
+					&cli.IntFlag{Name: "ef-construction", Value: faiss.DefaultEfConstruction},
+					&cli.IntFlag{Name: "ef-search", Value: faiss.DefaultEfSearch, Usage: "default efSearch saved in the index"},
+					&cli.StringSliceFlag{Name: "shard", Usage: "only these shards (default all)"},
+					&cli.IntFlag{Name: "threads", Usage: "OpenMP threads (default: all cores)"},
+				},
+				Action: denseIndex,
+			},
+		},
+	})
+}
+
+func denseInfo(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("dense info: want STORE_DIR")
+	}
+	s, err := dense.Open(c.Args().First())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("store %s: dim %d, %s, %d vectors in %d shards, max squared norm %.4g\n",
+		s.Dir(), s.Dim(), s.DType(), s.Count(), len(s.Shards()), s.MaxSqNorm())
+	for _, si := range s.Shards() {
+		fmt.Printf("  shard %d %s (generation %d): %d vectors\n", si.No, si.Name, si.Gen, si.Count)
+	}
+	return nil
+}
+
+func denseIndex(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("dense index: want STORE_DIR")
+	}
+	s, err := dense.Open(c.Args().First())
+	if err != nil {
+		return err
+	}
+	m, err := faiss.ParseMetric(c.String("metric"))
+	if err != nil {
+		return err
+	}
+	faiss.SetThreads(c.Int("threads"))
+	bar := progressbar.NewOptions(s.Count(), progressbar.OptionSetDescription("indexing"),
+		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("vec"), progressbar.OptionThrottle(time.Second))
+	start := time.Now()
+	last := 0
+	ix, err := s.BuildIndex(c.Context, dense.BuildOptions{
+		HNSW: faiss.HNSWConfig{M: c.Int("M"), EfConstruction: c.Int("ef-construction"),
+			EfSearch: c.Int("ef-search"), Metric: m, SQ8: c.Bool("sq8")},
+		Shards: c.StringSlice("shard"),
+		Progress: func(done, total int) {
+			bar.ChangeMax(total)
+			bar.Add(done - last)
+			last = done
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	bar.Finish()
+	fmt.Fprintln(os.Stderr)
+	if err := ix.Save(c.String("out")); err != nil {
+		return err
+	}
+	slog.Info("dense index written", "out", c.String("out"), "index", ix.Description(),
+		"vectors", ix.Ntotal(), "threads", faiss.Threads(), "seconds", time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,146 @@
+package faiss
+
+/*
+#include "re2g_faiss.h"
+*/
+import "C"
+
+import "fmt"
+
+// HNSWConfig configures an HNSW index.
+type HNSWConfig struct {
+	// M is the number of links per node (level 0 has 2M). Default 32.
+	M int
+	// EfConstruction is the search breadth while adding. Default 80.
+	EfConstruction int
+	// EfSearch is the default search breadth. Default 128.
+	EfSearch int
+	// Metric: InnerProduct (default), L2 or InnerProductAsL2.
+	Metric Metric
+	// SQ8 stores vectors 8-bit scalar-quantised (4x smaller; needs Train).
+	SQ8 bool
+	// Phi is the largest squared norm of the corpus, for InnerProductAsL2
+	// (0: taken from the first Train or Add).
+	Phi float32
+}
+
+// HNSW defaults.
+const (
+	DefaultM              = 32
+	DefaultEfConstruction = 80
+	DefaultEfSearch       = 128
+)
+
+func (c HNSWConfig) withDefaults() HNSWConfig {
+	if c.M == 0 {
+		c.M = DefaultM
+	}
+	if c.EfConstruction == 0 {
+		c.EfConstruction = DefaultEfConstruction
+	}
+	if c.EfSearch == 0 {
+		c.EfSearch = DefaultEfSearch
+	}
+	return c
+}
+
+// NewHNSW creates an empty HNSW index (IndexHNSWFlat, or IndexHNSWSQ with
+// 8-bit codes) over d-dimensional vectors, wrapped in an IndexIDMap.
+func NewHNSW(d int, cfg HNSWConfig) (*Index, error) {
+	cfg = cfg.withDefaults()
+	if d <= 0 {
+		return nil, fmt.Errorf("%w: dimension must be positive, got %d", ErrDimension, d)
+	}
+	if cfg.M < 2 || cfg.EfConstruction < 1 || cfg.EfSearch < 1 {
+		return nil, fmt.Errorf("faiss: bad HNSW parameters M=%d efConstruction=%d efSearch=%d", cfg.M, cfg.EfConstruction, cfg.EfSearch)
+	}
+	nd, cm, err := nativeMetric(d, cfg.Metric)
+	if err != nil {
+		return nil, err
+	}
+	sq := 0
+	if cfg.SQ8 {
+		sq = 1
+	}
+	var p *C.FaissIndex
+	if err := cErr(C.re2g_index_hnsw(C.int(nd), C.int(cfg.M), C.int(sq), C.int(cm),
+		C.int(cfg.EfConstruction), C.int(cfg.EfSearch), &p)); err != nil {
+		return nil, fmt.Errorf("faiss: new HNSW index: %w", err)
+	}
+	return newIndex(p, d, cfg.Metric, cfg.Phi)
+}
+
+// NewFlat creates an exact (brute-force) index with int64 ids: the ground
+// truth for HNSW recall.
+func NewFlat(d int, m Metric) (*Index, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("%w: dimension must be positive, got %d", ErrDimension, d)
+	}
+	nd, cm, err := nativeMetric(d, m)
+	if err != nil {
+		return nil, err
+	}
+	var p *C.FaissIndex
+	if err := cErr(C.re2g_index_flat(C.int(nd), C.int(cm), &p)); err != nil {
+		return nil, fmt.Errorf("faiss: new flat index: %w", err)
+	}
+	return newIndex(p, d, m, 0)
+}
+
+// nativeMetric maps a Metric to FAISS's dimension and MetricType.
+func nativeMetric(d int, m Metric) (int, int, error) {
+	switch m {
+	case InnerProduct:
+		return d, 0, nil
+	case L2:
+		return d, 1, nil
+	case InnerProductAsL2:
+		return d + 1, 1, nil
+	}
+	return 0, 0, fmt.Errorf("faiss: unknown metric %d", int(m))
+}
+
+// HNSWParams are an HNSW index's parameters.
+type HNSWParams struct {
+	M, EfConstruction, EfSearch int
+	SQ8                         bool
+}
+
+// HNSWParams reports the index's HNSW parameters; ok is false for a
+// non-HNSW index.
+func (ix *Index) HNSWParams() (p HNSWParams, ok bool, err error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.ptr == nil {
+		return p, false, ErrClosed
+	}
+	var kind, m, efc, efs C.int
+	if err := cErr(C.re2g_hnsw_params(ix.ptr, &kind, &m, &efc, &efs)); err != nil {
+		return p, false, fmt.Errorf("faiss: HNSW parameters: %w", err)
+	}
+	if kind == 0 {
+		return p, false, nil
+	}
+	return HNSWParams{M: int(m), EfConstruction: int(efc), EfSearch: ix.defaultEf, SQ8: kind == 2}, true, nil
+}
+
+// SetDefaultEfSearch changes the efSearch used when a search gives none. It
+// waits for running searches; prefer SearchOptions.EfSearch per search.
+func (ix *Index) SetDefaultEfSearch(ef int) error {
+	if ef < 1 {
+		return fmt.Errorf("faiss: efSearch must be positive, got %d", ef)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.ptr == nil {
+		return ErrClosed
+	}
+	if ix.gate == nil {
+		return fmt.Errorf("faiss: set efSearch: index is not HNSW")
+	}
+	if err := cErr(C.re2g_hnsw_set_params(ix.ptr, 0, C.int(ef))); err != nil {
+		return fmt.Errorf("faiss: set efSearch: %w", err)
+	}
+	ix.defaultEf, ix.gate.cur = ef, ef
+	return nil
+}
