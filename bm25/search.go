@@ -1,0 +1,297 @@
+package bm25
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+	index "github.com/blevesearch/bleve_index_api"
+)
+
+// Params are per-search BM25 parameters; zero values take the defaults
+// (k1 0.9, b 0.4, Lucene scoring).
+type Params struct {
+	K1, B   float64
+	Scoring string // Lucene (default), LuceneExact or Bleve
+}
+
+func (p Params) withDefaults() (Params, error) {
+	if p.K1 == 0 {
+		p.K1 = DefaultK1
+	}
+	if p.B == 0 {
+		p.B = DefaultB
+	}
+	if p.Scoring == "" {
+		p.Scoring = Lucene
+	}
+	switch {
+	case p.K1 < 0 || math.IsNaN(p.K1) || math.IsInf(p.K1, 0):
+		return p, fmt.Errorf("bm25: k1 %v: want a finite value ≥ 0", p.K1)
+	case p.B < 0 || p.B > 1 || math.IsNaN(p.B):
+		return p, fmt.Errorf("bm25: b %v: want a value in [0, 1]", p.B)
+	}
+	switch p.Scoring {
+	case Lucene, LuceneExact, Bleve:
+	default:
+		return p, fmt.Errorf("bm25: scoring %q: want %q, %q or %q", p.Scoring, Lucene, LuceneExact, Bleve)
+	}
+	return p, nil
+}
+
+// Hit is one retrieved passage.
+type Hit struct {
+	ID    string
+	Score float64
+}
+
+// MaxK bounds the number of hits one search may ask for.
+const MaxK = 100_000
+
+// Search returns the k best passages for the query text, best first (equal
+// scores in index order).
+func (ix *Index) Search(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if k <= 0 || k > MaxK {
+		return nil, fmt.Errorf("bm25: k %d: want 1..%d", k, MaxK)
+	}
+	if p.Scoring == Bleve {
+		return ix.searchBleve(ctx, text, k, p)
+	}
+	return ix.searchLucene(ctx, text, k, p)
+}
+
+// lengthTable[i] is the document length Lucene's one-byte norm i decodes to
+// (SmallFloat.byte4ToInt).
+var lengthTable = func() (t [256]float64) {
+	for i := range t {
+		t[i] = float64(byte4ToInt(byte(i)))
+	}
+	return
+}()
+
+const numFreeValues = 255 - 231 // 255 − longToInt4(MaxInt32)
+
+func longToInt4(i uint64) int {
+	nb := 64
+	for nb > 0 && i>>(nb-1)&1 == 0 {
+		nb--
+	}
+	if nb < 4 {
+		return int(i)
+	}
+	shift := nb - 4
+	enc := int(i>>shift) & 0x07
+	return enc | (shift+1)<<3
+}
+
+func int4ToLong(i int) uint64 {
+	bits := uint64(i & 0x07)
+	shift := i>>3 - 1
+	if shift == -1 {
+		return bits
+	}
+	return (bits | 0x08) << shift
+}
+
+// intToByte4 is Lucene's SmallFloat.intToByte4: lengths below 24 exactly,
+// larger ones with a 3-bit mantissa, rounding down.
+func intToByte4(i int) byte {
+	if i < numFreeValues {
+		return byte(i)
+	}
+	return byte(numFreeValues + longToInt4(uint64(i-numFreeValues)))
+}
+
+func byte4ToInt(b byte) int {
+	i := int(b)
+	if i < numFreeValues {
+		return i
+	}
+	return numFreeValues + int(int4ToLong(i-numFreeValues))
+}
+
+type scratch struct {
+	acc     []float64
+	touched []uint64
+}
+
+// searchLucene scores term at a time over bleve's postings.
+func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	qterms := terms(ix.analyzer, text)
+	if len(qterms) == 0 {
+		return nil, nil
+	}
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("bm25: %w", err)
+	}
+	defer r.Close()
+	ix.smu.RLock()
+	stats := ix.stats
+	ix.smu.RUnlock()
+
+	sc, _ := ix.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer func() {
+		for _, d := range sc.touched {
+			sc.acc[d] = 0
+		}
+		sc.touched = sc.touched[:0]
+		ix.scratch.Put(sc)
+	}()
+
+	// Visit terms in a fixed order so that float sums do not depend on map
+	// iteration order.
+	keys := make([]string, 0, len(qterms))
+	for t := range qterms {
+		keys = append(keys, t)
+	}
+	sort.Strings(keys)
+	var tfd index.TermFieldDoc
+	var norms [256]float64
+	for _, field := range ix.fields {
+		st := stats[field]
+		if st.Docs == 0 {
+			continue
+		}
+		n := float64(st.Docs)
+		avgdl := float64(st.SumLen) / n
+		if p.Scoring == Lucene {
+			for i := range norms {
+				norms[i] = p.K1 * (1 - p.B + p.B*lengthTable[i]/avgdl)
+			}
+		}
+		for _, t := range keys {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			tfr, err := r.TermFieldReader(ctx, []byte(t), field, true, true, false)
+			if err != nil {
+				return nil, fmt.Errorf("bm25: term %q: %w", t, err)
+			}
+			df := float64(tfr.Count())
+			if df == 0 {
+				tfr.Close()
+				continue
+			}
+			idf := math.Log(1 + (n-df+0.5)/(df+0.5))
+			w := float64(qterms[t]) * idf
+			for {
+				d, err := tfr.Next(&tfd)
+				if err != nil {
+					tfr.Close()
+					return nil, fmt.Errorf("bm25: term %q: %w", t, err)
+				}
+				if d == nil {
+					break
+				}
+				tf := float64(d.Freq)
+				dl := math.Round(1 / (d.Norm * d.Norm))
+				var denom float64
+				if p.Scoring == Lucene {
+					denom = tf + norms[intToByte4(int(dl))]
+				} else {
+					denom = tf + p.K1*(1-p.B+p.B*dl/avgdl)
+				}
+				num := d.ID.Value()
+				if num >= uint64(len(sc.acc)) {
+					grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
+					copy(grown, sc.acc)
+					sc.acc = grown
+				}
+				if sc.acc[num] == 0 {
+					sc.touched = append(sc.touched, num)
+				}
+				sc.acc[num] += w * tf / denom
+			}
+			tfr.Close()
+		}
+	}
+	h := make(topK, 0, min(k, len(sc.touched)))
+	for _, d := range sc.touched {
+		s := sc.acc[d]
+		if len(h) < k {
+			heap.Push(&h, cand{d, s})
+		} else if c := (cand{d, s}); h.less(h[0], c) {
+			h[0] = c
+			heap.Fix(&h, 0)
+		}
+	}
+	out := make([]Hit, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		c := heap.Pop(&h).(cand)
+		id, err := r.ExternalID(index.NewIndexInternalID(nil, c.doc))
+		if err != nil {
+			return nil, fmt.Errorf("bm25: document %d: %w", c.doc, err)
+		}
+		out[i] = Hit{ID: id, Score: c.score}
+	}
+	return out, nil
+}
+
+type cand struct {
+	doc   uint64
+	score float64
+}
+
+// topK is a min-heap: the worst candidate (lowest score, then latest in
+// index order) on top.
+type topK []cand
+
+func (h topK) less(a, b cand) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.doc > b.doc
+}
+func (h topK) Len() int           { return len(h) }
+func (h topK) Less(i, j int) bool { return h.less(h[i], h[j]) }
+func (h topK) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *topK) Push(x any)        { *h = append(*h, x.(cand)) }
+func (h *topK) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// bleveMu guards bleve's package-level BM25 parameters during a search.
+var bleveMu sync.Mutex
+
+// searchBleve runs bleve's own BM25 scoring model (a match query, OR of the
+// analysed terms, over each indexed field). bleve reads k1 and b from package
+// variables, so these searches run one at a time.
+func (ix *Index) searchBleve(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	var qs []query.Query
+	for _, f := range ix.fields {
+		mq := query.NewMatchQuery(text)
+		mq.SetField(f)
+		mq.Analyzer = AnalyzerName
+		qs = append(qs, mq)
+	}
+	req := bleve.NewSearchRequestOptions(query.NewDisjunctionQuery(qs), k, 0, false)
+	bleveMu.Lock()
+	defer bleveMu.Unlock()
+	search.BM25_k1, search.BM25_b = p.K1, p.B
+	res, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bm25: bleve search: %w", err)
+	}
+	out := make([]Hit, len(res.Hits))
+	for i, h := range res.Hits {
+		out[i] = Hit{ID: h.ID, Score: h.Score}
+	}
+	return out, nil
+}
