@@ -94,8 +94,8 @@ func (s *SciFact) Corpus(rep *Report) ([]Passage, error) {
 }
 
 // Claims reads claims_<split>.csv (split: train, validation or test) as
-// queries, one per claim id, and qrels: a claim's evidence documents, or its
-// cited documents when it has no evidence (as BEIR's SciFact qrels do).
+// queries, one per claim id, and qrels: every document a claim cites or has
+// evidence in, relevance 1, which is exactly BEIR's SciFact qrels.
 func (s *SciFact) Claims(split string, rep *Report) ([]Query, Qrels, error) {
 	member := "claims_" + split + ".csv"
 	name := s.path + ":" + member
@@ -134,10 +134,8 @@ func (s *SciFact) Claims(split string, rep *Report) ([]Query, Qrels, error) {
 		return nil, nil, err
 	}
 	for _, q := range qs {
-		if _, ok := qrels[q.ID]; !ok {
-			for _, d := range cited[q.ID] {
-				qrels.Add(q.ID, d, 1)
-			}
+		for _, d := range cited[q.ID] {
+			qrels.Add(q.ID, d, 1)
 		}
 	}
 	return qs, qrels, nil
