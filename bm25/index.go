@@ -93,6 +93,9 @@ type Index struct {
 	stats map[string]fieldStats
 
 	scratch sync.Pool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func (o Options) config() (config, error) {
@@ -216,8 +219,11 @@ func wrap(bi bleve.Index, c config, st map[string]fieldStats, dir string) (*Inde
 	return &Index{bi: bi, adv: adv, cfg: c, fields: indexedFields(c), analyzer: a, stats: st}, nil
 }
 
-// Close closes the index.
-func (ix *Index) Close() error { return ix.bi.Close() }
+// Close closes the index; closing it again does nothing.
+func (ix *Index) Close() error {
+	ix.closeOnce.Do(func() { ix.closeErr = ix.bi.Close() })
+	return ix.closeErr
+}
 
 // Fields is the field layout, Flat or MultiField.
 func (ix *Index) Fields() string { return ix.cfg.Fields }
