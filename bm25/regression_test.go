@@ -3,6 +3,7 @@ package bm25
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -151,29 +152,58 @@ func evaluate(t testing.TB, ix *Index, c *collection, p Params) *ireval.Result {
 	return res
 }
 
+// anserini are Anserini's published BM25 figures (k1 0.9, b 0.4) and the
+// issue's thresholds for the Lucene scorer.
+var anserini = []struct {
+	name      string
+	fields    string
+	metric    ireval.Metric
+	published float64
+	threshold float64
+}{
+	{"scifact", Flat, "ndcg@10", 0.6789, 0.675},
+	{"arguana", Flat, "ndcg@10", 0.3970, 0.395},
+	{"cacm", Flat, "map", 0.3123, 0.305},
+	{"scifact", MultiField, "ndcg@10", 0.6647, 0.6597},
+	{"arguana", MultiField, "ndcg@10", 0.4142, 0.4092},
+}
+
 func TestRegressionAnserini(t *testing.T) {
-	cases := []struct {
-		name      string
-		metric    ireval.Metric
-		anserini  float64
-		threshold float64
-	}{
-		{"scifact", "ndcg@10", 0.6789, 0.675},
-		{"arguana", "ndcg@10", 0.3970, 0.395},
-		{"cacm", "map", 0.3123, 0.305},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ix, c := collectionIndex(t, tc.name, Flat)
-			for _, sc := range []string{Lucene, LuceneExact, Bleve} {
-				res := evaluate(t, ix, c, Params{Scoring: sc})
-				got := res.Mean[tc.metric]
-				t.Logf("%s %s %s=%.4f (Anserini %.4f, gap %+.4f) recall@100=%.4f over %d queries",
-					tc.name, sc, tc.metric, got, tc.anserini, got-tc.anserini, res.Mean["recall@100"], res.Queries)
-				if sc == Lucene && got < tc.threshold {
-					t.Errorf("%s %s = %.4f, want ≥ %.3f", tc.name, tc.metric, got, tc.threshold)
-				}
+	for _, tc := range anserini {
+		t.Run(tc.name+"/"+tc.fields, func(t *testing.T) {
+			ix, c := collectionIndex(t, tc.name, tc.fields)
+			res := evaluate(t, ix, c, Params{})
+			got := res.Mean[tc.metric]
+			t.Logf("%s %s %s=%.4f (Anserini %.4f, gap %+.4f) recall@100=%.4f over %d queries",
+				tc.name, tc.fields, tc.metric, got, tc.published, got-tc.published, res.Mean["recall@100"], res.Queries)
+			if got < tc.threshold {
+				t.Errorf("%s %s = %.4f, want ≥ %.4f", tc.name, tc.metric, got, tc.threshold)
 			}
 		})
+	}
+}
+
+// TestBleveScoringCost measures bleve's own BM25 model against the published
+// figures: the README's reason for shipping the Lucene scorer is that bleve's
+// misses at least one of them by more than 0.005. It runs on SciFact and
+// CACM, the fast ones; ArguAna's long queries make bleve's search slow (its
+// figure is in the README, measured with re2g eval retrieval --scoring bleve).
+func TestBleveScoringCost(t *testing.T) {
+	worst := 0.0
+	for _, tc := range anserini[:3] {
+		if tc.name == "arguana" {
+			continue
+		}
+		ix, c := collectionIndex(t, tc.name, tc.fields)
+		for _, sc := range []string{LuceneExact, Bleve} {
+			got := evaluate(t, ix, c, Params{Scoring: sc}).Mean[tc.metric]
+			t.Logf("%s %s %s=%.4f (Anserini %.4f, gap %+.4f)", tc.name, sc, tc.metric, got, tc.published, got-tc.published)
+			if sc == Bleve {
+				worst = max(worst, math.Abs(got-tc.published))
+			}
+		}
+	}
+	if worst <= 0.005 {
+		t.Errorf("bleve's BM25 is within 0.005 of every published figure (worst gap %.4f): revisit the README's choice", worst)
 	}
 }
