@@ -280,3 +280,43 @@ func TestConcurrentSearchAndAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectPostingsMatchReaders checks the fast path (segment postings of a
+// scorch snapshot) against bleve's term field readers, with several segments
+// and deleted documents.
+func TestDirectPostingsMatchReaders(t *testing.T) {
+	var ps []data.Passage
+	for i := range 500 {
+		ps = append(ps, data.Passage{ID: fmt.Sprintf("p%d", i), Text: fmt.Sprintf("alpha%d beta%d gamma shared words %d", i%7, i%13, i)})
+	}
+	ix, _ := newIndex(t, Flat, ps[:300])
+	if err := ix.Add(ctx, ps[300:], nil); err != nil { // a second segment
+		t.Fatal(err)
+	}
+	if _, err := ix.Delete(ctx, []string{"p3", "p10", "p301", "p499"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"alpha3 gamma", "beta5 alpha1 words", "shared", "p3 alpha3"} {
+		for _, sc := range []string{Lucene, LuceneExact} {
+			ix.genericPostings = false
+			a, err := ix.Search(ctx, q, 50, Params{Scoring: sc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix.genericPostings = true
+			b, err := ix.Search(ctx, q, 50, Params{Scoring: sc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%q %s: direct %v\nreaders %v", q, sc, a, b)
+			}
+			for _, h := range a {
+				if h.ID == "p3" || h.ID == "p10" || h.ID == "p301" || h.ID == "p499" {
+					t.Errorf("%q: deleted %s returned", q, h.ID)
+				}
+			}
+		}
+	}
+	ix.genericPostings = false
+}

@@ -94,6 +94,8 @@ type Index struct {
 
 	scratch sync.Pool
 
+	genericPostings bool // tests: score through bleve's term field readers
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -5,13 +5,16 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"sync"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 	index "github.com/blevesearch/bleve_index_api"
+	segment "github.com/blevesearch/scorch_segment_api/v2"
 )
 
 // Params are per-search BM25 parameters; zero values take the defaults
@@ -82,10 +85,7 @@ var lengthTable = func() (t [256]float64) {
 const numFreeValues = 255 - 231 // 255 − longToInt4(MaxInt32)
 
 func longToInt4(i uint64) int {
-	nb := 64
-	for nb > 0 && i>>(nb-1)&1 == 0 {
-		nb--
-	}
+	nb := bits.Len64(i)
 	if nb < 4 {
 		return int(i)
 	}
@@ -159,8 +159,9 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 		keys = append(keys, t)
 	}
 	sort.Strings(keys)
-	var tfd index.TermFieldDoc
 	var norms [256]float64
+	snap, direct := r.(*scorch.IndexSnapshot)
+	direct = direct && !ix.genericPostings
 	for _, field := range ix.fields {
 		st := stats[field]
 		if st.Docs == 0 {
@@ -173,50 +174,34 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 				norms[i] = p.K1 * (1 - p.B + p.B*lengthTable[i]/avgdl)
 			}
 		}
-		for _, t := range keys {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+		// add accumulates one posting.
+		add := func(num uint64, w, tf, norm float64) {
+			dl := math.Round(1 / (norm * norm))
+			var denom float64
+			if p.Scoring == Lucene {
+				denom = tf + norms[intToByte4(int(dl))]
+			} else {
+				denom = tf + p.K1*(1-p.B+p.B*dl/avgdl)
 			}
-			tfr, err := r.TermFieldReader(ctx, []byte(t), field, true, true, false)
-			if err != nil {
-				return nil, fmt.Errorf("bm25: term %q: %w", t, err)
+			if num >= uint64(len(sc.acc)) {
+				grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
+				copy(grown, sc.acc)
+				sc.acc = grown
 			}
-			df := float64(tfr.Count())
-			if df == 0 {
-				tfr.Close()
-				continue
+			if sc.acc[num] == 0 {
+				sc.touched = append(sc.touched, num)
 			}
-			idf := math.Log(1 + (n-df+0.5)/(df+0.5))
-			w := float64(qterms[t]) * idf
-			for {
-				d, err := tfr.Next(&tfd)
-				if err != nil {
-					tfr.Close()
-					return nil, fmt.Errorf("bm25: term %q: %w", t, err)
-				}
-				if d == nil {
-					break
-				}
-				tf := float64(d.Freq)
-				dl := math.Round(1 / (d.Norm * d.Norm))
-				var denom float64
-				if p.Scoring == Lucene {
-					denom = tf + norms[intToByte4(int(dl))]
-				} else {
-					denom = tf + p.K1*(1-p.B+p.B*dl/avgdl)
-				}
-				num := d.ID.Value()
-				if num >= uint64(len(sc.acc)) {
-					grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
-					copy(grown, sc.acc)
-					sc.acc = grown
-				}
-				if sc.acc[num] == 0 {
-					sc.touched = append(sc.touched, num)
-				}
-				sc.acc[num] += w * tf / denom
-			}
-			tfr.Close()
+			sc.acc[num] += w * tf / denom
+		}
+		idf := func(df float64) float64 { return math.Log(1 + (n-df+0.5)/(df+0.5)) }
+		var err error
+		if direct {
+			err = scoreSegments(ctx, snap, field, keys, qterms, idf, add)
+		} else {
+			err = scoreGeneric(ctx, r, field, keys, qterms, idf, add)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	h := make(topK, 0, min(k, len(sc.touched)))
@@ -239,6 +224,98 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 		out[i] = Hit{ID: id, Score: c.score}
 	}
 	return out, nil
+}
+
+// scoreGeneric feeds add from bleve's term field readers (any index type).
+func scoreGeneric(ctx context.Context, r index.IndexReader, field string, keys []string, qterms map[string]int,
+	idf func(float64) float64, add func(num uint64, w, tf, norm float64)) error {
+	var tfd index.TermFieldDoc
+	for _, t := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tfr, err := r.TermFieldReader(ctx, []byte(t), field, true, true, false)
+		if err != nil {
+			return fmt.Errorf("bm25: term %q: %w", t, err)
+		}
+		df := float64(tfr.Count())
+		if df == 0 {
+			tfr.Close()
+			continue
+		}
+		w := float64(qterms[t]) * idf(df)
+		for {
+			d, err := tfr.Next(&tfd)
+			if err != nil {
+				tfr.Close()
+				return fmt.Errorf("bm25: term %q: %w", t, err)
+			}
+			if d == nil {
+				break
+			}
+			add(d.ID.Value(), w, float64(d.Freq), d.Norm)
+		}
+		tfr.Close()
+	}
+	return nil
+}
+
+// scoreSegments feeds add straight from the postings of each segment of a
+// scorch snapshot, skipping deleted documents as bleve's readers do; global
+// document numbers are the segment's offset plus its local number, as in
+// scorch.
+func scoreSegments(ctx context.Context, snap *scorch.IndexSnapshot, field string, keys []string, qterms map[string]int,
+	idf func(float64) float64, add func(num uint64, w, tf, norm float64)) error {
+	segs := snap.Segments()
+	dicts := make([]segment.TermDictionary, len(segs))
+	offsets := make([]uint64, len(segs))
+	var running uint64
+	for i, ss := range segs {
+		offsets[i] = running
+		running += ss.Segment().Count()
+		d, err := ss.Segment().Dictionary(field)
+		if err != nil {
+			return fmt.Errorf("bm25: field %s: %w", field, err)
+		}
+		dicts[i] = d
+	}
+	lists := make([]segment.PostingsList, len(segs))
+	var it segment.PostingsIterator
+	for _, t := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		df := 0.0
+		for i, ss := range segs {
+			pl, err := dicts[i].PostingsList([]byte(t), ss.Deleted(), lists[i])
+			if err != nil {
+				return fmt.Errorf("bm25: term %q: %w", t, err)
+			}
+			lists[i] = pl
+			df += float64(pl.Count())
+		}
+		if df == 0 {
+			continue
+		}
+		w := float64(qterms[t]) * idf(df)
+		for i := range segs {
+			if lists[i].Count() == 0 {
+				continue
+			}
+			it = lists[i].Iterator(true, true, false, it)
+			for {
+				pst, err := it.Next()
+				if err != nil {
+					return fmt.Errorf("bm25: term %q: %w", t, err)
+				}
+				if pst == nil {
+					break
+				}
+				add(offsets[i]+pst.Number(), w, float64(pst.Frequency()), pst.Norm())
+			}
+		}
+	}
+	return nil
 }
 
 type cand struct {
