@@ -191,6 +191,19 @@ func run(dataDir, set string, k int, k1, b float64, passes int, python string) e
 			runX[q] = append(runX[q], ireval.Hit{DocID: id, Score: s})
 		}
 	}
+	if set == "arguana" { // the query is itself a corpus document: drop it, as Anserini does
+		for _, run := range []ireval.Run{runRe2g, runX} {
+			for q, hs := range run {
+				kept := hs[:0]
+				for _, h := range hs {
+					if h.DocID != q {
+						kept = append(kept, h)
+					}
+				}
+				run[q] = kept
+			}
+		}
+	}
 	for _, sd := range []struct {
 		s   *side
 		run ireval.Run
