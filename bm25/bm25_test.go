@@ -320,3 +320,22 @@ func TestDirectPostingsMatchReaders(t *testing.T) {
 	}
 	ix.genericPostings = false
 }
+
+// TestRecountAfterCrash simulates a crash between a batch and its statistics:
+// Open notices and counts again.
+func TestRecountAfterCrash(t *testing.T) {
+	ix, dir := newIndex(t, MultiField, tiny)
+	want := ix.AvgLen()
+	if err := ix.bi.SetInternal([]byte(keyStats), []byte(`{"title": {"docs": 9, "sum_len": 1}, "_passages": {"docs": 2}}`)); err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	ix, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if got := ix.AvgLen(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after recount %v, want %v", got, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ const (
 	fieldLen      = "_dl" // stored: the analysed lengths of the indexed fields
 	keyConfig     = "re2g.bm25.config"
 	keyStats      = "re2g.bm25.stats"
+	keyTotal      = "_passages" // in the statistics: the passage count they describe
 )
 
 // Options configure a new index.
@@ -204,7 +206,71 @@ func Open(dir string) (*Index, error) {
 			return fail(fmt.Errorf("corrupt statistics: %w", err))
 		}
 	}
-	return wrap(bi, c, st, dir)
+	ix, err := wrap(bi, c, st, dir)
+	if err != nil {
+		return nil, err
+	}
+	n, err := bi.DocCount()
+	if err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
+	}
+	if uint64(st[keyTotal].Docs) != n {
+		// A crash between a batch and its statistics: count again.
+		slog.Warn("bm25: statistics out of date, recounting", "dir", dir, "passages", n, "recorded", st[keyTotal].Docs)
+		if err := ix.recount(context.Background()); err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
+		}
+	}
+	return ix, nil
+}
+
+// recount rebuilds the statistics from the stored passages.
+func (ix *Index) recount(ctx context.Context) error {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	dr, err := r.DocIDReaderAll()
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
+	st := map[string]fieldStats{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		iid, err := dr.Next()
+		if err != nil {
+			return err
+		}
+		if iid == nil {
+			break
+		}
+		id, err := r.ExternalID(iid)
+		if err != nil {
+			return err
+		}
+		neg := map[string]fieldStats{}
+		if _, err := ix.subtractOld(r, id, neg); err != nil {
+			return err
+		}
+		for f, v := range neg {
+			s := st[f]
+			s.Docs -= v.Docs
+			s.SumLen -= v.SumLen
+			st[f] = s
+		}
+	}
+	ix.smu.Lock()
+	ix.stats = map[string]fieldStats{}
+	ix.smu.Unlock()
+	return ix.commitStats(st)
 }
 
 func wrap(bi bleve.Index, c config, st map[string]fieldStats, dir string) (*Index, error) {
@@ -440,6 +506,11 @@ func (ix *Index) commitStats(delta map[string]fieldStats) error {
 		next[k] = s
 	}
 	ix.smu.Unlock()
+	n, err := ix.bi.DocCount()
+	if err != nil {
+		return fmt.Errorf("bm25: save statistics: %w", err)
+	}
+	next[keyTotal] = fieldStats{Docs: int64(n)}
 	b, _ := json.Marshal(next)
 	if err := ix.bi.SetInternal([]byte(keyStats), b); err != nil {
 		return fmt.Errorf("bm25: save statistics: %w", err)
