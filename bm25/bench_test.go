@@ -13,3 +13,14 @@ func BenchmarkSearchSciFact(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSearchSciFact1000 is the same for the top 1,000 (evaluation depth).
+func BenchmarkSearchSciFact1000(b *testing.B) {
+	ix, c := collectionIndex(b, "scifact", Flat)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := ix.Search(ctx, c.queries[i%len(c.queries)].Text, 1000, Params{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

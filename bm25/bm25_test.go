@@ -339,3 +339,26 @@ func TestRecountAfterCrash(t *testing.T) {
 		t.Errorf("after recount %v, want %v", got, want)
 	}
 }
+
+func TestTopKOrder(t *testing.T) {
+	var ps []data.Passage
+	for i := range 200 {
+		ps = append(ps, data.Passage{ID: fmt.Sprintf("p%03d", i), Text: strings.Repeat("common ", 1+i%17) + fmt.Sprintf("filler%d filler x%d", i%5, i)})
+	}
+	ix, _ := newIndex(t, Flat, ps)
+	all, err := ix.Search(ctx, "common filler3", 200, Params{})
+	if err != nil || len(all) != 200 {
+		t.Fatalf("%d hits, %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Score > all[i-1].Score {
+			t.Fatalf("hit %d score %v above hit %d's %v", i, all[i].Score, i-1, all[i-1].Score)
+		}
+	}
+	for _, k := range []int{1, 7, 50, 199} {
+		top, _ := ix.Search(ctx, "common filler3", k, Params{})
+		if !reflect.DeepEqual(top, all[:k]) {
+			t.Errorf("top %d is not the first %d of the full ranking", k, k)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package bm25
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -204,19 +203,24 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 			return nil, err
 		}
 	}
-	h := make(topK, 0, min(k, len(sc.touched)))
+	h := topK(make([]cand, 0, min(k, len(sc.touched))))
 	for _, d := range sc.touched {
-		s := sc.acc[d]
+		c := cand{d, sc.acc[d]}
 		if len(h) < k {
-			heap.Push(&h, cand{d, s})
-		} else if c := (cand{d, s}); h.less(h[0], c) {
+			h = append(h, c)
+			h.up(len(h) - 1)
+		} else if worse(h[0], c) {
 			h[0] = c
-			heap.Fix(&h, 0)
+			h.down(0, len(h))
 		}
 	}
+	// Heap-sort in place: repeatedly move the worst to the end.
+	for n := len(h) - 1; n > 0; n-- {
+		h[0], h[n] = h[n], h[0]
+		h.down(0, n)
+	}
 	out := make([]Hit, len(h))
-	for i := len(h) - 1; i >= 0; i-- {
-		c := heap.Pop(&h).(cand)
+	for i, c := range h {
 		id, err := r.ExternalID(index.NewIndexInternalID(nil, c.doc))
 		if err != nil {
 			return nil, fmt.Errorf("bm25: document %d: %w", c.doc, err)
@@ -323,25 +327,44 @@ type cand struct {
 	score float64
 }
 
-// topK is a min-heap: the worst candidate (lowest score, then latest in
-// index order) on top.
-type topK []cand
-
-func (h topK) less(a, b cand) bool {
+// worse orders candidates: lower score, then later in index order.
+func worse(a, b cand) bool {
 	if a.score != b.score {
 		return a.score < b.score
 	}
 	return a.doc > b.doc
 }
-func (h topK) Len() int           { return len(h) }
-func (h topK) Less(i, j int) bool { return h.less(h[i], h[j]) }
-func (h topK) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *topK) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *topK) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+// topK is a binary min-heap under worse: the worst candidate on top.
+type topK []cand
+
+func (h topK) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !worse(h[i], h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (h topK) down(i, n int) {
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && worse(h[r], h[l]) {
+			m = r
+		}
+		if !worse(h[m], h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // bleveMu guards bleve's package-level BM25 parameters during a search.
