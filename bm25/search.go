@@ -1,0 +1,397 @@
+package bm25
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+	"sync"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+	index "github.com/blevesearch/bleve_index_api"
+	segment "github.com/blevesearch/scorch_segment_api/v2"
+)
+
+// Params are per-search BM25 parameters; zero values take the defaults
+// (k1 0.9, b 0.4, Lucene scoring).
+type Params struct {
+	K1, B   float64
+	Scoring string // Lucene (default), LuceneExact or Bleve
+}
+
+func (p Params) withDefaults() (Params, error) {
+	if p.K1 == 0 {
+		p.K1 = DefaultK1
+	}
+	if p.B == 0 {
+		p.B = DefaultB
+	}
+	if p.Scoring == "" {
+		p.Scoring = Lucene
+	}
+	switch {
+	case p.K1 < 0 || math.IsNaN(p.K1) || math.IsInf(p.K1, 0):
+		return p, fmt.Errorf("bm25: k1 %v: want a finite value ≥ 0", p.K1)
+	case p.B < 0 || p.B > 1 || math.IsNaN(p.B):
+		return p, fmt.Errorf("bm25: b %v: want a value in [0, 1]", p.B)
+	}
+	switch p.Scoring {
+	case Lucene, LuceneExact, Bleve:
+	default:
+		return p, fmt.Errorf("bm25: scoring %q: want %q, %q or %q", p.Scoring, Lucene, LuceneExact, Bleve)
+	}
+	return p, nil
+}
+
+// Hit is one retrieved passage.
+type Hit struct {
+	ID    string
+	Score float64
+}
+
+// MaxK bounds the number of hits one search may ask for.
+const MaxK = 100_000
+
+// Search returns the k best passages for the query text, best first (equal
+// scores in index order).
+func (ix *Index) Search(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if k <= 0 || k > MaxK {
+		return nil, fmt.Errorf("bm25: k %d: want 1..%d", k, MaxK)
+	}
+	if p.Scoring == Bleve {
+		return ix.searchBleve(ctx, text, k, p)
+	}
+	return ix.searchLucene(ctx, text, k, p)
+}
+
+// lengthTable[i] is the document length Lucene's one-byte norm i decodes to
+// (SmallFloat.byte4ToInt).
+var lengthTable = func() (t [256]float64) {
+	for i := range t {
+		t[i] = float64(byte4ToInt(byte(i)))
+	}
+	return
+}()
+
+const numFreeValues = 255 - 231 // 255 − longToInt4(MaxInt32)
+
+func longToInt4(i uint64) int {
+	nb := bits.Len64(i)
+	if nb < 4 {
+		return int(i)
+	}
+	shift := nb - 4
+	enc := int(i>>shift) & 0x07
+	return enc | (shift+1)<<3
+}
+
+func int4ToLong(i int) uint64 {
+	bits := uint64(i & 0x07)
+	shift := i>>3 - 1
+	if shift == -1 {
+		return bits
+	}
+	return (bits | 0x08) << shift
+}
+
+// intToByte4 is Lucene's SmallFloat.intToByte4: lengths below 24 exactly,
+// larger ones with a 3-bit mantissa, rounding down.
+func intToByte4(i int) byte {
+	if i < numFreeValues {
+		return byte(i)
+	}
+	return byte(numFreeValues + longToInt4(uint64(i-numFreeValues)))
+}
+
+func byte4ToInt(b byte) int {
+	i := int(b)
+	if i < numFreeValues {
+		return i
+	}
+	return numFreeValues + int(int4ToLong(i-numFreeValues))
+}
+
+type scratch struct {
+	acc     []float64
+	touched []uint64
+}
+
+// searchLucene scores term at a time over bleve's postings.
+func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	qterms := terms(ix.analyzer, text)
+	if len(qterms) == 0 {
+		return nil, nil
+	}
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("bm25: %w", err)
+	}
+	defer r.Close()
+	ix.smu.RLock()
+	stats := ix.stats
+	ix.smu.RUnlock()
+
+	sc, _ := ix.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer func() {
+		for _, d := range sc.touched {
+			sc.acc[d] = 0
+		}
+		sc.touched = sc.touched[:0]
+		ix.scratch.Put(sc)
+	}()
+
+	// Visit terms in a fixed order so that float sums do not depend on map
+	// iteration order.
+	keys := make([]string, 0, len(qterms))
+	for t := range qterms {
+		keys = append(keys, t)
+	}
+	sort.Strings(keys)
+	var norms [256]float64
+	snap, direct := r.(*scorch.IndexSnapshot)
+	direct = direct && !ix.genericPostings
+	for _, field := range ix.fields {
+		st := stats[field]
+		if st.Docs == 0 {
+			continue
+		}
+		n := float64(st.Docs)
+		avgdl := float64(st.SumLen) / n
+		if p.Scoring == Lucene {
+			for i := range norms {
+				norms[i] = p.K1 * (1 - p.B + p.B*lengthTable[i]/avgdl)
+			}
+		}
+		// add accumulates one posting.
+		add := func(num uint64, w, tf, norm float64) {
+			dl := math.Round(1 / (norm * norm))
+			var denom float64
+			if p.Scoring == Lucene {
+				denom = tf + norms[intToByte4(int(dl))]
+			} else {
+				denom = tf + p.K1*(1-p.B+p.B*dl/avgdl)
+			}
+			if num >= uint64(len(sc.acc)) {
+				grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
+				copy(grown, sc.acc)
+				sc.acc = grown
+			}
+			if sc.acc[num] == 0 {
+				sc.touched = append(sc.touched, num)
+			}
+			sc.acc[num] += w * tf / denom
+		}
+		idf := func(df float64) float64 { return math.Log(1 + (n-df+0.5)/(df+0.5)) }
+		var err error
+		if direct {
+			err = scoreSegments(ctx, snap, field, keys, qterms, idf, add)
+		} else {
+			err = scoreGeneric(ctx, r, field, keys, qterms, idf, add)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	h := topK(make([]cand, 0, min(k, len(sc.touched))))
+	for _, d := range sc.touched {
+		c := cand{d, sc.acc[d]}
+		if len(h) < k {
+			h = append(h, c)
+			h.up(len(h) - 1)
+		} else if worse(h[0], c) {
+			h[0] = c
+			h.down(0, len(h))
+		}
+	}
+	// Heap-sort in place: repeatedly move the worst to the end.
+	for n := len(h) - 1; n > 0; n-- {
+		h[0], h[n] = h[n], h[0]
+		h.down(0, n)
+	}
+	out := make([]Hit, len(h))
+	for i, c := range h {
+		id, err := r.ExternalID(index.NewIndexInternalID(nil, c.doc))
+		if err != nil {
+			return nil, fmt.Errorf("bm25: document %d: %w", c.doc, err)
+		}
+		out[i] = Hit{ID: id, Score: c.score}
+	}
+	return out, nil
+}
+
+// scoreGeneric feeds add from bleve's term field readers (any index type).
+func scoreGeneric(ctx context.Context, r index.IndexReader, field string, keys []string, qterms map[string]int,
+	idf func(float64) float64, add func(num uint64, w, tf, norm float64)) error {
+	var tfd index.TermFieldDoc
+	for _, t := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tfr, err := r.TermFieldReader(ctx, []byte(t), field, true, true, false)
+		if err != nil {
+			return fmt.Errorf("bm25: term %q: %w", t, err)
+		}
+		df := float64(tfr.Count())
+		if df == 0 {
+			tfr.Close()
+			continue
+		}
+		w := float64(qterms[t]) * idf(df)
+		for {
+			d, err := tfr.Next(&tfd)
+			if err != nil {
+				tfr.Close()
+				return fmt.Errorf("bm25: term %q: %w", t, err)
+			}
+			if d == nil {
+				break
+			}
+			add(d.ID.Value(), w, float64(d.Freq), d.Norm)
+		}
+		tfr.Close()
+	}
+	return nil
+}
+
+// scoreSegments feeds add straight from the postings of each segment of a
+// scorch snapshot, skipping deleted documents as bleve's readers do; global
+// document numbers are the segment's offset plus its local number, as in
+// scorch.
+func scoreSegments(ctx context.Context, snap *scorch.IndexSnapshot, field string, keys []string, qterms map[string]int,
+	idf func(float64) float64, add func(num uint64, w, tf, norm float64)) error {
+	segs := snap.Segments()
+	dicts := make([]segment.TermDictionary, len(segs))
+	offsets := make([]uint64, len(segs))
+	var running uint64
+	for i, ss := range segs {
+		offsets[i] = running
+		running += ss.Segment().Count()
+		d, err := ss.Segment().Dictionary(field)
+		if err != nil {
+			return fmt.Errorf("bm25: field %s: %w", field, err)
+		}
+		dicts[i] = d
+	}
+	lists := make([]segment.PostingsList, len(segs))
+	var it segment.PostingsIterator
+	for _, t := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		df := 0.0
+		for i, ss := range segs {
+			pl, err := dicts[i].PostingsList([]byte(t), ss.Deleted(), lists[i])
+			if err != nil {
+				return fmt.Errorf("bm25: term %q: %w", t, err)
+			}
+			lists[i] = pl
+			df += float64(pl.Count())
+		}
+		if df == 0 {
+			continue
+		}
+		w := float64(qterms[t]) * idf(df)
+		for i := range segs {
+			if lists[i].Count() == 0 {
+				continue
+			}
+			it = lists[i].Iterator(true, true, false, it)
+			for {
+				pst, err := it.Next()
+				if err != nil {
+					return fmt.Errorf("bm25: term %q: %w", t, err)
+				}
+				if pst == nil {
+					break
+				}
+				add(offsets[i]+pst.Number(), w, float64(pst.Frequency()), pst.Norm())
+			}
+		}
+	}
+	return nil
+}
+
+type cand struct {
+	doc   uint64
+	score float64
+}
+
+// worse orders candidates: lower score, then later in index order.
+func worse(a, b cand) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.doc > b.doc
+}
+
+// topK is a binary min-heap under worse: the worst candidate on top.
+type topK []cand
+
+func (h topK) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !worse(h[i], h[p]) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (h topK) down(i, n int) {
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && worse(h[r], h[l]) {
+			m = r
+		}
+		if !worse(h[m], h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// bleveMu guards bleve's package-level BM25 parameters during a search.
+var bleveMu sync.Mutex
+
+// searchBleve runs bleve's own BM25 scoring model (a match query, OR of the
+// analysed terms, over each indexed field). bleve reads k1 and b from package
+// variables, so these searches run one at a time.
+func (ix *Index) searchBleve(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
+	var qs []query.Query
+	for _, f := range ix.fields {
+		mq := query.NewMatchQuery(text)
+		mq.SetField(f)
+		mq.Analyzer = AnalyzerName
+		qs = append(qs, mq)
+	}
+	req := bleve.NewSearchRequestOptions(query.NewDisjunctionQuery(qs), k, 0, false)
+	bleveMu.Lock()
+	defer bleveMu.Unlock()
+	search.BM25_k1, search.BM25_b = p.K1, p.B
+	res, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bm25: bleve search: %w", err)
+	}
+	out := make([]Hit, len(res.Hits))
+	for i, h := range res.Hits {
+		out[i] = Hit{ID: h.ID, Score: h.Score}
+	}
+	return out, nil
+}
