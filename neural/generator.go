@@ -62,6 +62,8 @@ type Output struct {
 	Text  string  `json:"text"`
 	IDs   []int64 `json:"ids"`
 	Score float64 `json:"score"`
+	// Length is the beam search's normalising length (0: Score is a plain sum).
+	Length int `json:"-"`
 }
 
 // Tokenize encodes sources into device tensors (ids, mask) in s.
@@ -107,7 +109,7 @@ func (g *Generator) Generate(ctx context.Context, sources []string, cfg *bart.Ge
 				if err != nil {
 					return fmt.Errorf("generate: decode: %w", err)
 				}
-				outs[i] = Output{Text: text, IDs: sq.IDs, Score: sq.Score}
+				outs[i] = Output{Text: text, IDs: sq.IDs, Score: sq.Score, Length: sq.Length}
 			}
 			out = append(out, outs)
 		}

@@ -23,11 +23,14 @@ type Hit struct {
 // Candidate is one passage of the merged list: which retriever(s) found it,
 // with their scores, and the reranker's logit once it has been scored.
 type Candidate struct {
-	ID                      string
-	Title, Text             string
-	DenseScore, SparseScore float64 // meaningful when FromDense / FromSparse
-	FromDense, FromSparse   bool
-	RerankScore             float64 // the reranker's logit
+	ID          string  `json:"id"`
+	Title       string  `json:"title"`
+	Text        string  `json:"text"`
+	DenseScore  float64 `json:"dense_score,omitempty"` // meaningful when FromDense
+	SparseScore float64 `json:"bm25_score,omitempty"`  // meaningful when FromSparse
+	FromDense   bool    `json:"from_dense,omitempty"`
+	FromSparse  bool    `json:"from_bm25,omitempty"`
+	RerankScore float64 `json:"rerank_score"` // the reranker's logit
 }
 
 // Merge concatenates the dense (DPR) and sparse (BM25) hits as Re2G does: all
@@ -147,19 +150,19 @@ func DefaultWeightConfig() WeightConfig {
 
 // Support is one passage's share of an answer's probability.
 type Support struct {
-	Passage     int
-	PassageProb float64 // p(z|x)
-	SeqProb     float64 // p(y|x,z), summed over the answer's sequences from this passage
-	Joint       float64 // p(z|x) · p(y|x,z)
+	Passage     int     `json:"passage"`
+	PassageProb float64 `json:"passage_prob"` // p(z|x)
+	SeqProb     float64 `json:"seq_prob"`     // p(y|x,z), summed over the answer's sequences from this passage
+	Joint       float64 `json:"joint"`        // p(z|x) · p(y|x,z)
 }
 
 // Answer is one distinct answer with its marginal probability.
 type Answer struct {
-	Text    string    // the surface form with the largest single contribution
-	Key     string    // the normalised text that groups sequences into this answer
-	Prob    float64   // p(y|x) = Σ_z p(z|x) · p(y|x,z)
-	LogProb float64   // log p(y|x), finite even where Prob underflows
-	Support []Support // the passages that generated it, largest Joint first
+	Text    string    `json:"text"`     // the surface form with the largest single contribution
+	Key     string    `json:"-"`        // the normalised text that groups sequences into this answer
+	Prob    float64   `json:"prob"`     // p(y|x) = Σ_z p(z|x) · p(y|x,z)
+	LogProb float64   `json:"log_prob"` // log p(y|x), finite even where Prob underflows
+	Support []Support `json:"support"`  // the passages that generated it, largest Joint first
 }
 
 // Marginalize weights the generated sequences by their passages'

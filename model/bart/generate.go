@@ -130,6 +130,11 @@ func (g *GenerationConfig) maxLength() int {
 type Sequence struct {
 	IDs   []int64
 	Score float64
+	// Length is what the beam search divided the summed log-probabilities
+	// by (raised to length_penalty): the hypothesis' tokens, decoder start
+	// included, end token excluded. 0 for greedy search, whose Score is the
+	// plain sum.
+	Length int
 }
 
 // Generate runs generate() for a batch of encoder inputs ids [B, S] and mask
@@ -492,7 +497,7 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 			if len(ids) < maxLen {
 				ids = append(append([]int64(nil), ids...), g.EOSTokenID)
 			}
-			out[bi] = append(out[bi], Sequence{IDs: ids, Score: best.score})
+			out[bi] = append(out[bi], Sequence{IDs: ids, Score: best.score, Length: len(best.ids)})
 		}
 	}
 	return out, nil

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/internal/progress"
+	"github.com/re2g/re2g/kilt"
+	"github.com/re2g/re2g/neural"
+	"github.com/re2g/re2g/pipeline"
+	"github.com/urfave/cli/v2"
+)
+
+// pipelineFlags configure retrieval, reranking and generation.
+func pipelineFlags() []cli.Flag {
+	return append(deviceFlags(),
+		&cli.StringFlag{Name: "index", Required: true, Usage: "index directory (re2g index)"},
+		&cli.StringFlag{Name: "query-encoder", Usage: "DPR question encoder directory (none: no dense retrieval)"},
+		&cli.StringFlag{Name: "reranker", Usage: "cross-encoder directory (none: merged order, uniform weights)"},
+		&cli.StringFlag{Name: "generator", Usage: "BART directory (none: retrieval only)"},
+		&cli.BoolFlag{Name: "no-bm25", Usage: "skip BM25 retrieval"},
+		&cli.IntFlag{Name: "dense-k", Value: 12, Usage: "DPR hits"},
+		&cli.IntFlag{Name: "bm25-k", Value: 12, Usage: "BM25 hits"},
+		&cli.IntFlag{Name: "rerank-k", Value: 5, Usage: "passages kept after reranking"},
+		&cli.IntFlag{Name: "ef-search", Usage: "HNSW search breadth (0: the index's)"},
+		&cli.Float64Flag{Name: "k1", Value: 0.9, Usage: "BM25 k1"},
+		&cli.Float64Flag{Name: "b", Value: 0.4, Usage: "BM25 b"},
+		&cli.IntFlag{Name: "num-beams", Value: 4, Usage: "beams per passage"},
+		&cli.IntFlag{Name: "num-return-sequences", Value: 4, Usage: "sequences per passage"},
+		&cli.IntFlag{Name: "max-new-tokens", Value: 32, Usage: "answer length limit"},
+		&cli.IntFlag{Name: "batch-size", Value: 16, Usage: "model batch size"},
+	)
+}
+
+func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
+	opt, err := neuralOptions(c)
+	if err != nil {
+		return pipeline.Config{}, err
+	}
+	opt.MaxLength = 0
+	return pipeline.Config{
+		Index: c.String("index"), QueryEncoder: c.String("query-encoder"), Reranker: c.String("reranker"),
+		Generator: c.String("generator"), Models: opt, NoSparse: c.Bool("no-bm25"),
+		DenseK: c.Int("dense-k"), SparseK: c.Int("bm25-k"), RerankK: c.Int("rerank-k"), EfSearch: c.Int("ef-search"),
+		BM25: bm25.Params{K1: c.Float64("k1"), B: c.Float64("b")}, NumBeams: c.Int("num-beams"),
+		NumReturnSequences: c.Int("num-return-sequences"), MaxNewTokens: c.Int("max-new-tokens"),
+	}, nil
+}
+
+func parseShard(s string) (int, int, error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	var i, n int
+	if _, err := fmt.Sscanf(s, "%d/%d", &i, &n); err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 <= I < N", s)
+	}
+	return i, n, nil
+}
+
+func indexOptions(c *cli.Context) (pipeline.IndexOptions, error) {
+	fields := bm25.Flat
+	if c.Bool("multifield") {
+		fields = bm25.MultiField
+	}
+	return pipeline.IndexOptions{
+		Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields},
+		HNSW: faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search")},
+	}, nil
+}
+
+func init() {
+	indexFlags := append(deviceFlags(),
+		&cli.StringFlag{Name: "corpus", Required: true, Usage: "KILT passages, BEIR corpus (jsonl[.gz]) or SQuAD JSON"},
+		&cli.StringFlag{Name: "out", Required: true, Usage: "index directory"},
+		&cli.IntFlag{Name: "chunk", Value: 2048, Usage: "passages per encoded chunk (the unit of checkpointing)"},
+		&cli.IntFlag{Name: "hnsw-m", Value: 32, Usage: "HNSW links per node"},
+		&cli.IntFlag{Name: "ef-construction", Value: 80, Usage: "HNSW build breadth"},
+		&cli.IntFlag{Name: "ef-search", Value: 128, Usage: "HNSW default search breadth"},
+		&cli.BoolFlag{Name: "multifield", Usage: "BM25 over title and text as separate fields (default: one field)"},
+		&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "passages per encoder forward pass"},
+		&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage"},
+	)
+	commands = append(commands, &cli.Command{
+		Name:  "index",
+		Usage: "index a corpus: passages, BM25, and DPR vectors in FAISS HNSW",
+		Flags: append(indexFlags,
+			&cli.StringFlag{Name: "ctx-encoder", Usage: "DPR context encoder directory (none: BM25 only)"},
+			&cli.StringFlag{Name: "shard", Usage: "I/N: encode only this shard of the corpus (merge with re2g index merge)"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"}),
+		Action: func(c *cli.Context) error {
+			o, err := indexOptions(c)
+			if err != nil {
+				return err
+			}
+			if o.Shard, o.NumShards, err = parseShard(c.String("shard")); err != nil {
+				return err
+			}
+			o.Out, o.Resume = c.String("out"), c.Bool("resume")
+			corpus, err := pipeline.LoadCorpus(c.String("corpus"))
+			if err != nil {
+				return err
+			}
+			if s := corpus.Report.Summary(); s != "" {
+				fmt.Fprintln(os.Stderr, s)
+			}
+			if dir := c.String("ctx-encoder"); dir != "" {
+				opt, err := neuralOptions(c)
+				if err != nil {
+					return err
+				}
+				enc, err := neural.LoadEncoder(dir, opt)
+				if err != nil {
+					return err
+				}
+				defer enc.Close()
+				o.Encoder, o.EncoderDir = enc, dir
+			}
+			start := time.Now()
+			man, err := pipeline.BuildIndex(c.Context, c.String("corpus"), corpus, o)
+			if err != nil {
+				return err
+			}
+			secs := time.Since(start).Seconds()
+			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out)
+			return nil
+		},
+		Subcommands: []*cli.Command{{
+			Name:      "merge",
+			Usage:     "combine encoding shards (re2g index --shard I/N) into one index",
+			ArgsUsage: "SHARD_DIR...",
+			Flags:     indexFlags,
+			Action: func(c *cli.Context) error {
+				o, err := indexOptions(c)
+				if err != nil {
+					return err
+				}
+				corpus, err := pipeline.LoadCorpus(c.String("corpus"))
+				if err != nil {
+					return err
+				}
+				_, err = pipeline.MergeShards(c.Context, c.String("corpus"), corpus, c.String("out"), c.Args().Slice(), o)
+				return err
+			},
+		}},
+	})
+
+	commands = append(commands, &cli.Command{
+		Name:      "ask",
+		Usage:     "answer one question from an index, with provenance",
+		ArgsUsage: "QUESTION",
+		Flags:     append(pipelineFlags(), &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
+		Action: func(c *cli.Context) error {
+			q := strings.TrimSpace(strings.Join(c.Args().Slice(), " "))
+			if q == "" {
+				return fmt.Errorf("ask: no question given")
+			}
+			cfg, err := pipelineConfig(c)
+			if err != nil {
+				return err
+			}
+			p, err := pipeline.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			res, err := p.Answer(c.Context, q)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printResult(res)
+			return nil
+		},
+	})
+
+	commands = append(commands, &cli.Command{
+		Name:  "run",
+		Usage: "answer a KILT task file, writing KILT predictions",
+		Flags: append(pipelineFlags(),
+			&cli.StringFlag{Name: "in", Required: true, Usage: "KILT task file ({id, input, ...} lines)"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "predictions (written atomically)"},
+			&cli.StringFlag{Name: "provenance", Value: "page", Usage: "what goes into wikipedia_id: page or passage"}),
+		Action: func(c *cli.Context) error {
+			cfg, err := pipelineConfig(c)
+			if err != nil {
+				return err
+			}
+			byPassage := false
+			switch c.String("provenance") {
+			case "page":
+			case "passage":
+				byPassage = true
+			default:
+				return fmt.Errorf("--provenance %q: want page or passage", c.String("provenance"))
+			}
+			recs, err := kilt.ReadFile(c.String("in"))
+			if err != nil {
+				return err
+			}
+			p, err := pipeline.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			return runTask(c.Context, p, recs, c.String("out"), byPassage, c.Int("batch-size"))
+		},
+	})
+}
+
+// runTask answers every record and writes predictions.
+func runTask(ctx context.Context, p *pipeline.Pipeline, recs []kilt.Record, out string, byPassage bool, batch int) error {
+	if batch <= 0 {
+		batch = 16
+	}
+	bar := progress.New(len(recs), "answer", "queries")
+	hasGen := p.GenerationConfig() != nil
+	preds := make([]kilt.Record, 0, len(recs))
+	for lo := 0; lo < len(recs); lo += batch {
+		hi := min(len(recs), lo+batch)
+		qs := make([]string, hi-lo)
+		for i, r := range recs[lo:hi] {
+			if strings.TrimSpace(r.Input) == "" {
+				return fmt.Errorf("%s: record %q has an empty input", "task", r.ID)
+			}
+			qs[i] = r.Input
+		}
+		res, err := p.AnswerBatch(ctx, qs)
+		if err != nil {
+			return fmt.Errorf("records %d-%d: %w", lo+1, hi, err)
+		}
+		for i, r := range res {
+			var prov []kilt.Provenance
+			for _, pv := range r.Provenance {
+				id := pv.Page
+				if byPassage {
+					id = pv.ID
+				}
+				pr := kilt.Page(id, pv.Title, pv.Prob)
+				pr["passage_id"] = pv.ID
+				prov = append(prov, pr)
+			}
+			preds = append(preds, kilt.NewPrediction(recs[lo+i].ID, recs[lo+i].Input, r.Answer, hasGen, prov))
+		}
+		bar.Add(hi - lo)
+	}
+	return kilt.WriteFile(out, preds)
+}
+
+func printResult(r *pipeline.Result) {
+	if r.Answer != "" {
+		fmt.Printf("answer: %s   (p = %.3f)\n", r.Answer, r.Score)
+		for i, a := range r.Answers {
+			if i == 0 || i >= 4 {
+				continue
+			}
+			fmt.Printf("   also: %s   (p = %.3f)\n", a.Text, a.Prob)
+		}
+	}
+	fmt.Println("provenance:")
+	for i, pv := range r.Provenance {
+		text := pv.Text
+		if len(text) > 160 {
+			text = text[:160] + "…"
+		}
+		src := []string{}
+		if pv.FromDense {
+			src = append(src, fmt.Sprintf("dpr %.2f", pv.DenseScore))
+		}
+		if pv.FromSparse {
+			src = append(src, fmt.Sprintf("bm25 %.2f", pv.SparseScore))
+		}
+		fmt.Printf("%2d. [%s] %s  (p = %.3f, rerank %.2f; %s)\n    %s\n", i+1, pv.ID, pv.Title, pv.Prob, pv.RerankScore, strings.Join(src, ", "), text)
+	}
+}

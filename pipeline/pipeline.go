@@ -1,0 +1,378 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/model/bart"
+	"github.com/re2g/re2g/neural"
+	"github.com/re2g/re2g/torch"
+)
+
+// Config is what a Pipeline is built from. Every model is optional, so that
+// ablations are one setting away: without a query encoder there is no dense
+// retrieval, without a reranker the merged list keeps its order (and
+// passages are weighted uniformly), without a generator only retrieval runs.
+type Config struct {
+	Index        string // index directory (re2g index)
+	QueryEncoder string // DPR question encoder directory ("": no dense retrieval)
+	Reranker     string // cross-encoder directory ("": no reranking)
+	Generator    string // BART directory ("": retrieval only)
+	Models       neural.Options
+
+	NoSparse bool        // skip BM25
+	DenseK   int         // DPR hits (default 12)
+	SparseK  int         // BM25 hits (default 12)
+	RerankK  int         // passages kept for generation and provenance (default 5)
+	EfSearch int         // HNSW search breadth (0: the index's)
+	BM25     bm25.Params // k1, b (defaults 0.9, 0.4)
+
+	RerankMaxLength int    // tokens per (query, passage) pair (default 128)
+	Separator       string // between query and passage in the generator's input (default " </s> ")
+	TitleSeparator  string // between title and text (default " / ")
+
+	NumBeams           int // default 4
+	NumReturnSequences int // default 4
+	MaxNewTokens       int // default 32
+	Weight             WeightConfig
+}
+
+func (c *Config) defaults() {
+	if c.DenseK <= 0 {
+		c.DenseK = 12
+	}
+	if c.SparseK <= 0 {
+		c.SparseK = 12
+	}
+	if c.RerankK <= 0 {
+		c.RerankK = 5
+	}
+	if c.RerankMaxLength <= 0 {
+		c.RerankMaxLength = 128
+	}
+	if c.Separator == "" {
+		c.Separator = " </s> "
+	}
+	if c.TitleSeparator == "" {
+		c.TitleSeparator = " / "
+	}
+	if c.NumBeams <= 0 {
+		c.NumBeams = 4
+	}
+	if c.NumReturnSequences <= 0 {
+		c.NumReturnSequences = min(4, c.NumBeams)
+	}
+	if c.MaxNewTokens <= 0 {
+		c.MaxNewTokens = 32
+	}
+	if c.Weight.Mode == 0 && c.Weight.LengthPenalty == 0 {
+		c.Weight = DefaultWeightConfig()
+	}
+}
+
+// Pipeline answers queries: retrieve (DPR and BM25) → merge → rerank →
+// generate → weight. It is safe for concurrent use.
+type Pipeline struct {
+	cfg      Config
+	index    *Index
+	encoder  *neural.Encoder
+	reranker *neural.Reranker
+	gen      *neural.Generator
+}
+
+// New opens the index and loads the models the config names.
+func New(cfg Config) (*Pipeline, error) {
+	cfg.defaults()
+	ix, err := OpenIndex(cfg.Index)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, index: ix}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if cfg.QueryEncoder != "" {
+		if !ix.HasDense() {
+			return nil, fmt.Errorf("pipeline: a query encoder was given but index %s has no dense vectors", cfg.Index)
+		}
+		if p.encoder, err = neural.LoadEncoder(cfg.QueryEncoder, cfg.Models); err != nil {
+			return nil, err
+		}
+		if p.encoder.Dim() != ix.Manifest.Dense.Dim {
+			return nil, fmt.Errorf("pipeline: query encoder %s has dimension %d, the index's vectors %d", cfg.QueryEncoder, p.encoder.Dim(), ix.Manifest.Dense.Dim)
+		}
+	}
+	if cfg.NoSparse && p.encoder == nil {
+		return nil, errors.New("pipeline: no retriever: BM25 is off and no query encoder was given")
+	}
+	if cfg.Reranker != "" {
+		ro := cfg.Models
+		ro.MaxLength = cfg.RerankMaxLength
+		if p.reranker, err = neural.LoadReranker(cfg.Reranker, ro); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Generator != "" {
+		if p.gen, err = neural.LoadGenerator(cfg.Generator, cfg.Models); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return p, nil
+}
+
+// Close frees the models and closes the index.
+func (p *Pipeline) Close() error {
+	for _, c := range []interface{ Close() }{p.encoder, p.reranker, p.gen} {
+		if c != nil && !isNilCloser(c) {
+			c.Close()
+		}
+	}
+	if p.index != nil {
+		return p.index.Close()
+	}
+	return nil
+}
+
+func isNilCloser(c interface{ Close() }) bool {
+	switch v := c.(type) {
+	case *neural.Encoder:
+		return v == nil
+	case *neural.Reranker:
+		return v == nil
+	case *neural.Generator:
+		return v == nil
+	}
+	return false
+}
+
+// Index is the pipeline's index.
+func (p *Pipeline) Index() *Index { return p.index }
+
+// Config is the pipeline's configuration, defaults filled in.
+func (p *Pipeline) Config() Config { return p.cfg }
+
+// Encoder is the query encoder, or nil.
+func (p *Pipeline) Encoder() *neural.Encoder { return p.encoder }
+
+// Retrieve returns the merged DPR and BM25 candidates of one query.
+func (p *Pipeline) Retrieve(ctx context.Context, query string) ([]Candidate, error) {
+	r, err := p.RetrieveBatch(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	return r[0], nil
+}
+
+// RetrieveBatch retrieves for many queries, encoding them in one batch.
+func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) ([][]Candidate, error) {
+	for i, q := range queries {
+		if strings.TrimSpace(q) == "" {
+			return nil, fmt.Errorf("query %d is empty", i)
+		}
+	}
+	dense := make([][]Hit, len(queries))
+	if p.encoder != nil {
+		vecs, err := p.encoder.EncodeQueries(ctx, queries)
+		if err != nil {
+			return nil, err
+		}
+		if dense, err = p.index.DenseSearch(ctx, vecs, p.cfg.DenseK, p.cfg.EfSearch); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]Candidate, len(queries))
+	for i, q := range queries {
+		var sparse []Hit
+		if !p.cfg.NoSparse {
+			var err error
+			if sparse, err = p.index.SparseSearch(ctx, q, p.cfg.SparseK, p.cfg.BM25); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = Merge(dense[i], sparse)
+	}
+	return out, nil
+}
+
+// Rerank scores every candidate with the cross-encoder and returns them
+// best first. Without a reranker the order is kept and each candidate's
+// RerankScore is 0 (a uniform weighting).
+func (p *Pipeline) Rerank(ctx context.Context, query string, cands []Candidate) ([]Candidate, error) {
+	r, err := p.RerankBatch(ctx, []string{query}, [][]Candidate{cands})
+	if err != nil {
+		return nil, err
+	}
+	return r[0], nil
+}
+
+// RerankBatch reranks many queries' candidates in shared forward passes.
+func (p *Pipeline) RerankBatch(ctx context.Context, queries []string, cands [][]Candidate) ([][]Candidate, error) {
+	if len(queries) != len(cands) {
+		return nil, fmt.Errorf("rerank: %d queries, %d candidate lists", len(queries), len(cands))
+	}
+	out := make([][]Candidate, len(cands))
+	if p.reranker == nil {
+		for i, c := range cands {
+			out[i] = append([]Candidate(nil), c...)
+		}
+		return out, nil
+	}
+	var pairs []neural.Pair
+	for i, cs := range cands {
+		for _, c := range cs {
+			pairs = append(pairs, neural.Pair{Query: queries[i], Passage: c.Title + p.cfg.TitleSeparator + c.Text})
+		}
+	}
+	scores, err := p.reranker.Score(ctx, pairs)
+	if err != nil {
+		return nil, err
+	}
+	k := 0
+	for i, cs := range cands {
+		c := append([]Candidate(nil), cs...)
+		for j := range c {
+			c[j].RerankScore = scores[k]
+			k++
+		}
+		out[i] = TopByRerank(c, 0)
+	}
+	return out, nil
+}
+
+// Provenance is one passage of a result with its probability p(z|x).
+type Provenance struct {
+	Candidate
+	Page string  `json:"page"`
+	Prob float64 `json:"prob"`
+}
+
+// Result is the pipeline's output for one query.
+type Result struct {
+	Query string `json:"query"`
+	// Answer is the best answer ("" without a generator).
+	Answer string `json:"answer"`
+	// Score is the answer's marginal probability p(y|x).
+	Score float64 `json:"score"`
+	// Answers are every distinct answer, best first.
+	Answers []Answer `json:"answers,omitempty"`
+	// Provenance are the kept passages, best first.
+	Provenance []Provenance `json:"provenance"`
+}
+
+// Answer runs the whole pipeline for one query.
+func (p *Pipeline) Answer(ctx context.Context, query string) (*Result, error) {
+	r, err := p.AnswerBatch(ctx, []string{query})
+	if err != nil {
+		return nil, err
+	}
+	return r[0], nil
+}
+
+// AnswerBatch runs the pipeline for many queries, batching every model call
+// across them.
+func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) ([]*Result, error) {
+	cands, err := p.RetrieveBatch(ctx, queries)
+	if err != nil {
+		return nil, err
+	}
+	ranked, err := p.RerankBatch(ctx, queries, cands)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Result, len(queries))
+	var sources []string
+	type span struct{ lo, hi int }
+	spans := make([]span, len(queries))
+	probs := make([][]float64, len(queries))
+	for i, q := range queries {
+		keep := ranked[i]
+		if len(keep) > p.cfg.RerankK {
+			keep = keep[:p.cfg.RerankK]
+		}
+		logits := make([]float64, len(keep))
+		for j, c := range keep {
+			logits[j] = c.RerankScore
+		}
+		pz, err := Softmax(logits)
+		if err != nil {
+			return nil, fmt.Errorf("query %d: %w", i, err)
+		}
+		probs[i] = pz
+		res := &Result{Query: q}
+		for j, c := range keep {
+			res.Provenance = append(res.Provenance, Provenance{Candidate: c, Page: p.index.Page(c.ID), Prob: pz[j]})
+		}
+		out[i] = res
+		spans[i].lo = len(sources)
+		for _, c := range keep {
+			sources = append(sources, p.Source(q, c.Title, c.Text))
+		}
+		spans[i].hi = len(sources)
+	}
+	if p.gen == nil || len(sources) == 0 {
+		return out, nil
+	}
+	g := *p.gen.Config
+	g.NumBeams, g.NumReturnSequences = p.cfg.NumBeams, p.cfg.NumReturnSequences
+	g.MaxNewTokens, g.MaxLength = p.cfg.MaxNewTokens, 0
+	if g.NumBeams == 1 {
+		g.NumReturnSequences = 1
+	}
+	if err := g.Check(); err != nil {
+		return nil, fmt.Errorf("generation settings: %w", err)
+	}
+	gens, err := p.gen.Generate(ctx, sources, &g)
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range out {
+		var seqs []Generation
+		for z := spans[i].lo; z < spans[i].hi; z++ {
+			for _, o := range gens[z] {
+				seqs = append(seqs, Generation{Passage: z - spans[i].lo, Text: strings.TrimSpace(o.Text), Score: o.Score, Length: o.Length})
+			}
+		}
+		wc := p.cfg.Weight
+		if g.NumBeams == 1 {
+			wc.Mode = ScoreAsLogProb // greedy scores are plain sums already
+		} else if wc.Mode == ScoreLengthNormalised {
+			wc.LengthPenalty = g.LengthPenalty
+		}
+		answers, err := Marginalize(probs[i], seqs, wc)
+		if err != nil {
+			return nil, fmt.Errorf("query %d: %w", i, err)
+		}
+		res.Answers = answers
+		if len(answers) > 0 {
+			res.Answer, res.Score = answers[0].Text, answers[0].Prob
+			if math.IsNaN(res.Score) {
+				res.Score = 0
+			}
+		}
+	}
+	return out, nil
+}
+
+// Source is the generator's input for a query and a passage.
+func (p *Pipeline) Source(query, title, text string) string {
+	return query + p.cfg.Separator + title + p.cfg.TitleSeparator + text
+}
+
+// GenerationConfig is the generator's settings, or nil without a generator.
+func (p *Pipeline) GenerationConfig() *bart.GenerationConfig {
+	if p.gen == nil {
+		return nil
+	}
+	return p.gen.Config
+}
+
+// Device is where the models run.
+func (p *Pipeline) Device() torch.Device { return p.cfg.Models.Device }
