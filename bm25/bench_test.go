@@ -24,3 +24,23 @@ func BenchmarkSearchSciFact1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIndexSciFact builds a SciFact index (5,183 passages) and merges it
+// into one segment; see docs/s.
+func BenchmarkIndexSciFact(b *testing.B) {
+	c := loadCollection(b, "scifact")
+	for b.Loop() {
+		ix, err := Create(b.TempDir()+"/ix", Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.Add(ctx, c.corpus, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := ix.Optimize(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ix.Close()
+	}
+	b.ReportMetric(float64(len(c.corpus)*b.N)/b.Elapsed().Seconds(), "docs/s")
+}

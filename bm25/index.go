@@ -312,8 +312,12 @@ func (ix *Index) AvgLen() map[string]float64 {
 	return out
 }
 
-// BatchSize is how many passages Add sends to bleve at a time.
-const BatchSize = 2000
+// BatchSize is how many passages Add sends to bleve at a time, at most
+// batchBytes of text.
+const (
+	BatchSize  = 10000
+	batchBytes = 64 << 20
+)
 
 // maxText bounds a passage's text; longer passages are an error.
 const maxText = 8 << 20
@@ -377,10 +381,12 @@ func (ix *Index) addBatch(ps []data.Passage) (int, error) {
 	delta := map[string]fieldStats{}
 	docs := make([]*document.Document, 0, len(ps))
 	seen := make(map[string]bool, len(ps))
+	size := 0
 	for _, p := range ps {
-		if seen[p.ID] {
+		if seen[p.ID] || (size > batchBytes && len(docs) > 0) {
 			break
 		}
+		size += len(p.Title) + len(p.Text)
 		if err := checkPassage(p); err != nil {
 			return 0, err
 		}

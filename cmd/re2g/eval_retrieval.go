@@ -171,6 +171,9 @@ func openOrBuild(ctx context.Context, dir, corpus, fields string, rep *data.Repo
 				return nil, false, fmt.Errorf("--index %s has %s fields, not %s", dir, ix.Fields(), fields)
 			}
 			slog.Info("using existing index", "dir", dir)
+			if corpus != "" {
+				slog.Warn("--index exists, so --corpus is not read; remove the directory to rebuild", "index", dir, "corpus", corpus)
+			}
 			return &closingIndex{Index: ix}, false, nil
 		}
 	}
