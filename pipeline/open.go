@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
@@ -21,10 +22,34 @@ type Index struct {
 	hnsw     *faiss.Index
 	store    *dense.Store
 	pages    map[string]string
+	abs      string
 }
 
-// OpenIndex opens a finished index directory.
+// openDirs holds the index directories open in this process: bleve locks
+// its files, so a second open of the same directory would wait forever.
+var openDirs sync.Map
+
+// OpenIndex opens a finished index directory. One directory can be open
+// once per process; share the Index (or Pipeline), which is safe for
+// concurrent use.
 func OpenIndex(dir string) (*Index, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", dir, err)
+	}
+	if _, busy := openDirs.LoadOrStore(abs, true); busy {
+		return nil, fmt.Errorf("index %s is already open in this process (share the Pipeline: it is safe for concurrent use)", dir)
+	}
+	ix, err := openIndex(dir)
+	if err != nil {
+		openDirs.Delete(abs)
+		return nil, err
+	}
+	ix.abs = abs
+	return ix, nil
+}
+
+func openIndex(dir string) (*Index, error) {
 	ix := &Index{Dir: dir}
 	if err := readJSON(filepath.Join(dir, manifestFile), &ix.Manifest); err != nil {
 		if _, perr := os.Stat(filepath.Join(dir, progressFile)); perr == nil {
@@ -70,6 +95,10 @@ func (ix *Index) Close() error {
 	}
 	if ix.hnsw != nil {
 		errs = append(errs, ix.hnsw.Close())
+	}
+	if ix.abs != "" {
+		openDirs.Delete(ix.abs)
+		ix.abs = ""
 	}
 	return errors.Join(errs...)
 }
