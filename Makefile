@@ -34,7 +34,7 @@ test: build vet
 	$(GO) test -count=1 -timeout 60m ./...
 
 demo: build
-	bin/re2g --help
+	bin/re2g demo --work out/demo
 
 clean:
 	rm -rf $(BUILD) bin

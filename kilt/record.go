@@ -351,3 +351,16 @@ func Write(w io.Writer, recs []Record) error {
 func WriteFile(path string, recs []Record) error {
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, recs) })
 }
+
+// NewGold builds a gold record: one output per answer, then one output
+// holding the provenance (as KILT's task files list them).
+func NewGold(id, input string, answers []string, prov []Provenance) Record {
+	r := Record{ID: id, Input: input, hasInput: true}
+	for _, a := range answers {
+		r.Output = append(r.Output, Output{Answer: a, HasAnswer: true})
+	}
+	if prov != nil {
+		r.Output = append(r.Output, Output{Provenance: prov, HasProvenance: true})
+	}
+	return r
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/faiss"
-	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -220,39 +219,9 @@ func init() {
 
 // runTask answers every record and writes predictions.
 func runTask(ctx context.Context, p *pipeline.Pipeline, recs []kilt.Record, out string, byPassage bool, batch int) error {
-	if batch <= 0 {
-		batch = 16
-	}
-	bar := progress.New(len(recs), "answer", "queries")
-	hasGen := p.GenerationConfig() != nil
-	preds := make([]kilt.Record, 0, len(recs))
-	for lo := 0; lo < len(recs); lo += batch {
-		hi := min(len(recs), lo+batch)
-		qs := make([]string, hi-lo)
-		for i, r := range recs[lo:hi] {
-			if strings.TrimSpace(r.Input) == "" {
-				return fmt.Errorf("%s: record %q has an empty input", "task", r.ID)
-			}
-			qs[i] = r.Input
-		}
-		res, err := p.AnswerBatch(ctx, qs)
-		if err != nil {
-			return fmt.Errorf("records %d-%d: %w", lo+1, hi, err)
-		}
-		for i, r := range res {
-			var prov []kilt.Provenance
-			for _, pv := range r.Provenance {
-				id := pv.Page
-				if byPassage {
-					id = pv.ID
-				}
-				pr := kilt.Page(id, pv.Title, pv.Prob)
-				pr["passage_id"] = pv.ID
-				prov = append(prov, pr)
-			}
-			preds = append(preds, kilt.NewPrediction(recs[lo+i].ID, recs[lo+i].Input, r.Answer, hasGen, prov))
-		}
-		bar.Add(hi - lo)
+	preds, err := p.Predict(ctx, recs, byPassage, batch, true)
+	if err != nil {
+		return err
 	}
 	return kilt.WriteFile(out, preds)
 }

@@ -51,12 +51,7 @@ PASSAGE_ID,"title"}]}]} where PASSAGE_ID is the question's own paragraph as re2g
 			}
 			recs := make([]kilt.Record, 0, len(qs))
 			for _, q := range qs {
-				r := kilt.Record{ID: q.ID, Input: q.Question}
-				for _, a := range q.Answers {
-					r.Output = append(r.Output, kilt.Output{Answer: a, HasAnswer: true})
-				}
-				r.Output = append(r.Output, kilt.Output{HasProvenance: true,
-					Provenance: []kilt.Provenance{{"wikipedia_id": q.PassageID, "title": titles[q.PassageID]}}})
+				r := kilt.NewGold(q.ID, q.Question, q.Answers, []kilt.Provenance{{"wikipedia_id": q.PassageID, "title": titles[q.PassageID]}})
 				recs = append(recs, r)
 			}
 			if err := kilt.WriteFile(c.String("out"), recs); err != nil {
