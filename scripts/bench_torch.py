@@ -1,11 +1,14 @@
-"""Python side of bench_encoder: the same DPR context encoder in PyTorch eager.
+"""Python side of `re2g bench encoder` and `re2g bench generate`: the same models in PyTorch eager.
 
 Uses Hugging Face transformers' DPRContextEncoder when it can be imported
 (the GPU machine; or PYTHONPATH pointing at a transformers checkout), else a
 faithful nn.Module BERT written here (modeling_bert.py's eager math). Reads
 the weights from the model directory's model.safetensors with a small reader.
 
-usage: bench_torch.py MODEL_DIR BATCH SEQ ITERS THREADS DEVICE DTYPE
+usage: bench_torch.py encoder|generate MODEL_DIR BATCH SEQ ITERS THREADS DEVICE DTYPE
+
+`generate` needs transformers (BartForConditionalGeneration.generate with the model's
+generation_config.json); `encoder` falls back to the nn.Module BERT below without it.
 """
 import json
 import math
@@ -91,11 +94,36 @@ class Bert(nn.Module):
                 mod.bias.data = w[f"{p}encoder.layer.{i}.{n}.bias"]
 
 
+def bench_generate(d, batch, seq, iters, device, dt):
+    from transformers import BartForConditionalGeneration
+
+    model = BartForConditionalGeneration.from_pretrained(d, torch_dtype=dt).to(device).eval()
+    vocab = model.config.vocab_size
+    ids = (3 + (torch.arange(batch * seq) * 7919) % (vocab - 3)).view(batch, seq).to(device)
+    mask = torch.ones_like(ids)
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 1):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model.generate(input_ids=ids, attention_mask=mask)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+    print("impl transformers BartForConditionalGeneration.generate")
+    print("best_seconds", min(times))
+
+
 def main():
-    d, batch, seq, iters, threads, device, dtype = sys.argv[1:8]
+    what = sys.argv[1]
+    d, batch, seq, iters, threads, device, dtype = sys.argv[2:9]
     batch, seq, iters, threads = int(batch), int(seq), int(iters), int(threads)
     torch.set_num_threads(threads)
     dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    if what == "generate":
+        return bench_generate(d, batch, seq, iters, device, dt)
     try:
         from transformers import DPRContextEncoder  # noqa
 
@@ -116,6 +144,8 @@ def main():
     times = []
     with torch.no_grad():
         for i in range(iters + 1):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
             out = fwd(ids, mask).float().cpu()
             if i > 0:
