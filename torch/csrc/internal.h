@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/cuda.h>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -15,6 +16,12 @@ struct re2g_tensor {
 };
 
 namespace re2g {
+
+// The intra-op thread count set by re2g_set_num_threads. OpenMP keeps its
+// thread count per OS thread, and Go runs calls on any of its threads, so
+// every call makes sure the calling thread uses the configured count.
+extern std::atomic<int> g_threads;
+void sync_threads();
 
 inline re2g_err make_err(const char *msg) {
   size_t n = std::strlen(msg);
@@ -82,6 +89,7 @@ inline at::IntArrayRef dims(const int64_t *p, int n) { return at::IntArrayRef(p,
 // every exception becomes an error string (without libtorch's C++ backtrace).
 #define RE2G_TRY(grad)  \
   try {                 \
+    re2g::sync_threads(); \
     c10::AutoGradMode re2g_grad_guard_((grad) != 0);
 
 #define RE2G_TRY_NOGRAD try {

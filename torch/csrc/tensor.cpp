@@ -8,6 +8,19 @@
 
 using namespace re2g;
 
+namespace re2g {
+std::atomic<int> g_threads{0};
+
+void sync_threads() {
+  thread_local int mine = 0;
+  int want = g_threads.load(std::memory_order_relaxed);
+  if (want > 0 && mine != want) {
+    at::set_num_threads(want);
+    mine = want;
+  }
+}
+}  // namespace re2g
+
 extern "C" {
 
 void re2g_free(re2g_t t) { delete t; }
@@ -31,7 +44,10 @@ int re2g_cuda_device_count(void) {
 }
 
 void re2g_set_num_threads(int n) {
-  if (n > 0) at::set_num_threads(n);
+  if (n > 0) {
+    g_threads.store(n);
+    sync_threads();
+  }
 }
 int re2g_get_num_threads(void) { return at::get_num_threads(); }
 void re2g_manual_seed(uint64_t seed) { torch::manual_seed(seed); }
