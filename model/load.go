@@ -306,7 +306,7 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 		}
 		used[name] = true
 		info, _ := ck.Info(name)
-		if f.shape != nil && !equalShape(info.Shape, f.shape) {
+		if f.shape != nil && !EqualShape(info.Shape, f.shape) {
 			lerr.Mismatched = append(lerr.Mismatched, fmt.Sprintf("%s: checkpoint %v, model wants %v", name, info.Shape, f.shape))
 			continue
 		}
@@ -345,7 +345,8 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 	return rep, nil
 }
 
-func equalShape(a, b []int64) bool {
+// EqualShape reports whether two shapes are the same.
+func EqualShape(a, b []int64) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -158,4 +159,46 @@ func Save(dir string, config any, src any, prefix string, extra map[string]any) 
 		}
 	}
 	return nil
+}
+
+// AdditiveMask turns a [B, L] 0/1 attention mask into the [B, 1, 1, L]
+// additive mask of Hugging Face's get_extended_attention_mask: 0 where
+// attended, the dtype's smallest finite value where masked.
+func AdditiveMask(s *torch.Scope, mask *torch.Tensor, dt torch.DType) *torch.Tensor {
+	m := s.ToDType(s.Unsqueeze(s.Unsqueeze(mask, 1), 1), dt)
+	return s.MulScalar(s.RSubScalar(m, 1), MinValue(dt))
+}
+
+// MinValue is torch.finfo(dt).min.
+func MinValue(dt torch.DType) float64 {
+	switch dt {
+	case torch.Float16:
+		return -65504
+	case torch.BFloat16:
+		return -3.3895313892515355e38
+	case torch.Float64:
+		return -math.MaxFloat64
+	}
+	return -math.MaxFloat32
+}
+
+// MarshalConfig writes a config: raw (the file as read, so that unknown
+// fields survive) overlaid with typed's JSON fields.
+func MarshalConfig(typed any, raw map[string]any) ([]byte, error) {
+	b, err := json.Marshal(typed)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	for k, v := range raw {
+		out[k] = v
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	for k, v := range fields {
+		out[k] = v
+	}
+	return json.Marshal(out)
 }

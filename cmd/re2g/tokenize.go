@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 
-	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/jsonl"
 	"github.com/re2g/re2g/tokenizer"
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 )
 
@@ -46,6 +41,16 @@ type tokenizeIn struct {
 	TextPair *string         `json:"text_pair"`
 }
 
+func (r *tokenizeIn) Check() error {
+	if r.Text == nil {
+		return errors.New(`missing "text"`)
+	}
+	if len(r.ID) == 0 {
+		return errors.New(`missing "id"`)
+	}
+	return nil
+}
+
 type tokenizeOut struct {
 	ID      json.RawMessage `json:"id"`
 	IDs     []int           `json:"ids"`
@@ -69,83 +74,24 @@ func runTokenize(ctx context.Context, tokPath, inPath, outPath string, maxLen in
 	if err != nil {
 		return err
 	}
-	in, err := os.Open(inPath)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	var size int64 = -1
-	if st, err := in.Stat(); err == nil {
-		size = st.Size()
-	}
-	bar := progressbar.DefaultBytes(size, "tokenize")
-	defer bar.Close()
 	start := time.Now()
-	lines := 0
-	err = atomicfile.Write(outPath, 0o644, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		sc := bufio.NewScanner(io.TeeReader(in, bar))
-		sc.Buffer(make([]byte, 1<<20), 256<<20)
-		const batch = 4096
-		var inputs []tokenizer.Input
-		var ids []json.RawMessage
-		flush := func() error {
-			if len(inputs) == 0 {
-				return nil
-			}
-			encs, err := tok.EncodeBatch(ctx, inputs, opts)
-			if err != nil {
-				return fmt.Errorf("%s: lines %d-%d: %w", inPath, lines-len(inputs)+1, lines, err)
-			}
-			for i, e := range encs {
-				b, err := json.Marshal(tokenizeOut{ID: ids[i], IDs: e.IDs, TypeIDs: e.TypeIDs})
-				if err != nil {
-					return err
-				}
-				bw.Write(b)
-				bw.WriteByte('\n')
-			}
-			inputs, ids = inputs[:0], ids[:0]
-			return nil
-		}
-		for sc.Scan() {
-			lines++
-			line := bytes.TrimSpace(sc.Bytes())
-			if len(line) == 0 {
-				continue
-			}
-			var r tokenizeIn
-			if err := json.Unmarshal(line, &r); err != nil {
-				return fmt.Errorf("%s:%d: %w", inPath, lines, err)
-			}
-			if r.Text == nil {
-				return fmt.Errorf("%s:%d: missing \"text\"", inPath, lines)
-			}
-			if len(r.ID) == 0 {
-				return fmt.Errorf("%s:%d: missing \"id\"", inPath, lines)
-			}
-			in := tokenizer.Input{A: *r.Text}
+	lines, err := jsonl.Map(ctx, inPath, outPath, 4096, "tokenize", func(ctx context.Context, in []tokenizeIn) ([]tokenizeOut, error) {
+		inputs := make([]tokenizer.Input, len(in))
+		for i, r := range in {
+			inputs[i] = tokenizer.Input{A: *r.Text}
 			if r.TextPair != nil {
-				in.B, in.Pair = *r.TextPair, true
-			}
-			inputs = append(inputs, in)
-			ids = append(ids, append(json.RawMessage(nil), r.ID...))
-			if len(inputs) == batch {
-				if err := flush(); err != nil {
-					return err
-				}
+				inputs[i].B, inputs[i].Pair = *r.TextPair, true
 			}
 		}
-		if err := sc.Err(); err != nil {
-			if errors.Is(err, bufio.ErrTooLong) {
-				return fmt.Errorf("%s:%d: line longer than 256 MiB", inPath, lines+1)
-			}
-			return fmt.Errorf("%s: %w", inPath, err)
+		encs, err := tok.EncodeBatch(ctx, inputs, opts)
+		if err != nil {
+			return nil, err
 		}
-		if err := flush(); err != nil {
-			return err
+		out := make([]tokenizeOut, len(in))
+		for i, e := range encs {
+			out[i] = tokenizeOut{ID: in[i].ID, IDs: e.IDs, TypeIDs: e.TypeIDs}
 		}
-		return bw.Flush()
+		return out, nil
 	})
 	if err != nil {
 		return err

@@ -98,7 +98,7 @@ func Load(dir string, opt model.Options) (*Model, error) {
 		s.Close()
 		return nil, err
 	}
-	if m.FinalLogitsBias != nil && !sameShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {
+	if m.FinalLogitsBias != nil && !model.EqualShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {
 		s.Close()
 		return nil, fmt.Errorf("model %s: final_logits_bias has shape %v, want [1 %d]", dir, m.FinalLogitsBias.Shape(), cfg.VocabSize)
 	}
@@ -140,18 +140,6 @@ func New(cfg *Config, dev torch.Device) (*Model, error) {
 	}
 	m.weights = s
 	return m, nil
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Close frees the weights.
@@ -250,7 +238,7 @@ func (m *Model) Encode(s *torch.Scope, ids, mask *torch.Tensor, train bool) *tor
 	x := m.Encoder.embed(s, cfg, ids, 0, train)
 	var am *torch.Tensor
 	if mask != nil {
-		am = additiveMask(s, mask, x.DType())
+		am = model.AdditiveMask(s, mask, x.DType())
 	}
 	for i := range m.Encoder.Layers {
 		ly := &m.Encoder.Layers[i]
@@ -297,7 +285,7 @@ func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *C
 	x := m.Decoder.embed(s, cfg, ids, past, train)
 	var cm *torch.Tensor
 	if encMask != nil {
-		cm = additiveMask(s, encMask, x.DType())
+		cm = model.AdditiveMask(s, encMask, x.DType())
 	}
 	for i := range m.Decoder.Layers {
 		ly := &m.Decoder.Layers[i]
@@ -320,22 +308,6 @@ func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *C
 		logits = s.Add(logits, m.FinalLogitsBias)
 	}
 	return logits
-}
-
-// additiveMask turns [B, S] 0/1 into [B, 1, 1, S]: 0 attended, dtype's min masked.
-func additiveMask(s *torch.Scope, mask *torch.Tensor, dt torch.DType) *torch.Tensor {
-	m := s.ToDType(s.Unsqueeze(s.Unsqueeze(mask, 1), 1), dt)
-	return s.MulScalar(s.RSubScalar(m, 1), minValue(dt))
-}
-
-func minValue(dt torch.DType) float64 {
-	switch dt {
-	case torch.Float16:
-		return -65504
-	case torch.BFloat16:
-		return -3.3895313892515355e38
-	}
-	return -3.4028234663852886e38
 }
 
 // ShiftRight builds decoder inputs from labels as HF's shift_tokens_right:

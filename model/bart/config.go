@@ -6,7 +6,6 @@
 package bart
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -89,20 +88,5 @@ func (c *Config) embedScale() float64 {
 // MarshalJSON writes Raw overlaid with the typed fields.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	type plain Config
-	b, err := json.Marshal((*plain)(c))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]any{}
-	for k, v := range c.Raw {
-		out[k] = v
-	}
-	var typed map[string]any
-	if err := json.Unmarshal(b, &typed); err != nil {
-		return nil, err
-	}
-	for k, v := range typed {
-		out[k] = v
-	}
-	return json.Marshal(out)
+	return model.MarshalConfig((*plain)(c), c.Raw)
 }

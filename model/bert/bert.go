@@ -2,7 +2,6 @@ package bert
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/torch"
@@ -69,26 +68,6 @@ type Inputs struct {
 	Mask    *torch.Tensor // [B, L] 1 for tokens, 0 for padding; nil for none
 }
 
-// AdditiveMask turns a [B, L] 0/1 mask into the [B, 1, 1, L] additive mask
-// of HF's get_extended_attention_mask: 0 where attended, the dtype's
-// smallest value where masked.
-func AdditiveMask(s *torch.Scope, mask *torch.Tensor, dt torch.DType) *torch.Tensor {
-	m := s.ToDType(s.Unsqueeze(s.Unsqueeze(mask, 1), 1), dt)
-	return s.MulScalar(s.RSubScalar(m, 1), minValue(dt))
-}
-
-func minValue(dt torch.DType) float64 {
-	switch dt {
-	case torch.Float16:
-		return -65504
-	case torch.BFloat16:
-		return -3.3895313892515355e38
-	case torch.Float64:
-		return -math.MaxFloat64
-	}
-	return -math.MaxFloat32
-}
-
 // Forward returns the last hidden states [B, L, H]. Dropout applies only when train is set.
 func (m *Model) Forward(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
 	cfg := m.Cfg
@@ -109,7 +88,7 @@ func (m *Model) Forward(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
 	dt := x.DType()
 	var mask *torch.Tensor
 	if in.Mask != nil {
-		mask = AdditiveMask(s, in.Mask, dt)
+		mask = model.AdditiveMask(s, in.Mask, dt)
 	}
 	for i := range m.Layers {
 		x = m.Layers[i].forward(s, cfg, x, mask, train)

@@ -5,7 +5,6 @@
 package bert
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/re2g/re2g/model"
@@ -80,20 +79,5 @@ func (c *Config) NumLabels() int {
 // MarshalJSON writes Raw overlaid with the typed fields.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	type plain Config
-	b, err := json.Marshal((*plain)(c))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]any{}
-	for k, v := range c.Raw {
-		out[k] = v
-	}
-	var typed map[string]any
-	if err := json.Unmarshal(b, &typed); err != nil {
-		return nil, err
-	}
-	for k, v := range typed {
-		out[k] = v
-	}
-	return json.Marshal(out)
+	return model.MarshalConfig((*plain)(c), c.Raw)
 }
