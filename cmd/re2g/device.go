@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/re2g/re2g/model/parity"
 	"github.com/re2g/re2g/torch"
 	"github.com/urfave/cli/v2"
 )
@@ -17,6 +19,8 @@ func init() {
 			&cli.StringFlag{Name: "device", Value: "cuda", Usage: "device to check against the CPU (cpu, cuda, cuda:N)"},
 			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch CPU threads (0: one per core)"},
 			&cli.IntFlag{Name: "size", Value: 1024, Usage: "matmul size"},
+			&cli.StringFlag{Name: "parity", Usage: "also check the models against the transformers fixtures in this directory (testdata/parity)"},
+			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "dtype of the parity check (float32: tolerance 1e-4; bfloat16/float16: reported)"},
 		},
 		Action: func(c *cli.Context) error {
 			torch.SetNumThreads(c.Int("threads"))
@@ -26,7 +30,17 @@ func init() {
 			}
 			fmt.Printf("libtorch %s, %d CPU threads, CUDA available: %v (%d devices)\n",
 				torch.Version(), torch.NumThreads(), torch.CUDAAvailable(), torch.CUDADeviceCount())
-			return deviceCheck(dev, c.Int("size"))
+			if err := deviceCheck(dev, c.Int("size")); err != nil {
+				return err
+			}
+			if dir := c.String("parity"); dir != "" {
+				dt, err := torch.ParseDType(c.String("dtype"))
+				if err != nil {
+					return err
+				}
+				return parityCheck(c.Context, dir, dev, dt)
+			}
+			return nil
 		},
 	})
 }
@@ -153,4 +167,26 @@ func trainSteps(dev torch.Device) ([]float64, []float32, error) {
 	}
 	p, err := w2.Float32s()
 	return losses, p, err
+}
+
+// parityCheck compares every model with the transformers fixtures on dev.
+func parityCheck(ctx context.Context, dir string, dev torch.Device, dt torch.DType) error {
+	checks, err := parity.Run(ctx, dir, dev, dt)
+	if err != nil {
+		return err
+	}
+	bad := 0
+	fmt.Printf("parity with transformers on %v %v (fixtures %s):\n", dev, dt, dir)
+	for _, c := range checks {
+		mark := "ok"
+		if !c.OK(1e-4) {
+			mark = "DIFFERS"
+			bad++
+		}
+		fmt.Printf("  %-8s %v\n", mark, c)
+	}
+	if bad > 0 && dt == torch.Float32 {
+		return fmt.Errorf("%d of %d parity checks differ from transformers beyond 1e-4", bad, len(checks))
+	}
+	return nil
 }
