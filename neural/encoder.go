@@ -139,28 +139,58 @@ func (e *Encoder) EncodePassages(ctx context.Context, ps []Passage) ([][]float32
 	return e.encode(ctx, in)
 }
 
+// encode embeds inputs batch by batch. Tokenization of the next batch (on
+// all cores) overlaps the model's forward pass over the current one.
 func (e *Encoder) encode(ctx context.Context, in []tokenizer.Input) ([][]float32, error) {
 	out := make([][]float32, 0, len(in))
 	dim := e.Dim()
-	err := inBatches(ctx, len(in), e.opt.batch(), func(lo, hi int) error {
-		s := torch.NewScope().NoGrad()
-		defer s.Close()
-		b, err := e.Tokenize(ctx, s, in[lo:hi])
+	size := e.opt.batch()
+	type tokenized struct {
+		encs []tokenizer.Encoding
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan tokenized, 1)
+	go func() {
+		defer close(ch)
+		for lo := 0; lo < len(in); lo += size {
+			encs, err := e.tok.EncodeBatch(ctx, in[lo:min(len(in), lo+size)], tokenizer.Options{MaxLength: e.opt.MaxLength, Truncation: tokenizer.LongestFirst})
+			select {
+			case ch <- tokenized{encs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for t := range ch {
+		if t.err != nil {
+			return nil, t.err
+		}
+		vs, err := e.forwardEncodings(t.encs)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		v := e.Forward(s, b, false)
-		if err := s.Err(); err != nil {
-			return fmt.Errorf("encode: %w", err)
+		for i := range t.encs {
+			out = append(out, vs[i*dim:(i+1)*dim:(i+1)*dim])
 		}
-		flat, err := v.Float32s()
-		if err != nil {
-			return err
-		}
-		for i := 0; i < hi-lo; i++ {
-			out = append(out, flat[i*dim:(i+1)*dim:(i+1)*dim])
-		}
-		return nil
-	})
-	return out, err
+	}
+	if err := ctx.Err(); err != nil && len(out) < len(in) {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (e *Encoder) forwardEncodings(encs []tokenizer.Encoding) ([]float32, error) {
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	ids, types, mask := batchTensors(s, encs, e.pad, e.opt.Device)
+	v := e.Forward(s, bert.Inputs{IDs: ids, TypeIDs: types, Mask: mask}, false)
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return v.Float32s()
 }
