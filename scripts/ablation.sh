@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Ablation on SQuADShifts New Wiki: each Re2G component's effect, one table.
+#
+#   scripts/ablation.sh MODELS_DIR [SPLIT]
+#
+# MODELS_DIR holds Hugging Face directories question/, context/, reranker/,
+# generator/ (e.g. those `re2g train all` writes); SPLIT is dev (default: the
+# held-out articles of the training split) or all. Index: the whole New Wiki
+# corpus (1,581 paragraphs); provenance is passage-level.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+models=${1:?usage: scripts/ablation.sh MODELS_DIR [dev|all]}
+split=${2:-dev}
+data=../shared/data/squadshifts/new_wiki_v1.0.json
+work=${WORK:-out/ablation}
+bin=bin/re2g
+mkdir -p "$work"
+$bin data squad-kilt --in "$data" --out "$work/gold.jsonl" --split "$split" ${SPLIT_ARGS:-}
+if [ ! -f "$work/index/manifest.json" ]; then
+  rm -rf "$work/index"
+  $bin index --corpus "$data" --ctx-encoder "$models/context" --out "$work/index" --max-length 256
+fi
+q="--query-encoder $models/question"
+r="--reranker $models/reranker"
+g="--generator $models/generator"
+run() { # name, flags...
+  local name=$1; shift
+  $bin run --index "$work/index" --in "$work/gold.jsonl" --out "$work/pred-$name.jsonl" --provenance passage "$@" 2>/dev/null
+  $bin eval kilt --gold "$work/gold.jsonl" --pred "$work/pred-$name.jsonl" 2>/dev/null | tail -1 > "$work/metrics-$name.json"
+}
+run bm25 --rerank-k 12
+run dpr --no-bm25 $q --rerank-k 12
+run merged $q --rerank-k 24
+run rerank $q $r
+run generate $q $r $g
+/usr/bin/python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+rows = [("bm25", "BM25 alone"), ("dpr", "DPR alone"), ("merged", "DPR + BM25, merged order"),
+        ("rerank", "merged + reranker (top 5)"), ("generate", "+ generator (full Re2G)")]
+print(f"{'configuration':30} {'R-Prec':>7} {'R@5':>7} {'EM':>7} {'F1':>7} {'KILT-EM':>8}")
+for key, name in rows:
+    m = json.load(open(f"{w}/metrics-{key}.json"))
+    r, d, k = m["retrieval"], m.get("downstream") or {}, m.get("kilt") or {}
+    f = lambda v: f"{v:7.4f}" if v is not None else "      -"
+    print(f"{name:30} {f(r['Rprec'])} {f(r.get('recall@5'))} {f(d.get('em'))} {f(d.get('f1'))} {f(k.get('KILT-em')):>8}")
+PY
