@@ -105,18 +105,19 @@ const (
 func SmallConfig() *Config {
 	o := func(epochs float64, batch int, lr float64) Opt {
 		return Opt{Epochs: epochs, BatchSize: batch, Accum: 1, LR: lr, Warmup: 0.05, WeightDecay: 0.01, ClipNorm: 1,
-			CheckpointEvery: 200, EvalEvery: 0, Patience: 2}
+			CheckpointEvery: 200, EvalEvery: 0, Patience: 3}
 	}
+	every := func(o Opt, n int) Opt { o.EvalEvery = n; return o }
 	return &Config{
 		Data: "../shared/data/squadshifts/new_wiki_v1.0.json", Tokenizer: "../shared/data/tokenizers/bert-base-uncased",
 		Out: "build/train", Device: "cpu", Seed: 1, DevArticles: 8, MaxDev: 300, MaxDevFinal: 0,
 		BERT:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		BART:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 160, AnswerLen: 16,
-		DPR:       DPRConfig{Stage1: o(3, 32, 5e-4), Stage2: o(1, 32, 2e-4), NegativeDepth: 10},
-		Generator: GeneratorConfig{Opt: o(1, 8, 5e-4), K: 3, Objective: "sequence"},
-		Reranker:  RerankerConfig{Opt: o(1, 4, 3e-4), DenseK: 4, SparseK: 4},
-		E2E:       E2EConfig{Opt: o(0.5, 4, 2e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
+		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10},
+		Generator: GeneratorConfig{Opt: o(0.5, 8, 5e-4), K: 3, Objective: "sequence"},
+		Reranker:  RerankerConfig{Opt: every(o(0.4, 4, 5e-4), 200), DenseK: 4, SparseK: 4},
+		E2E:       E2EConfig{Opt: o(0.25, 4, 1e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
 	}
 }
 

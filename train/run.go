@@ -22,7 +22,7 @@ var Phases = []string{"dpr", "generator", "reranker", "e2e"}
 // Report is the outcome of a run: each phase's training report, and the
 // held-out table when it was computed.
 type Report struct {
-	Phases []PhaseReport                  `json:"phases"`
+	Phases []PhaseReport                 `json:"phases"`
 	Table  map[string]map[string]float64 `json:"table,omitempty"`
 }
 
