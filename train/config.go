@@ -43,6 +43,12 @@ type Config struct {
 	MaxDev      int    `json:"max_dev"`      // dev questions evaluated during training (0: all)
 	MaxDevFinal int    `json:"max_dev_final"`
 	Quiet       bool   `json:"quiet"` // no progress bar
+	// FreezeWordEmbeddings keeps the BERT encoders' (DPR, reranker) word,
+	// position and token-type embeddings at their initialisation (see
+	// env.trainable and env.zeroCLS).
+	FreezeWordEmbeddings bool `json:"freeze_embeddings"`
+	// Dropout is every model's dropout probability.
+	Dropout float64 `json:"dropout"`
 
 	BERT Shape `json:"bert"`
 	BART Shape `json:"bart"`
@@ -67,6 +73,12 @@ type DPRConfig struct {
 	// ranking the hard negative is drawn from (the first non-positive
 	// within it, as DPR).
 	NegativeDepth int `json:"negative_depth"`
+	// Shared trains one BERT as both question and context encoder (a
+	// Siamese DPR; saved as the two Hugging Face DPR directories, equal
+	// weights), which a from-scratch model needs: with two randomly
+	// initialised encoders the same word starts with unrelated embeddings
+	// on each side and the in-batch loss collapses to uniform.
+	Shared bool `json:"shared_encoder"`
 }
 
 // GeneratorConfig is phase 2: RAG training of generator and query encoder.
@@ -110,11 +122,11 @@ func SmallConfig() *Config {
 	every := func(o Opt, n int) Opt { o.EvalEvery = n; return o }
 	return &Config{
 		Data: "../shared/data/squadshifts/new_wiki_v1.0.json", Tokenizer: "../shared/data/tokenizers/bert-base-uncased",
-		Out: "build/train", Device: "cpu", Seed: 1, DevArticles: 8, MaxDev: 300, MaxDevFinal: 0,
+		Out: "build/train", Device: "cpu", Seed: 1, FreezeWordEmbeddings: true, Dropout: 0, DevArticles: 8, MaxDev: 300, MaxDevFinal: 0,
 		BERT:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		BART:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 160, AnswerLen: 16,
-		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10},
+		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10, Shared: true},
 		Generator: GeneratorConfig{Opt: o(0.5, 8, 5e-4), K: 3, Objective: "sequence"},
 		Reranker:  RerankerConfig{Opt: every(o(0.4, 4, 5e-4), 200), DenseK: 4, SparseK: 4},
 		E2E:       E2EConfig{Opt: o(0.25, 4, 1e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
@@ -130,6 +142,7 @@ func LargeConfig() *Config {
 	c.BART = Shape{Hidden: 768, Layers: 6, Heads: 12, FFN: 3072, MaxPos: 512}
 	c.QueryLen, c.PassageLen, c.PairLen, c.SourceLen, c.AnswerLen = 32, 256, 256, 384, 32
 	c.MaxDev = 0
+	c.Dropout = 0.1
 	c.DPR.Stage1 = Opt{Epochs: 40, BatchSize: 128, Accum: 1, LR: 1e-4, Warmup: 0.05, WeightDecay: 0.01, ClipNorm: 2, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}
 	c.DPR.Stage2 = c.DPR.Stage1
 	c.DPR.Stage2.Epochs = 20

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/kilt"
@@ -138,13 +139,16 @@ func (e *env) dprTask(name string, q, c *bert.DPR, neg []int) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp, err := c.Parameters()
-	if err != nil {
-		return nil, err
+	params := map[string][]torch.Param{"question_encoder": e.trainable(qp)}
+	if c.Bert != q.Bert {
+		cp, err := c.Parameters()
+		if err != nil {
+			return nil, err
+		}
+		params["ctx_encoder"] = e.trainable(cp)
 	}
 	return &Task{
-		Name: name, N: len(e.trainQ), Metric: "recall@20",
-		Params: map[string][]torch.Param{"question_encoder": qp, "ctx_encoder": cp},
+		Name: name, N: len(e.trainQ), Metric: "recall@20", Params: params,
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			texts := make([]string, len(idx))
 			var rows []int
@@ -210,10 +214,19 @@ func (e *env) trainDPR(ctx context.Context, ro RunOptions) ([]PhaseReport, error
 	if err != nil {
 		return nil, err
 	}
-	c, err := bert.NewDPR(e.bertConfig(0), false, e.dev)
-	if err != nil {
+	if err := e.initScratch(q.Bert, true); err != nil {
 		q.Close()
 		return nil, err
+	}
+	c := sharedContext(q)
+	if !e.cfg.DPR.Shared {
+		if c, err = bert.NewDPR(e.bertConfig(0), false, e.dev); err == nil {
+			err = e.initScratch(c.Bert, true)
+		}
+		if err != nil {
+			q.Close()
+			return nil, err
+		}
 	}
 	neg, err := e.bm25Negatives(ctx)
 	if err == nil {
@@ -239,8 +252,10 @@ func (e *env) trainDPR(ctx context.Context, ro RunOptions) ([]PhaseReport, error
 		return nil, err
 	}
 	defer q.Close()
-	if c, err = e.loadDPR(filepath.Join(dir1, "model", "ctx_encoder")); err != nil {
-		return nil, err
+	if c = sharedContext(q); !e.cfg.DPR.Shared {
+		if c, err = e.loadDPR(filepath.Join(dir1, "model", "ctx_encoder")); err != nil {
+			return nil, err
+		}
 	}
 	defer c.Close()
 	if neg, err = e.denseNegatives(ctx, q, c); err != nil {
@@ -256,4 +271,42 @@ func (e *env) trainDPR(ctx context.Context, ro RunOptions) ([]PhaseReport, error
 		return nil, err
 	}
 	return append(reps, report("dpr-stage2", dir2, r)), nil
+}
+
+// sharedContext is a context encoder that shares q's weights (Siamese DPR).
+func sharedContext(q *bert.DPR) *bert.DPR {
+	return &bert.DPR{Cfg: q.Cfg, Bert: q.Bert, Proj: q.Proj, Question: false}
+}
+
+// initScratch applies the from-scratch initialisation of a DPR encoder
+// (dpr: zeroCLS with token types, scaleOutput) or cross-encoder.
+func (e *env) initScratch(m *bert.Model, dpr bool) error {
+	if err := e.zeroCLS(m, dpr); err != nil {
+		return err
+	}
+	if dpr {
+		return scaleOutput(m)
+	}
+	return nil
+}
+
+// trainable drops the embeddings from ps (and from autograd) when the
+// config freezes them: AdamW keeps moving a row for many steps after its
+// word was last seen, so that in a from-scratch model every word seen in
+// training drifts along a common direction and the passages of unseen
+// (dev) articles fall to the bottom of every ranking. Frozen random
+// embeddings keep seen and unseen words alike.
+func (e *env) trainable(ps []torch.Param) []torch.Param {
+	if !e.cfg.FreezeWordEmbeddings {
+		return ps
+	}
+	out := ps[:0:0]
+	for _, p := range ps {
+		if strings.Contains(p.Name, "_embeddings.") {
+			p.Tensor.SetRequiresGrad(false)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -184,6 +184,7 @@ func (e *env) e2eTask(m e2eModels, tr candidates, option string) (*Task, error) 
 	if params["reranker"], err = m.rr.Parameters(); err != nil {
 		return nil, err
 	}
+	params["reranker"] = e.trainable(params["reranker"])
 	if params["generator"], err = m.g.Parameters(); err != nil {
 		return nil, err
 	}
@@ -191,6 +192,7 @@ func (e *env) e2eTask(m e2eModels, tr candidates, option string) (*Task, error) 
 		if params["question_encoder"], err = m.q.Parameters(); err != nil {
 			return nil, err
 		}
+		params["question_encoder"] = e.trainable(params["question_encoder"])
 	}
 	return &Task{
 		Name: "e2e-" + option, N: len(e.trainQ), Metric: "f1", Params: params,

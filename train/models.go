@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -21,8 +22,8 @@ import (
 func (e *env) bertConfig(labels int) *bert.Config {
 	s := e.cfg.BERT
 	c := &bert.Config{ModelType: "bert", VocabSize: int64(e.tok.VocabSize()), HiddenSize: s.Hidden, NumHiddenLayers: s.Layers,
-		NumAttentionHeads: s.Heads, IntermediateSize: s.FFN, HiddenAct: "gelu", HiddenDropoutProb: 0.1,
-		AttentionProbsDropoutProb: 0.1, MaxPositionEmbeddings: s.MaxPos, TypeVocabSize: 2, LayerNormEps: 1e-12,
+		NumAttentionHeads: s.Heads, IntermediateSize: s.FFN, HiddenAct: "gelu", HiddenDropoutProb: e.cfg.Dropout,
+		AttentionProbsDropoutProb: e.cfg.Dropout, MaxPositionEmbeddings: s.MaxPos, TypeVocabSize: 2, LayerNormEps: 1e-12,
 		PadTokenID: e.padID()}
 	if labels > 0 {
 		c.ID2Label = map[string]string{}
@@ -55,7 +56,7 @@ func (e *env) bartConfig() *bart.Config {
 	cls, sep := e.special("[CLS]"), e.special("[SEP]")
 	return &bart.Config{ModelType: "bart", VocabSize: int64(e.tok.VocabSize()), DModel: s.Hidden, EncoderLayers: s.Layers,
 		DecoderLayers: s.Layers, EncoderAttentionHeads: s.Heads, DecoderAttentionHeads: s.Heads, EncoderFFNDim: s.FFN,
-		DecoderFFNDim: s.FFN, ActivationFunction: "gelu", Dropout: 0.1, MaxPositionEmbeddings: s.MaxPos, InitStd: 0.02,
+		DecoderFFNDim: s.FFN, ActivationFunction: "gelu", Dropout: e.cfg.Dropout, MaxPositionEmbeddings: s.MaxPos, InitStd: 0.02,
 		PadTokenID: e.padID(), BOSTokenID: cls, EOSTokenID: sep, DecoderStartTokenID: sep, ForcedBOSTokenID: &cls,
 		ForcedEOSTokenID: &sep}
 }
@@ -244,3 +245,40 @@ func firstErr(errs ...error) error {
 }
 
 func modelOptions(dev torch.Device) model.Options { return model.Options{Device: dev} }
+
+// zeroCLS zeroes the [CLS] word embedding, the position embeddings and
+// (types) the token-type embeddings of a from-scratch BERT, so that the [CLS] vector starts as an
+// attention-weighted mean of the other tokens rather than a constant shared
+// by every input: from-scratch DPR and cross-encoders otherwise start with
+// pooled vectors that hardly depend on the text, and in-batch training
+// collapses to the uniform distribution.
+func (e *env) zeroCLS(m *bert.Model, types bool) error {
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	h := m.Cfg.HiddenSize
+	zero := s.Zeros(torch.Float32, e.dev, h)
+	if err := m.Embeddings.Position.Weight.CopyFrom(zero); err != nil {
+		return err
+	}
+	rows := []*torch.Tensor{s.Select(m.Embeddings.Word.Weight, 0, e.special("[CLS]"))}
+	if types {
+		rows = append(rows, s.Select(m.Embeddings.TokenType.Weight, 0, 0), s.Select(m.Embeddings.TokenType.Weight, 0, 1))
+	}
+	for _, row := range rows {
+		if err := row.CopyFrom(zero); err != nil {
+			return err
+		}
+	}
+	return s.Err()
+}
+
+// scaleOutput sets the gain of a from-scratch DPR encoder's last LayerNorm
+// so that initial inner products are O(1) (hidden·gain² = 4) rather than
+// O(hidden): with logits of ±100 the in-batch loss starts in the tens and
+// the fastest way down is to collapse every vector onto one direction.
+func scaleOutput(m *bert.Model) error {
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	g := m.Layers[len(m.Layers)-1].OutNorm.Weight
+	return g.CopyFrom(s.Full(math.Sqrt(4/float64(m.Cfg.HiddenSize)), torch.Float32, g.Device(), g.Shape()...))
+}

@@ -211,6 +211,7 @@ func (e *env) ragTask(q *bert.DPR, m *bart.Model, trainIx, allIx *denseIndex) (*
 	if err != nil {
 		return nil, err
 	}
+	qp = e.trainable(qp)
 	gp, err := m.Parameters()
 	if err != nil {
 		return nil, err

@@ -265,10 +265,14 @@ func (e *env) trainReranker(ctx context.Context, ro RunOptions) (PhaseReport, er
 		return PhaseReport{}, err
 	}
 	defer c.Close()
+	if err := e.initScratch(c.Bert, false); err != nil {
+		return PhaseReport{}, err
+	}
 	cp, err := c.Parameters()
 	if err != nil {
 		return PhaseReport{}, err
 	}
+	cp = e.trainable(cp)
 	t := &Task{
 		Name: "reranker", N: len(e.trainQ), Metric: "r_precision",
 		Params: map[string][]torch.Param{"reranker": cp},
