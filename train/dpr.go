@@ -139,16 +139,8 @@ func (e *env) dprTask(name string, q, c *bert.DPR, neg []int) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := map[string][]torch.Param{"question_encoder": e.trainable(qp)}
-	if c.Bert != q.Bert {
-		cp, err := c.Parameters()
-		if err != nil {
-			return nil, err
-		}
-		params["ctx_encoder"] = e.trainable(cp)
-	}
-	return &Task{
-		Name: name, N: len(e.trainQ), Metric: "recall@20", Params: params,
+	t := &Task{
+		Name: name, N: len(e.trainQ), Metric: "recall@20", Params: map[string][]torch.Param{},
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			texts := make([]string, len(idx))
 			var rows []int
@@ -187,7 +179,16 @@ func (e *env) dprTask(name string, q, c *bert.DPR, neg []int) (*Task, error) {
 			}
 			return e.saveDPR(filepath.Join(dir, "ctx_encoder"), c)
 		},
-	}, nil
+	}
+	e.trainable(t, "question_encoder", qp)
+	if c.Bert != q.Bert {
+		cp, err := c.Parameters()
+		if err != nil {
+			return nil, err
+		}
+		e.trainable(t, "ctx_encoder", cp)
+	}
+	return t, nil
 }
 
 // PhaseReport is one phase's outcome.
@@ -296,17 +297,25 @@ func (e *env) initScratch(m *bert.Model, dpr bool) error {
 // training drifts along a common direction and the passages of unseen
 // (dev) articles fall to the bottom of every ranking. Frozen random
 // embeddings keep seen and unseen words alike.
-func (e *env) trainable(ps []torch.Param) []torch.Param {
+// The frozen tensors are still checkpointed, under group+"#frozen", so
+// that a resumed run gets them back.
+func (e *env) trainable(t *Task, group string, ps []torch.Param) {
 	if !e.cfg.FreezeWordEmbeddings {
-		return ps
+		t.Params[group] = ps
+		return
 	}
-	out := ps[:0:0]
+	var keep, frozen []torch.Param
 	for _, p := range ps {
 		if strings.Contains(p.Name, "_embeddings.") {
 			p.Tensor.SetRequiresGrad(false)
+			frozen = append(frozen, p)
 			continue
 		}
-		out = append(out, p)
+		keep = append(keep, p)
 	}
-	return out
+	t.Params[group] = keep
+	if t.Frozen == nil {
+		t.Frozen = map[string][]torch.Param{}
+	}
+	t.Frozen[group] = frozen
 }

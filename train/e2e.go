@@ -179,23 +179,16 @@ func (e *env) trainE2E(ctx context.Context, ro RunOptions) (PhaseReport, error) 
 }
 
 func (e *env) e2eTask(m e2eModels, tr candidates, option string) (*Task, error) {
-	params := map[string][]torch.Param{}
-	var err error
-	if params["reranker"], err = m.rr.Parameters(); err != nil {
+	rp, err := m.rr.Parameters()
+	if err != nil {
 		return nil, err
 	}
-	params["reranker"] = e.trainable(params["reranker"])
-	if params["generator"], err = m.g.Parameters(); err != nil {
+	gp, err := m.g.Parameters()
+	if err != nil {
 		return nil, err
 	}
-	if option != Frozen {
-		if params["question_encoder"], err = m.q.Parameters(); err != nil {
-			return nil, err
-		}
-		params["question_encoder"] = e.trainable(params["question_encoder"])
-	}
-	return &Task{
-		Name: "e2e-" + option, N: len(e.trainQ), Metric: "f1", Params: params,
+	t := &Task{
+		Name: "e2e-" + option, N: len(e.trainQ), Metric: "f1", Params: map[string][]torch.Param{"generator": gp},
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			qs := make([]Question, len(idx))
 			ls := make(candidates, len(idx))
@@ -214,5 +207,14 @@ func (e *env) e2eTask(m e2eModels, tr candidates, option string) (*Task, error) 
 			}
 			return e.saveDPR(filepath.Join(dir, "question_encoder"), m.q)
 		},
-	}, nil
+	}
+	e.trainable(t, "reranker", rp)
+	if option != Frozen {
+		qp, err := m.q.Parameters()
+		if err != nil {
+			return nil, err
+		}
+		e.trainable(t, "question_encoder", qp)
+	}
+	return t, nil
 }

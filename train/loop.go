@@ -24,6 +24,7 @@ import (
 type Task struct {
 	Name   string
 	Params map[string][]torch.Param // group (model) name → its trainable parameters
+	Frozen map[string][]torch.Param // tensors kept fixed, checkpointed all the same
 	N      int                      // training examples
 	// Loss returns the mean loss over the examples idx (nil when none of
 	// them contributes) in s, which records gradients.
@@ -92,6 +93,12 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			params = append(params, torch.Param{Name: g + "/" + p.Name, Tensor: p.Tensor, Decay: p.Decay})
 		}
 	}
+	all := append([]torch.Param(nil), params...)
+	for _, g := range sortedGroups(t.Frozen) {
+		for _, p := range t.Frozen[g] {
+			all = append(all, torch.Param{Name: g + "#frozen/" + p.Name, Tensor: p.Tensor})
+		}
+	}
 	perUpdate := o.BatchSize * o.Accum
 	total := o.MaxSteps
 	if total <= 0 {
@@ -107,7 +114,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	st := State{Total: total, Seed: seed, Metrics: map[string][]Point{}, Best: -math.MaxFloat64}
 	ck := filepath.Join(dir, "checkpoint")
 	if ro.Resume {
-		ok, err := loadCheckpoint(ck, params, opt, &st)
+		ok, err := loadCheckpoint(ck, all, opt, &st)
 		if err != nil {
 			return nil, fmt.Errorf("train %s: resume: %w", t.Name, err)
 		}
@@ -216,7 +223,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			}
 		}
 		if o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0 && st.Step < total {
-			if err := saveCheckpoint(ck, params, opt, &st); err != nil {
+			if err := saveCheckpoint(ck, all, opt, &st); err != nil {
 				return nil, fmt.Errorf("train %s: %w", t.Name, err)
 			}
 			if err := writeCurves(dir, t.Name, &st); err != nil {
@@ -242,7 +249,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			return nil, err
 		}
 	}
-	if err := saveCheckpoint(ck, params, opt, &st); err != nil {
+	if err := saveCheckpoint(ck, all, opt, &st); err != nil {
 		return nil, fmt.Errorf("train %s: %w", t.Name, err)
 	}
 	if err := writeCurves(dir, t.Name, &st); err != nil {

@@ -211,15 +211,14 @@ func (e *env) ragTask(q *bert.DPR, m *bart.Model, trainIx, allIx *denseIndex) (*
 	if err != nil {
 		return nil, err
 	}
-	qp = e.trainable(qp)
 	gp, err := m.Parameters()
 	if err != nil {
 		return nil, err
 	}
 	k := min(e.cfg.Generator.K, len(trainIx.rows))
-	return &Task{
+	t := &Task{
 		Name: "generator", N: len(e.trainQ), Metric: "f1",
-		Params: map[string][]torch.Param{"question_encoder": qp, "generator": gp},
+		Params: map[string][]torch.Param{"generator": gp},
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			qs := make([]Question, len(idx))
 			texts := make([]string, len(idx))
@@ -252,5 +251,7 @@ func (e *env) ragTask(q *bert.DPR, m *bart.Model, trainIx, allIx *denseIndex) (*
 			}
 			return e.saveDPR(filepath.Join(dir, "question_encoder"), q)
 		},
-	}, nil
+	}
+	e.trainable(t, "question_encoder", qp)
+	return t, nil
 }

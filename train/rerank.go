@@ -272,10 +272,9 @@ func (e *env) trainReranker(ctx context.Context, ro RunOptions) (PhaseReport, er
 	if err != nil {
 		return PhaseReport{}, err
 	}
-	cp = e.trainable(cp)
 	t := &Task{
 		Name: "reranker", N: len(e.trainQ), Metric: "r_precision",
-		Params: map[string][]torch.Param{"reranker": cp},
+		Params: map[string][]torch.Param{},
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			qs := make([]Question, len(idx))
 			ls := make(candidates, len(idx))
@@ -291,6 +290,7 @@ func (e *env) trainReranker(ctx context.Context, ro RunOptions) (PhaseReport, er
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalReranker(ctx, c, e.devQ, dv) },
 		Save: func(dir string) error { return e.saveCross(filepath.Join(dir, "reranker"), c) },
 	}
+	e.trainable(t, "reranker", cp)
 	dir := filepath.Join(e.cfg.Out, "reranker")
 	r, err := Run(ctx, t, e.cfg.Reranker.Opt, e.cfg.Seed+3, dir, ro)
 	if err != nil {
