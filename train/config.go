@@ -86,6 +86,10 @@ type GeneratorConfig struct {
 	Opt
 	K         int    `json:"k"`         // passages marginalised per question
 	Objective string `json:"objective"` // "sequence" (default) or "token"
+	// QueryLRScale scales the question encoder's learning rate (0 means
+	// 1). A from-scratch generator gives the retrieval scores noisy
+	// gradients at first, which at the full rate undo DPR's training.
+	QueryLRScale float64 `json:"query_lr_scale"`
 }
 
 // RerankerConfig is phase 3.
@@ -125,9 +129,9 @@ func SmallConfig() *Config {
 		Out: "build/train", Device: "cpu", Seed: 1, FreezeWordEmbeddings: true, Dropout: 0, DevArticles: 8, MaxDev: 300, MaxDevFinal: 0,
 		BERT:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		BART:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
-		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 160, AnswerLen: 16,
+		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 128, AnswerLen: 16,
 		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10, Shared: true},
-		Generator: GeneratorConfig{Opt: o(0.5, 8, 5e-4), K: 3, Objective: "sequence"},
+		Generator: GeneratorConfig{Opt: o(1, 8, 1e-3), K: 2, Objective: "sequence", QueryLRScale: 0.1},
 		Reranker:  RerankerConfig{Opt: every(o(0.4, 4, 5e-4), 200), DenseK: 4, SparseK: 4},
 		E2E:       E2EConfig{Opt: o(0.25, 4, 1e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
 	}
@@ -148,6 +152,7 @@ func LargeConfig() *Config {
 	c.DPR.Stage2.Epochs = 20
 	c.Generator.Opt = Opt{Epochs: 20, BatchSize: 32, Accum: 4, LR: 1e-4, Warmup: 0.05, WeightDecay: 0.01, ClipNorm: 1, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}
 	c.Generator.K = 5
+	c.Generator.QueryLRScale = 1
 	c.Reranker.Opt = Opt{Epochs: 10, BatchSize: 32, Accum: 1, LR: 5e-5, Warmup: 0.1, WeightDecay: 0.01, ClipNorm: 1, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}
 	c.Reranker.DenseK, c.Reranker.SparseK = 12, 12
 	c.E2E.Opt = Opt{Epochs: 3, BatchSize: 16, Accum: 8, LR: 3e-5, Warmup: 0.1, WeightDecay: 0.01, ClipNorm: 1, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}

@@ -25,7 +25,9 @@ type Task struct {
 	Name   string
 	Params map[string][]torch.Param // group (model) name → its trainable parameters
 	Frozen map[string][]torch.Param // tensors kept fixed, checkpointed all the same
-	N      int                      // training examples
+	// LRScale multiplies the learning rate of a group (default 1).
+	LRScale map[string]float64
+	N       int // training examples
 	// Loss returns the mean loss over the examples idx (nil when none of
 	// them contributes) in s, which records gradients.
 	Loss func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error)
@@ -93,6 +95,35 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			params = append(params, torch.Param{Name: g + "/" + p.Name, Tensor: p.Tensor, Decay: p.Decay})
 		}
 	}
+	// One AdamW per learning-rate scale: libtorch's step takes one rate.
+	cfg := torch.DefaultAdamW(o.LR)
+	cfg.WeightDecay = o.WeightDecay
+	byScale := map[float64][]torch.Param{}
+	var scales []float64
+	for _, g := range sortedGroups(t.Params) {
+		sc, ok := t.LRScale[g]
+		if !ok {
+			sc = 1
+		}
+		if _, seen := byScale[sc]; !seen {
+			scales = append(scales, sc)
+		}
+		for _, p := range t.Params[g] {
+			byScale[sc] = append(byScale[sc], torch.Param{Name: g + "/" + p.Name, Tensor: p.Tensor, Decay: p.Decay})
+		}
+	}
+	var opt optimizers
+	defer opt.close()
+	for _, sc := range scales {
+		if len(byScale[sc]) == 0 {
+			continue
+		}
+		a, err := torch.NewAdamW(byScale[sc], cfg)
+		if err != nil {
+			return nil, fmt.Errorf("train %s: %w", t.Name, err)
+		}
+		opt = append(opt, scaled{a, sc})
+	}
 	all := append([]torch.Param(nil), params...)
 	for _, g := range sortedGroups(t.Frozen) {
 		for _, p := range t.Frozen[g] {
@@ -104,13 +135,6 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	if total <= 0 {
 		total = max(1, int(math.Ceil(o.Epochs*float64(t.N)/float64(perUpdate))))
 	}
-	cfg := torch.DefaultAdamW(o.LR)
-	cfg.WeightDecay = o.WeightDecay
-	opt, err := torch.NewAdamW(params, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("train %s: %w", t.Name, err)
-	}
-	defer opt.Close()
 	st := State{Total: total, Seed: seed, Metrics: map[string][]Point{}, Best: -math.MaxFloat64}
 	ck := filepath.Join(dir, "checkpoint")
 	if ro.Resume {
@@ -203,10 +227,10 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 				return nil, fmt.Errorf("train %s: clip: %w", t.Name, err)
 			}
 		}
-		if err := opt.Step(sched.LR(st.Step)); err != nil {
+		if err := opt.step(sched.LR(st.Step)); err != nil {
 			return nil, fmt.Errorf("train %s: step %d: %w", t.Name, st.Step, err)
 		}
-		if err := opt.ZeroGrad(); err != nil {
+		if err := opt.zeroGrad(); err != nil {
 			return nil, err
 		}
 		st.Step++
@@ -297,7 +321,7 @@ func sortStrings(s []string) {
 // saveCheckpoint writes parameters, optimiser state and the loop's state
 // into a fresh folder, then renames it over dir: a kill leaves the old
 // checkpoint or the new one.
-func saveCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *State) error {
+func saveCheckpoint(dir string, params []torch.Param, opt optimizers, st *State) error {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -312,7 +336,7 @@ func saveCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *Stat
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	ost, steps, err := opt.State(s)
+	ost, steps, err := opt.state(s)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -346,7 +370,7 @@ func saveCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *Stat
 // loadCheckpoint restores what saveCheckpoint wrote; false when there is
 // none. A kill between the two renames of saveCheckpoint leaves dir.old,
 // which is used then.
-func loadCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *State) (bool, error) {
+func loadCheckpoint(dir string, params []torch.Param, opt optimizers, st *State) (bool, error) {
 	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
 		if _, err2 := os.Stat(filepath.Join(dir+".old", "state.json")); err2 == nil {
 			dir += ".old"
@@ -399,7 +423,7 @@ func loadCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *Stat
 				ts[p.Name+suf] = t
 			}
 		}
-		if err := opt.LoadState(ts, loaded.AdamSteps); err != nil {
+		if err := opt.loadState(ts, loaded.AdamSteps); err != nil {
 			return false, fmt.Errorf("%s: %w", dir, err)
 		}
 	}
@@ -408,4 +432,62 @@ func loadCheckpoint(dir string, params []torch.Param, opt *torch.AdamW, st *Stat
 	}
 	*st = loaded
 	return true, nil
+}
+
+type scaled struct {
+	*torch.AdamW
+	scale float64
+}
+
+// optimizers are AdamWs over disjoint parameter sets, stepped together.
+type optimizers []scaled
+
+func (o optimizers) close() {
+	for _, a := range o {
+		a.Close()
+	}
+}
+
+func (o optimizers) step(lr float64) error {
+	for _, a := range o {
+		if err := a.Step(lr * a.scale); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o optimizers) zeroGrad() error {
+	for _, a := range o {
+		if err := a.ZeroGrad(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o optimizers) state(s *torch.Scope) (map[string]*torch.Tensor, map[string]int64, error) {
+	ts, steps := map[string]*torch.Tensor{}, map[string]int64{}
+	for _, a := range o {
+		t, st, err := a.State(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		for k, v := range t {
+			ts[k] = v
+		}
+		for k, v := range st {
+			steps[k] = v
+		}
+	}
+	return ts, steps, nil
+}
+
+func (o optimizers) loadState(ts map[string]*torch.Tensor, steps map[string]int64) error {
+	for _, a := range o {
+		if err := a.LoadState(ts, steps); err != nil {
+			return err
+		}
+	}
+	return nil
 }

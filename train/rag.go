@@ -253,5 +253,8 @@ func (e *env) ragTask(q *bert.DPR, m *bart.Model, trainIx, allIx *denseIndex) (*
 		},
 	}
 	e.trainable(t, "question_encoder", qp)
+	if sc := e.cfg.Generator.QueryLRScale; sc > 0 {
+		t.LRScale = map[string]float64{"question_encoder": sc}
+	}
 	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"sort"
@@ -209,7 +210,8 @@ func (e *env) rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, lists c
 // listSources loads the DPR the lists come from: the question encoder of
 // the generation phase and the stage-2 context encoder.
 func (e *env) listSources(ctx context.Context) (q *bert.DPR, trainIx, allIx *denseIndex, err error) {
-	if q, err = e.loadDPR(filepath.Join(e.cfg.Out, "generator", "model", "question_encoder")); err != nil {
+	qdir := filepath.Join(e.cfg.Out, "generator", "model", "question_encoder")
+	if q, err = e.loadDPR(qdir); err != nil {
 		return nil, nil, nil, err
 	}
 	c, err := e.loadDPR(filepath.Join(e.cfg.Out, "dpr", "stage2", "model", "ctx_encoder"))
@@ -234,6 +236,14 @@ func (e *env) listSources(ctx context.Context) (q *bert.DPR, trainIx, allIx *den
 // (training corpus) and of qs (whole corpus) for the query encoder q.
 func (e *env) lists(ctx context.Context, tag string, q *bert.DPR, trainIx, allIx *denseIndex, qs []Question) (tr, dv candidates, err error) {
 	dir := filepath.Join(e.cfg.Out, "candidates")
+	// The cache is keyed by the question encoder's weights.
+	b, err := os.ReadFile(filepath.Join(e.cfg.Out, "generator", "model", "question_encoder", "model.safetensors"))
+	if err != nil {
+		return nil, nil, err
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	tag = fmt.Sprintf("%s-%016x", tag, h.Sum64())
 	tr, err = e.cachedLists(filepath.Join(dir, tag+"-train.json"), e.trainQ, func() (candidates, error) {
 		return e.mergedLists(ctx, q, trainIx, e.bmTrain, e.trainQ)
 	})
