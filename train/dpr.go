@@ -211,6 +211,7 @@ func (e *env) trainDPR(ctx context.Context, ro RunOptions) ([]PhaseReport, error
 	var reps []PhaseReport
 	// Stage 1.
 	dir1 := filepath.Join(e.cfg.Out, "dpr", "stage1")
+	torch.ManualSeed(e.cfg.Seed) // initialisation
 	q, err := bert.NewDPR(e.bertConfig(0), true, e.dev)
 	if err != nil {
 		return nil, err

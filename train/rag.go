@@ -189,6 +189,7 @@ func (e *env) trainGenerator(ctx context.Context, ro RunOptions) (PhaseReport, e
 		return PhaseReport{}, err
 	}
 	defer allIx.close()
+	torch.ManualSeed(e.cfg.Seed + 2) // initialisation
 	m, err := bart.New(e.bartConfig(), e.dev)
 	if err != nil {
 		return PhaseReport{}, err

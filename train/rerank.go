@@ -270,6 +270,7 @@ func (e *env) trainReranker(ctx context.Context, ro RunOptions) (PhaseReport, er
 	if err != nil {
 		return PhaseReport{}, err
 	}
+	torch.ManualSeed(e.cfg.Seed + 3) // initialisation
 	c, err := bert.NewCrossEncoder(e.bertConfig(1), e.dev)
 	if err != nil {
 		return PhaseReport{}, err
