@@ -76,6 +76,7 @@ func denseIndex(c *cli.Context) error {
 	bar := progressbar.NewOptions(s.Count(), progressbar.OptionSetDescription("indexing"),
 		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("vec"), progressbar.OptionThrottle(time.Second))
+	_ = bar.RenderBlank() // starts the clock, so the rate is right
 	start := time.Now()
 	last := 0
 	ix, err := s.BuildIndex(c.Context, dense.BuildOptions{

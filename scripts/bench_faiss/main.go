@@ -265,6 +265,7 @@ func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64
 	bar := progressbar.NewOptions(n, progressbar.OptionSetDescription(fmt.Sprintf("go build %s n=%d", v.name, n)),
 		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("vec"), progressbar.OptionThrottle(time.Second))
+	_ = bar.RenderBlank() // starts the clock, so the rate is right
 	const chunk = 65536
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
