@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/re2g/re2g/tokenizer"
 )
 
 func TestBuildFromGoroot(t *testing.T) {
@@ -48,5 +50,39 @@ func TestBuildFromGoroot(t *testing.T) {
 		if held[q.Package] {
 			t.Fatalf("package %s is in both splits", q.Package)
 		}
+	}
+}
+
+func TestWriteTokenizer(t *testing.T) {
+	c, err := Build(runtime.GOROOT())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, p := range c.Passages {
+		texts = append(texts, p.Title+" "+p.Text)
+	}
+	path := t.TempDir() + "/tokenizer.json"
+	n, err := WriteTokenizer(path, texts, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != n {
+		t.Fatalf("vocabulary %d, wrote %d", tok.VocabSize(), n)
+	}
+	e := tok.EncodePair("Which Go package implements simple functions?", "Package strings implements simple functions to manipulate UTF-8 encoded strings.")
+	unk, _ := tok.TokenToID("[UNK]")
+	for _, id := range e.IDs {
+		if id == unk {
+			t.Fatalf("unknown token in %v", e.IDs)
+		}
+	}
+	text, err := tok.Decode(e.IDs, true)
+	if err != nil || !strings.Contains(text, "package strings implements simple functions") {
+		t.Fatalf("decode: %q %v", text, err)
 	}
 }

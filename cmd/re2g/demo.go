@@ -7,8 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// demoTrainer trains the demo's models; nil until training is available.
-var demoTrainer demo.Trainer
 
 func init() {
 	commands = append(commands, &cli.Command{
@@ -35,7 +33,7 @@ provenance; and prints the KILT metrics of the held-out set.`,
 				return err
 			}
 			_, err = demo.Run(c.Context, demo.Options{
-				Work: c.String("work"), GoRoot: c.String("goroot"), Neural: opt, Show: c.Int("show"), Train: demoTrainer,
+				Work: c.String("work"), GoRoot: c.String("goroot"), Neural: opt, Show: c.Int("show"), Train: demo.Train,
 				Models: demo.Models{QueryEncoder: c.String("query-encoder"), CtxEncoder: c.String("ctx-encoder"),
 					Reranker: c.String("reranker"), Generator: c.String("generator")},
 			})
