@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
 # Ablation on SQuADShifts New Wiki: each Re2G component's effect, one table.
 #
-#   scripts/ablation.sh MODELS_DIR [SPLIT]
+#   scripts/ablation.sh TRAIN_OUT [SPLIT]
 #
-# MODELS_DIR holds Hugging Face directories question/, context/, reranker/,
-# generator/ (e.g. those `re2g train all` writes); SPLIT is dev (default: the
-# held-out articles of the training split) or all. Index: the whole New Wiki
-# corpus (1,581 paragraphs); provenance is passage-level.
+# TRAIN_OUT is the output folder of `re2g train all` (make train-small:
+# build/train): the context encoder of DPR stage 2, and the question encoder,
+# reranker and generator of the end-to-end phase (distillation) when it ran,
+# else of their own phases. SPLIT is dev (default: the articles training held
+# out) or all. Index: the whole New Wiki corpus (1,581 paragraphs);
+# provenance is passage-level.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-models=${1:?usage: scripts/ablation.sh MODELS_DIR [dev|all]}
+out=${1:?usage: scripts/ablation.sh TRAIN_OUT [dev|all]}
+pick() { for d in "$@"; do [ -f "$d/config.json" ] && { echo "$d"; return; }; done; echo "no model among: $*" >&2; exit 1; }
+ctx=$(pick "$out/dpr/stage2/model/ctx_encoder")
+qenc=$(pick "$out/e2e-distill/model/question_encoder" "$out/generator/model/question_encoder" "$out/dpr/stage2/model/question_encoder")
+rr=$(pick "$out/e2e-distill/model/reranker" "$out/reranker/model/reranker")
+gen=$(pick "$out/e2e-distill/model/generator" "$out/generator/model/generator")
 split=${2:-dev}
 data=../shared/data/squadshifts/new_wiki_v1.0.json
 work=${WORK:-out/ablation}
 bin=bin/re2g
 mkdir -p "$work"
-$bin data squad-kilt --in "$data" --out "$work/gold.jsonl" --split "$split" ${SPLIT_ARGS:-}
+$bin data squad-kilt --in "$data" --out "$work/gold.jsonl" --split "$split"
 if [ ! -f "$work/index/manifest.json" ]; then
   rm -rf "$work/index"
-  $bin index --corpus "$data" --ctx-encoder "$models/context" --out "$work/index" --max-length 256
+  $bin index --corpus "$data" --ctx-encoder "$ctx" --out "$work/index" --max-length 256
 fi
-q="--query-encoder $models/question"
-r="--reranker $models/reranker"
-g="--generator $models/generator"
+q="--query-encoder $qenc"
+r="--reranker $rr"
+g="--generator $gen"
 run() { # name, flags...
   local name=$1; shift
   $bin run --index "$work/index" --in "$work/gold.jsonl" --out "$work/pred-$name.jsonl" --provenance passage "$@" 2>/dev/null

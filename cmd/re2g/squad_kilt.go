@@ -6,6 +6,7 @@ import (
 
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/kilt"
+	"github.com/re2g/re2g/train"
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,28 +17,32 @@ func init() {
 		Description: `Each question becomes {"id","input","output":[{"answer"},...,{"provenance":[{"wikipedia_id":
 PASSAGE_ID,"title"}]}]} where PASSAGE_ID is the question's own paragraph as re2g index names it
 ("<title>#<n>"); evaluate predictions of re2g run --provenance passage against it.
---split train|dev keeps one side of the split by article (--dev-percent, --seed), as training uses.`,
+--split train|dev keeps one side of the split by article that re2g train uses (--dev-articles, --seed).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "in", Required: true, Usage: "SQuAD v1.1 JSON"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "KILT task file (written atomically)"},
 			&cli.StringFlag{Name: "split", Value: "all", Usage: "all, train or dev"},
-			&cli.IntFlag{Name: "dev-percent", Value: 20, Usage: "share of articles in dev"},
-			&cli.StringFlag{Name: "seed", Value: "re2g", Usage: "split seed"},
+			&cli.IntFlag{Name: "dev-articles", Value: train.SmallConfig().DevArticles, Usage: "articles held out for dev"},
+			&cli.Uint64Flag{Name: "seed", Value: train.SmallConfig().Seed, Usage: "split seed"},
 			&cli.IntFlag{Name: "limit", Usage: "keep the first N questions (0: all)"},
 		},
 		Action: func(c *cli.Context) error {
-			rep := &data.Report{}
-			sq, err := data.LoadSQuAD(c.String("in"), rep)
+			sq, err := data.LoadSQuAD(c.String("in"), &data.Report{})
 			if err != nil {
 				return err
 			}
-			train, dev := sq.SplitByArticle(c.Int("dev-percent"), c.String("seed"))
+			d, err := train.SplitSQuAD(sq, c.Int("dev-articles"), c.Uint64("seed"))
+			if err != nil {
+				return err
+			}
+			var qs []train.Question
 			switch c.String("split") {
 			case "all":
+				qs = append(append(qs, d.Train...), d.Dev...)
 			case "train":
-				sq = train
+				qs = d.Train
 			case "dev":
-				sq = dev
+				qs = d.Dev
 			default:
 				return fmt.Errorf("--split %q: want all, train or dev", c.String("split"))
 			}
@@ -45,19 +50,21 @@ PASSAGE_ID,"title"}]}]} where PASSAGE_ID is the question's own paragraph as re2g
 			for _, p := range sq.Passages {
 				titles[p.ID] = p.Title
 			}
-			qs := sq.Questions
 			if n := c.Int("limit"); n > 0 && n < len(qs) {
 				qs = qs[:n]
 			}
 			recs := make([]kilt.Record, 0, len(qs))
 			for _, q := range qs {
-				r := kilt.NewGold(q.ID, q.Question, q.Answers, []kilt.Provenance{{"wikipedia_id": q.PassageID, "title": titles[q.PassageID]}})
-				recs = append(recs, r)
+				prov := make([]kilt.Provenance, 0, len(q.Gold))
+				for _, g := range q.Gold {
+					prov = append(prov, kilt.Provenance{"wikipedia_id": g, "title": titles[g]})
+				}
+				recs = append(recs, kilt.NewGold(q.ID, q.Text, q.Answers, prov))
 			}
 			if err := kilt.WriteFile(c.String("out"), recs); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "%d questions over %d passages (%s split) -> %s\n", len(recs), len(sq.Passages), c.String("split"), c.String("out"))
+			fmt.Fprintf(os.Stderr, "%d questions (%s split) -> %s\n", len(recs), c.String("split"), c.String("out"))
 			return nil
 		},
 	})
