@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/re2g/re2g/data"
@@ -26,8 +27,8 @@ func TrainConfig(work string) *train.Config {
 	}
 	cfg.DPR.Stage1 = steps(cfg.DPR.Stage1, 120)
 	cfg.DPR.Stage2 = steps(cfg.DPR.Stage2, 60)
-	cfg.Generator.Opt = steps(cfg.Generator.Opt, 250)
-	cfg.Reranker.Opt = steps(cfg.Reranker.Opt, 150)
+	cfg.Generator.Opt = steps(cfg.Generator.Opt, 400)
+	cfg.Reranker.Opt = steps(cfg.Reranker.Opt, 300)
 	cfg.E2E.Opt = steps(cfg.E2E.Opt, 60)
 	return cfg
 }
@@ -69,8 +70,23 @@ func Train(ctx context.Context, work string, passages []data.Passage, trainQA, d
 	d.Train, d.Dev = conv(trainQA), conv(devQA)
 	os.MkdirAll(cfg.Out, 0o755)
 	fmt.Fprintf(os.Stderr, "demo: training four phases from scratch (vocabulary %d, %d training questions) into %s\n", n, len(d.Train), cfg.Out)
-	if _, err := train.RunPhases(ctx, cfg, d, train.Phases, train.RunOptions{Resume: true, Progress: os.Stderr}); err != nil {
+	rep, err := train.RunPhases(ctx, cfg, d, train.Phases, train.RunOptions{Resume: true, Progress: os.Stderr})
+	if err != nil {
 		return Models{}, err
+	}
+	return choose(cfg.Out, rep, time.Since(start))
+}
+
+// choose picks the models the demo answers with from what training wrote,
+// by the dev metrics training measured: the end-to-end phase's question
+// encoder only if it kept DPR's Recall@20, and a reranker only if it
+// ranks the merged candidates better than their merged order does. A
+// component that did not learn enough in the demo's budget is left out
+// (and said so) rather than allowed to spoil the answers.
+func choose(o string, rep *train.Report, took time.Duration) (Models, error) {
+	metrics := map[string]map[string]float64{}
+	for _, p := range rep.Phases {
+		metrics[p.Phase] = p.Metrics
 	}
 	pick := func(paths ...string) string {
 		for _, p := range paths {
@@ -80,17 +96,33 @@ func Train(ctx context.Context, work string, passages []data.Passage, trainQA, d
 		}
 		return ""
 	}
-	o := cfg.Out
-	m := Models{
-		CtxEncoder:   pick(filepath.Join(o, "dpr", "stage2", "model", "ctx_encoder")),
-		QueryEncoder: pick(filepath.Join(o, "e2e-distill", "model", "question_encoder"), filepath.Join(o, "generator", "model", "question_encoder"), filepath.Join(o, "dpr", "stage2", "model", "question_encoder")),
-		Reranker:     pick(filepath.Join(o, "e2e-distill", "model", "reranker"), filepath.Join(o, "reranker", "model", "reranker")),
-		Generator:    pick(filepath.Join(o, "e2e-distill", "model", "generator"), filepath.Join(o, "generator", "model", "generator")),
-	}
+	dpr2 := filepath.Join(o, "dpr", "stage2", "model")
+	m := Models{CtxEncoder: pick(filepath.Join(dpr2, "ctx_encoder")), QueryEncoder: pick(filepath.Join(dpr2, "question_encoder"))}
 	if m.CtxEncoder == "" || m.QueryEncoder == "" {
 		return Models{}, fmt.Errorf("demo: training left no DPR encoders under %s", o)
 	}
-	m.Note = fmt.Sprintf("trained from scratch here in %.0f s (DPR, generator, reranker, end-to-end with distillation; %s)", time.Since(start).Seconds(), o)
+	var notes []string
+	e2e, dpr := metrics["e2e-distill"], metrics["dpr-stage2"]
+	if q := pick(filepath.Join(o, "e2e-distill", "model", "question_encoder")); q != "" && e2e["dpr_recall@20"] >= dpr["recall@20"] {
+		m.QueryEncoder = q
+	} else {
+		notes = append(notes, fmt.Sprintf("DPR question encoder of stage 2 (Recall@20 %.2f; after distillation %.2f)", dpr["recall@20"], e2e["dpr_recall@20"]))
+	}
+	rr := metrics["reranker"]
+	rrDir, rrScore := pick(filepath.Join(o, "reranker", "model", "reranker")), rr["r_precision"]
+	if v, ok := e2e["r_precision"]; ok && v > rrScore {
+		rrDir, rrScore = pick(filepath.Join(o, "e2e-distill", "model", "reranker")), v
+	}
+	if rrScore > rr["merged_r_precision"] {
+		m.Reranker = rrDir
+	} else {
+		notes = append(notes, fmt.Sprintf("no reranker: its dev R-Precision %.2f is below the merged order's %.2f", rrScore, rr["merged_r_precision"]))
+	}
+	m.Generator = pick(filepath.Join(o, "e2e-distill", "model", "generator"), filepath.Join(o, "generator", "model", "generator"))
+	m.Note = fmt.Sprintf("trained from scratch here in %.0f s (DPR, generator, reranker, end-to-end with distillation; %s)", took.Seconds(), o)
+	if len(notes) > 0 {
+		m.Note += "; chosen on dev: " + strings.Join(notes, "; ")
+	}
 	return m, nil
 }
 
