@@ -198,6 +198,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errorf(http.StatusBadRequest, "empty_body", "the body is empty: send a JSON object")
 	}
+	if !utf8.Valid(data) {
+		// encoding/json would quietly turn bad bytes into U+FFFD
+		return errorf(http.StatusBadRequest, "invalid_text", "the body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
