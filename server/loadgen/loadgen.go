@@ -31,13 +31,13 @@ type Config struct {
 
 // Report is a run's outcome. Latencies are those of the 200 responses.
 type Report struct {
-	Requests   int            // responses and transport errors
-	OK         int            // 200
-	Rejected   int            // 429 (deliberate back-pressure)
-	Errors     int            // anything else, transport errors included
-	ErrorKinds map[string]int // status code or error text → count
-	Seconds    float64
-	Throughput float64 // OK per second
+	Requests           int            // responses and transport errors
+	OK                 int            // 200
+	Rejected           int            // 429 (deliberate back-pressure)
+	Errors             int            // anything else, transport errors included
+	ErrorKinds         map[string]int // status code or error text → count
+	Seconds            float64
+	Throughput         float64 // OK per second
 	P50, P95, P99, Max time.Duration
 }
 
