@@ -45,7 +45,7 @@ the load, reads the server's resident memory from /metrics before and after, sto
 			&cli.StringFlag{Name: "work", Value: "build/bench-serve", Usage: "models, index and server logs"},
 			&cli.StringFlag{Name: "models", Value: "dpr,rerank,generate", Usage: "models the servers load, of dpr, rerank, generate (BM25 always runs)"},
 			&cli.StringFlag{Name: "model-size", Value: "small", Usage: "random models: tiny (BERT 32x2, BART 16x1) or small (BERT 128x2, BART 64x2)"},
-			&cli.StringFlag{Name: "serve-flags", Value: "--threads 2 --batch-size 64 --max-batch 32 --num-beams 4 --max-new-tokens 16",
+			&cli.StringFlag{Name: "serve-flags", Value: "--threads 2 --workers 2 --batch-size 64 --max-batch 32 --num-beams 4 --max-new-tokens 16",
 				Usage: "flags for every server"},
 			&cli.StringSliceFlag{Name: "variant", Value: cli.NewStringSlice("batching=", "no batching=--no-batching"),
 				Usage: "NAME=FLAGS, one server each, in order (the first's throughput is compared with the others')"},
@@ -58,6 +58,7 @@ type benchRow struct {
 	name           string
 	rep            *loadgen.Report
 	rssBefore      int64
+	rssMid         int64 // half-way through the measured load
 	rssAfter       int64
 	cleanExit      bool
 	shutdownSecond float64
@@ -274,9 +275,20 @@ func loadOnce(ctx context.Context, lc loadgen.Config, warmup time.Duration) (ben
 	if row.rssBefore, err = loadgen.ResidentBytes(ctx, lc.URL, lc.Token); err != nil {
 		return row, err
 	}
+	mid := make(chan int64, 1)
+	go func() {
+		select {
+		case <-time.After(lc.Duration / 2):
+			v, _ := loadgen.ResidentBytes(ctx, lc.URL, lc.Token)
+			mid <- v
+		case <-ctx.Done():
+			mid <- 0
+		}
+	}()
 	if row.rep, err = loadgen.Run(ctx, lc); err != nil {
 		return row, err
 	}
+	row.rssMid = <-mid
 	row.rssAfter, err = loadgen.ResidentBytes(ctx, lc.URL, lc.Token)
 	row.cleanExit = true
 	return row, err
@@ -285,7 +297,7 @@ func loadOnce(ctx context.Context, lc loadgen.Config, warmup time.Duration) (ben
 func printBench(c *cli.Context, rows []benchRow) {
 	fmt.Printf("re2g bench serve: %s, %d clients, %v per variant after %v warm-up\n\n", "/v1/"+c.String("endpoint"), c.Int("clients"), c.Duration("duration"), c.Duration("warmup"))
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, " variant\t ok\t req/s\t p50\t p95\t p99\t errors\t 429\t RSS before\t RSS after\t RSS change\t SIGTERM exit\t")
+	fmt.Fprintln(w, " variant\t ok\t req/s\t p50\t p95\t p99\t errors\t 429\t RSS before\t RSS mid\t RSS after\t after/before\t after/mid\t SIGTERM exit\t")
 	for _, r := range rows {
 		exit := "clean"
 		if !r.cleanExit {
@@ -294,9 +306,11 @@ func printBench(c *cli.Context, rows []benchRow) {
 		if r.shutdownSecond > 0 {
 			exit += fmt.Sprintf(" (%.1f s)", r.shutdownSecond)
 		}
-		fmt.Fprintf(w, " %s\t %d\t %.2f\t %v\t %v\t %v\t %d\t %d\t %.0f MiB\t %.0f MiB\t %+.1f%%\t %s\t\n", r.name, r.rep.OK, r.rep.Throughput,
+		mib := func(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+		change := func(a, b int64) string { return fmt.Sprintf("%+.1f%%", 100*float64(a-b)/float64(max(b, 1))) }
+		fmt.Fprintf(w, " %s\t %d\t %.2f\t %v\t %v\t %v\t %d\t %d\t %s\t %s\t %s\t %s\t %s\t %s\t\n", r.name, r.rep.OK, r.rep.Throughput,
 			r.rep.P50.Round(time.Millisecond), r.rep.P95.Round(time.Millisecond), r.rep.P99.Round(time.Millisecond), r.rep.Errors, r.rep.Rejected,
-			float64(r.rssBefore)/(1<<20), float64(r.rssAfter)/(1<<20), 100*float64(r.rssAfter-r.rssBefore)/float64(max(r.rssBefore, 1)), exit)
+			mib(r.rssBefore), mib(r.rssMid), mib(r.rssAfter), change(r.rssAfter, r.rssBefore), change(r.rssAfter, r.rssMid), exit)
 	}
 	w.Flush()
 	for _, r := range rows {
