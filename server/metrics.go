@@ -212,6 +212,11 @@ func (m *metrics) processGauges() []gauge {
 	one := func(f func() float64) func() []sample { return func() []sample { return []sample{{v: f()}} } }
 	return []gauge{
 		{name: "process_resident_memory_bytes", help: "Resident memory size in bytes.", samples: one(func() float64 { return float64(residentBytes()) })},
+		{name: "go_memstats_heap_inuse_bytes", help: "Bytes in in-use spans of the Go heap.", samples: one(func() float64 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return float64(ms.HeapInuse)
+		})},
 		{name: "go_goroutines", help: "Number of goroutines.", samples: one(func() float64 { return float64(runtime.NumGoroutine()) })},
 		{name: "re2g_torch_live_tensors", help: "libtorch tensors alive (a steady rise is a leak).", samples: one(func() float64 { return float64(torch.LiveTensors()) })},
 		{name: "re2g_http_in_flight_requests", help: "Requests being served.", samples: one(func() float64 { return float64(m.inFlight.Load()) })},

@@ -60,6 +60,7 @@ type benchRow struct {
 	rssBefore      int64
 	rssMid         int64 // half-way through the measured load
 	rssAfter       int64
+	heap, tensors  [2]float64 // Go heap in use and live libtorch tensors, before and after
 	cleanExit      bool
 	shutdownSecond float64
 }
@@ -275,6 +276,8 @@ func loadOnce(ctx context.Context, lc loadgen.Config, warmup time.Duration) (ben
 	if row.rssBefore, err = loadgen.ResidentBytes(ctx, lc.URL, lc.Token); err != nil {
 		return row, err
 	}
+	row.heap[0], _ = loadgen.Metric(ctx, lc.URL, lc.Token, "go_memstats_heap_inuse_bytes")
+	row.tensors[0], _ = loadgen.Metric(ctx, lc.URL, lc.Token, "re2g_torch_live_tensors")
 	mid := make(chan int64, 1)
 	go func() {
 		select {
@@ -290,6 +293,8 @@ func loadOnce(ctx context.Context, lc loadgen.Config, warmup time.Duration) (ben
 	}
 	row.rssMid = <-mid
 	row.rssAfter, err = loadgen.ResidentBytes(ctx, lc.URL, lc.Token)
+	row.heap[1], _ = loadgen.Metric(ctx, lc.URL, lc.Token, "go_memstats_heap_inuse_bytes")
+	row.tensors[1], _ = loadgen.Metric(ctx, lc.URL, lc.Token, "re2g_torch_live_tensors")
 	row.cleanExit = true
 	return row, err
 }
@@ -313,6 +318,10 @@ func printBench(c *cli.Context, rows []benchRow) {
 			mib(r.rssBefore), mib(r.rssMid), mib(r.rssAfter), change(r.rssAfter, r.rssBefore), change(r.rssAfter, r.rssMid), exit)
 	}
 	w.Flush()
+	for _, r := range rows {
+		fmt.Printf("%s: Go heap in use %.0f → %.0f MiB, live libtorch tensors %.0f → %.0f (both read with the server idle)\n",
+			r.name, r.heap[0]/(1<<20), r.heap[1]/(1<<20), r.tensors[0], r.tensors[1])
+	}
 	for _, r := range rows {
 		if len(r.rep.ErrorKinds) > 0 {
 			fmt.Printf("%s errors: %v\n", r.name, r.rep.ErrorKinds)

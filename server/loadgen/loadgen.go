@@ -145,6 +145,12 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 
 // ResidentBytes reads process_resident_memory_bytes from the server's /metrics.
 func ResidentBytes(ctx context.Context, url, token string) (int64, error) {
+	v, err := Metric(ctx, url, token, "process_resident_memory_bytes")
+	return int64(v), err
+}
+
+// Metric reads one unlabelled sample from the server's /metrics.
+func Metric(ctx context.Context, url, token, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -162,10 +168,9 @@ func ResidentBytes(ctx context.Context, url, token string) (int64, error) {
 	}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
-	return 0, fmt.Errorf("metrics: no process_resident_memory_bytes")
+	return 0, fmt.Errorf("metrics: no %s", name)
 }
