@@ -390,6 +390,13 @@ func (s *Scope) MaskedFill(a, mask *Tensor, v float64) *Tensor {
 	}, a, mask)
 }
 
+// IndexFill sets the entries of a at index (int64, 1-D) along dim to v.
+func (s *Scope) IndexFill(a *Tensor, dim int64, index *Tensor, v float64) *Tensor {
+	return s.op("index_fill", func(g C.int, out *C.re2g_t) C.re2g_err {
+		return C.re2g_index_fill(g, a.h, C.int64_t(dim), index.h, C.double(v), out)
+	}, a, index)
+}
+
 // Where picks a where cond is true, else b.
 func (s *Scope) Where(cond, a, b *Tensor) *Tensor {
 	return s.op("where", func(g C.int, out *C.re2g_t) C.re2g_err { return C.re2g_where(g, cond.h, a.h, b.h, out) }, cond, a, b)

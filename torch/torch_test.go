@@ -128,6 +128,7 @@ func TestShapeOps(t *testing.T) {
 	mask := s.FromBool([]bool{true, false, false, false, false, true}, 2, 3)
 	near(t, "masked_fill", vals(t, s.MaskedFill(a, mask, -1)), []float32{-1, 1, 2, 3, 4, -1}, 0)
 	near(t, "where", vals(t, s.Where(mask, a, s.Neg(a))), []float32{0, -1, -2, -3, -4, 5}, 0)
+	near(t, "index_fill", vals(t, s.IndexFill(s.View(a, 6), 0, s.FromInt64([]int64{1, 4}, 2), 9)), []float32{0, 9, 2, 3, 9, 5}, 0)
 	sq := s.FromFloat32([]float32{1, 2, 3, 4}, 2, 2)
 	near(t, "tril", vals(t, s.Tril(sq, 0)), []float32{1, 0, 3, 4}, 0)
 	near(t, "triu", vals(t, s.Triu(sq, 1)), []float32{0, 2, 0, 0}, 0)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -155,63 +156,74 @@ func (m *Model) Generate(ctx context.Context, ids, mask *torch.Tensor, g *Genera
 	return m.beam(ctx, root, enc, mask, g)
 }
 
-// processScores applies generate()'s logits processors, in transformers'
-// order, to scores [N, V] (as float64 on the host) for hypotheses seqs.
-func processScores(scores [][]float64, seqs [][]int64, g *GenerationConfig, maxLen int) {
-	negInf := math.Inf(-1)
-	for i, row := range scores {
-		seq := seqs[i]
-		cur := len(seq)
-		if n := g.NoRepeatNgramSize; n > 0 && cur+1 >= n {
-			prefix := seq[cur-(n-1):]
-			for st := 0; st+n <= cur; st++ {
-				match := true
-				for j := 0; j < n-1; j++ {
-					if seq[st+j] != prefix[j] {
-						match = false
-						break
-					}
-				}
-				if match {
-					row[seq[st+n-1]] = negInf
-				}
+// bannedTokens lists, for each hypothesis, the tokens that would repeat an
+// n-gram of size n already in it (transformers' NoRepeatNGramLogitsProcessor).
+func bannedTokens(seq []int64, n int) []int64 {
+	cur := len(seq)
+	if n <= 0 || cur+1 < n {
+		return nil
+	}
+	var out []int64
+	prefix := seq[cur-(n-1):]
+	for st := 0; st+n <= cur; st++ {
+		match := true
+		for j := 0; j < n-1; j++ {
+			if seq[st+j] != prefix[j] {
+				match = false
+				break
 			}
 		}
-		if cur < g.MinLength {
-			row[g.EOSTokenID] = negInf
-		}
-		if g.ForcedBOSTokenID != nil && cur == 1 {
-			for j := range row {
-				row[j] = negInf
-			}
-			row[*g.ForcedBOSTokenID] = 0
-		}
-		if g.ForcedEOSTokenID != nil && cur == maxLen-1 {
-			for j := range row {
-				row[j] = negInf
-			}
-			row[*g.ForcedEOSTokenID] = 0
+		if match {
+			out = append(out, seq[st+n-1])
 		}
 	}
+	return out
+}
+
+// process applies generate()'s logits processors, in transformers' order
+// (no-repeat n-gram, min length, forced BOS, forced EOS), to scores [N, V]
+// on the device, for hypotheses seqs (all of one length).
+func process(s *torch.Scope, scores *torch.Tensor, seqs [][]int64, g *GenerationConfig, maxLen int) *torch.Tensor {
+	n, v := scores.Size(0), scores.Size(1)
+	dev := scores.Device()
+	negInf := math.Inf(-1)
+	cur := len(seqs[0])
+	var banned []int64
+	for i, seq := range seqs {
+		for _, t := range bannedTokens(seq, g.NoRepeatNgramSize) {
+			banned = append(banned, int64(i)*v+t)
+		}
+	}
+	if len(banned) > 0 {
+		idx := s.To(s.FromInt64(banned, int64(len(banned))), dev)
+		scores = s.View(s.IndexFill(s.Reshape(scores, n*v), 0, idx, negInf), n, v)
+	}
+	only := func(tok int64) *torch.Tensor {
+		return s.IndexFill(s.Full(negInf, scores.DType(), dev, n, v), 1, s.To(s.FromInt64([]int64{tok}, 1), dev), 0)
+	}
+	if cur < g.MinLength {
+		scores = s.IndexFill(scores, 1, s.To(s.FromInt64([]int64{g.EOSTokenID}, 1), dev), negInf)
+	}
+	if g.ForcedBOSTokenID != nil && cur == 1 {
+		scores = only(*g.ForcedBOSTokenID)
+	}
+	if g.ForcedEOSTokenID != nil && cur == maxLen-1 {
+		scores = only(*g.ForcedEOSTokenID)
+	}
+	return scores
 }
 
 // step runs one decoder step for the last tokens of seqs and returns the
-// last position's log-softmax [N][V] (on the host, float64). The cache's
-// tensors are moved into keep; the previous step's are freed.
-func (m *Model) step(keep *torch.Scope, enc, encMask *torch.Tensor, cache *Cache, last []int64) ([][]float64, error) {
-	s := keep.Child()
-	defer s.Close()
+// last position's log-softmax [N, V] (float32, on the model's device) in s.
+// The cache's new tensors are moved into keep; the previous step's are freed.
+func (m *Model) step(s, keep *torch.Scope, enc, encMask *torch.Tensor, cache *Cache, last []int64) (*torch.Tensor, error) {
 	old := cache.Tensors()
 	n := int64(len(last))
 	in := s.To(s.FromInt64(last, n, 1), enc.Device())
 	logits := m.Decode(s, in, enc, encMask, cache, false)
-	lp := s.ToDType(s.LogSoftmax(s.Select(logits, 1, 0), -1), torch.Float64)
+	lp := s.LogSoftmax(s.ToDType(s.Select(logits, 1, 0), torch.Float32), -1)
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("bart decode: %w", err)
-	}
-	flat, err := lp.Float64s()
-	if err != nil {
-		return nil, err
 	}
 	keepSet := map[*torch.Tensor]bool{}
 	for _, t := range cache.Tensors() {
@@ -222,13 +234,12 @@ func (m *Model) step(keep *torch.Scope, enc, encMask *torch.Tensor, cache *Cache
 			t.Free()
 		}
 	}
-	s.Keep(cache.Tensors()...)
-	v := int(m.Cfg.VocabSize)
-	out := make([][]float64, n)
-	for i := range out {
-		out[i] = flat[i*v : (i+1)*v]
+	for _, t := range cache.Tensors() {
+		if s != keep {
+			s.Keep(t)
+		}
 	}
-	return out, nil
+	return lp, nil
 }
 
 func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.Tensor, g *GenerationConfig) ([][]Sequence, error) {
@@ -249,27 +260,31 @@ func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.
 		for i := range seqs {
 			last[i] = seqs[i][len(seqs[i])-1]
 		}
-		lp, err := m.step(root, enc, mask, cache, last)
+		s := root.Child()
+		lp, err := m.step(s, root, enc, mask, cache, last)
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
-		// Greedy search processes raw logits; the argmax of processed
-		// log-probabilities is the same token (log-softmax is monotonic per row).
-		proc := make([][]float64, b)
-		for i := range lp {
-			proc[i] = append([]float64(nil), lp[i]...)
+		// transformers processes raw logits for greedy search; log-softmax
+		// is monotonic per row, so the argmax is the same token.
+		next := s.Argmax(process(s, lp, seqs, g, maxLen), 1, true)
+		chosen := s.Gather(lp, 1, next)
+		ids, err1 := next.Int64s()
+		lps, err2 := chosen.Float64s()
+		s.Close()
+		if err := errors.Join(s.Err(), err1, err2); err != nil {
+			return nil, fmt.Errorf("bart greedy search: %w", err)
 		}
-		processScores(proc, seqs, g, maxLen)
 		all := true
 		for i := range seqs {
 			if done[i] {
 				seqs[i] = append(seqs[i], g.PadTokenID)
 				continue
 			}
-			best := argmax(proc[i])
-			seqs[i] = append(seqs[i], int64(best))
-			scores[i] += lp[i][best]
-			if int64(best) == g.EOSTokenID {
+			seqs[i] = append(seqs[i], ids[i])
+			scores[i] += lps[i]
+			if ids[i] == g.EOSTokenID {
 				done[i] = true
 			}
 			all = all && done[i]
@@ -283,16 +298,6 @@ func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.
 		out[i] = []Sequence{{IDs: trimPad(seqs[i], g), Score: scores[i]}}
 	}
 	return out, nil
-}
-
-func argmax(v []float64) int {
-	best := 0
-	for j := range v {
-		if v[j] > v[best] {
-			best = j
-		}
-	}
-	return best
 }
 
 // trimPad drops the padding that follows the end of a sequence.
@@ -402,11 +407,26 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 		for i := range seqs {
 			last[i] = seqs[i][len(seqs[i])-1]
 		}
-		lp, err := m.step(root, enc, mask, cache, last)
+		s := root.Child()
+		lp, err := m.step(s, root, enc, mask, cache, last)
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
-		processScores(lp, seqs, g, maxLen)
+		// as transformers: processed log-probabilities plus the beam scores,
+		// the top 2·num_beams over (beam, token) of each input, on the device
+		bs := make([]float32, len(beamScores))
+		for i, x := range beamScores {
+			bs[i] = float32(x)
+		}
+		sc := s.Add(process(s, lp, seqs, g, maxLen), s.To(s.FromFloat32(bs, int64(len(bs)), 1), lp.Device()))
+		vals, idx := s.TopK(s.View(sc, int64(b), int64(nb*v)), int64(2*nb), 1)
+		topScores, err1 := vals.Float64s()
+		topIdx, err2 := idx.Int64s()
+		s.Close()
+		if err := errors.Join(s.Err(), err1, err2); err != nil {
+			return nil, fmt.Errorf("bart beam search: %w", err)
+		}
 		curLen := len(seqs[0])
 		nextSeqs := make([][]int64, 0, len(seqs))
 		nextScores := make([]float64, 0, len(seqs))
@@ -420,25 +440,11 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 				}
 				continue
 			}
-			// top 2·num_beams over (beam, token), as torch.topk (ties: lower index first).
 			k := 2 * nb
-			cands := make([]cand, 0, k)
-			for j := 0; j < nb; j++ {
-				row := lp[bi*nb+j]
-				base := beamScores[bi*nb+j]
-				for t := 0; t < v; t++ {
-					sc := row[t] + base
-					if len(cands) < k || sc > cands[len(cands)-1].score {
-						c := cand{sc, t, j}
-						pos := sort.Search(len(cands), func(x int) bool { return cands[x].score < sc })
-						cands = append(cands, cand{})
-						copy(cands[pos+1:], cands[pos:])
-						cands[pos] = c
-						if len(cands) > k {
-							cands = cands[:k]
-						}
-					}
-				}
+			cands := make([]cand, k)
+			for r := 0; r < k; r++ {
+				flat := topIdx[bi*k+r]
+				cands[r] = cand{score: topScores[bi*k+r], tok: int(flat % int64(v)), beam: int(flat / int64(v))}
 			}
 			added := 0
 			for rank, c := range cands {

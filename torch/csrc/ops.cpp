@@ -315,6 +315,12 @@ re2g_err re2g_masked_fill(int grad, re2g_t ha, re2g_t mask, double value, re2g_t
   RE2G_CATCH
 }
 
+re2g_err re2g_index_fill(int grad, re2g_t ha, int64_t dim, re2g_t index, double value, re2g_t *out) {
+  RE2G_TRY(grad)
+  *out = wrap(T(ha).index_fill(dim, T(index), value));
+  RE2G_CATCH
+}
+
 re2g_err re2g_where(int grad, re2g_t cond, re2g_t ha, re2g_t hb, re2g_t *out) {
   RE2G_TRY(grad)
   *out = wrap(at::where(T(cond), T(ha), T(hb)));

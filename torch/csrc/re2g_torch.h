@@ -105,6 +105,7 @@ re2g_err re2g_cat(int grad, const re2g_t *ts, int n, int64_t dim, int stack, re2
 re2g_err re2g_index_select(int grad, re2g_t a, int64_t dim, re2g_t index, re2g_t *out);
 re2g_err re2g_gather(int grad, re2g_t a, int64_t dim, re2g_t index, re2g_t *out);
 re2g_err re2g_masked_fill(int grad, re2g_t a, re2g_t mask, double value, re2g_t *out);
+re2g_err re2g_index_fill(int grad, re2g_t a, int64_t dim, re2g_t index, double value, re2g_t *out);
 re2g_err re2g_where(int grad, re2g_t cond, re2g_t a, re2g_t b, re2g_t *out);
 re2g_err re2g_tril(int grad, re2g_t a, int64_t diagonal, int upper, re2g_t *out);
 re2g_err re2g_repeat_interleave(int grad, re2g_t a, int64_t repeats, int64_t dim, re2g_t *out);
