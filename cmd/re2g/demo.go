@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-
 func init() {
 	commands = append(commands, &cli.Command{
 		Name:  "demo",

@@ -3,9 +3,9 @@ package bart
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
