@@ -131,7 +131,7 @@ func SmallConfig() *Config {
 		BART:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 128, AnswerLen: 16,
 		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10, Shared: true},
-		Generator: GeneratorConfig{Opt: o(0.4, 8, 1e-3), K: 2, Objective: "sequence", QueryLRScale: 0.1},
+		Generator: GeneratorConfig{Opt: o(2.5, 8, 1e-3), K: 2, Objective: "sequence", QueryLRScale: 0.1},
 		Reranker:  RerankerConfig{Opt: every(o(0.3, 4, 5e-4), 200), DenseK: 4, SparseK: 4},
 		E2E:       E2EConfig{Opt: o(0.15, 4, 1e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
 	}
