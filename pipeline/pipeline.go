@@ -32,7 +32,7 @@ type Config struct {
 	BM25     bm25.Params // k1, b (defaults 0.9, 0.4)
 
 	RerankMaxLength int    // tokens per (query, passage) pair (default 128)
-	Separator       string // between query and passage in the generator's input (default " </s> ")
+	Separator       string // between query and passage in the generator's input (default " // ", as re2g train)
 	TitleSeparator  string // between title and text (default " / ")
 
 	NumBeams           int // default 4
@@ -55,7 +55,7 @@ func (c *Config) defaults() {
 		c.RerankMaxLength = 128
 	}
 	if c.Separator == "" {
-		c.Separator = " </s> "
+		c.Separator = " // "
 	}
 	if c.TitleSeparator == "" {
 		c.TitleSeparator = " / "

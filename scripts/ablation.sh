@@ -4,9 +4,8 @@
 #   scripts/ablation.sh TRAIN_OUT [SPLIT]
 #
 # TRAIN_OUT is the output folder of `re2g train all` (make train-small:
-# build/train): the context encoder of DPR stage 2, and the question encoder,
-# reranker and generator of the end-to-end phase (distillation) when it ran,
-# else of their own phases. SPLIT is dev (default: the articles training held
+# build/train): DPR stage 2's encoders, and the reranker and generator of the
+# end-to-end phase (frozen query encoder) when it ran, else of their own phases. SPLIT is dev (default: the articles training held
 # out) or all. Index: the whole New Wiki corpus (1,581 paragraphs);
 # provenance is passage-level.
 set -euo pipefail
@@ -14,15 +13,17 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/ablation.sh TRAIN_OUT [dev|all]}
 pick() { for d in "$@"; do [ -f "$d/config.json" ] && { echo "$d"; return; }; done; echo "no model among: $*" >&2; exit 1; }
 ctx=$(pick "$out/dpr/stage2/model/ctx_encoder")
-qenc=$(pick "$out/e2e-distill/model/question_encoder" "$out/generator/model/question_encoder" "$out/dpr/stage2/model/question_encoder")
-rr=$(pick "$out/e2e-distill/model/reranker" "$out/reranker/model/reranker")
-gen=$(pick "$out/e2e-distill/model/generator" "$out/generator/model/generator")
+# the best of each on dev in re2g train's table: DPR stage 2's question encoder (distillation and the
+# generation phase lowered its Recall@20), the end-to-end (frozen) reranker and generator
+qenc=$(pick "$out/dpr/stage2/model/question_encoder")
+rr=$(pick "$out/e2e-frozen/model/reranker" "$out/e2e-distill/model/reranker" "$out/reranker/model/reranker")
+gen=$(pick "$out/e2e-frozen/model/generator" "$out/e2e-distill/model/generator" "$out/generator/model/generator")
 split=${2:-dev}
 data=../shared/data/squadshifts/new_wiki_v1.0.json
 work=${WORK:-out/ablation}
 bin=bin/re2g
 mkdir -p "$work"
-$bin data squad-kilt --in "$data" --out "$work/gold.jsonl" --split "$split"
+$bin data squad-kilt --in "$data" --out "$work/gold.jsonl" --split "$split" --limit "${LIMIT:-0}"
 if [ ! -f "$work/index/manifest.json" ]; then
   rm -rf "$work/index"
   $bin index --corpus "$data" --ctx-encoder "$ctx" --out "$work/index" --max-length 256
