@@ -27,8 +27,8 @@ func TrainConfig(work string) *train.Config {
 	}
 	cfg.DPR.Stage1 = steps(cfg.DPR.Stage1, 120)
 	cfg.DPR.Stage2 = steps(cfg.DPR.Stage2, 60)
-	cfg.Generator.Opt = steps(cfg.Generator.Opt, 400)
-	cfg.Reranker.Opt = steps(cfg.Reranker.Opt, 300)
+	cfg.Generator.Opt = steps(cfg.Generator.Opt, 2000)
+	cfg.Reranker.Opt = steps(cfg.Reranker.Opt, 1000)
 	cfg.E2E.Opt = steps(cfg.E2E.Opt, 60)
 	return cfg
 }
