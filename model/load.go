@@ -433,3 +433,21 @@ func isNormWeight(name string) bool {
 	n := strings.ToLower(name)
 	return strings.HasSuffix(n, ".weight") && (strings.Contains(n, "layernorm") || strings.Contains(n, "layer_norm"))
 }
+
+// Load opens dir's checkpoint and fills dst (names prefixed with prefix)
+// into a new scope that owns the weights; the caller closes the scope to
+// free them.
+func Load(dir string, dst any, prefix string, opt Options) (*torch.Scope, *Report, error) {
+	ck, err := OpenCheckpoint(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ck.Close()
+	s := torch.NewScope()
+	rep, err := Fill(s, ck, prefix, dst, opt)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, rep, nil
+}

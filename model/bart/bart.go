@@ -86,16 +86,9 @@ func Load(dir string, opt model.Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	ck, err := model.OpenCheckpoint(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
 	m := newModel(cfg)
-	s := torch.NewScope()
-	rep, err := model.Fill(s, ck, "", m, opt)
+	s, rep, err := model.Load(dir, m, "", opt)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	if m.FinalLogitsBias != nil && !model.EqualShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {

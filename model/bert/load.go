@@ -22,15 +22,8 @@ func (w *weights) Close() {
 }
 
 func loadInto(dir string, dst any, prefix string, opt model.Options) (*weights, error) {
-	ck, err := model.OpenCheckpoint(dir)
+	s, rep, err := model.Load(dir, dst, prefix, opt)
 	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	s := torch.NewScope()
-	rep, err := model.Fill(s, ck, prefix, dst, opt)
-	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	return &weights{scope: s, Report: rep}, nil

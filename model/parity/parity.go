@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/re2g/re2g/model"
@@ -244,7 +245,7 @@ func Bart(ctx context.Context, dir string, dev torch.Device, dt torch.DType) ([]
 				for len(want) > 1 && want[len(want)-1] == g.PadTokenID {
 					want = want[:len(want)-1]
 				}
-				if !equalIDs(sq.IDs, want) {
+				if !slices.Equal(sq.IDs, want) {
 					ck.Mismatched++
 				}
 				if c.SequencesScores != nil {
@@ -302,16 +303,4 @@ func applyKwargs(g bart.GenerationConfig, kw map[string]any) (bart.GenerationCon
 		}
 	}
 	return g, nil
-}
-
-func equalIDs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
