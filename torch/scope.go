@@ -206,3 +206,20 @@ func (s *Scope) grad() C.int {
 	}
 	return 1
 }
+
+// Run calls f with a child scope and returns what f returns, moved into s;
+// everything else f made is freed when it returns. Model code runs each
+// layer this way, so that a layer's intermediates go as soon as its output
+// exists (autograd keeps what the backward pass needs by itself). f's error
+// becomes s's.
+func (s *Scope) Run(f func(c *Scope) *Tensor) *Tensor {
+	c := s.Child()
+	defer c.Close()
+	out := f(c)
+	if err := c.Err(); err != nil {
+		s.SetErr(err)
+		return invalid()
+	}
+	c.Keep(out)
+	return out
+}

@@ -234,11 +234,14 @@ func (m *Model) Encode(s *torch.Scope, ids, mask *torch.Tensor, train bool) *tor
 		am = model.AdditiveMask(s, mask, x.DType())
 	}
 	for i := range m.Encoder.Layers {
-		ly := &m.Encoder.Layers[i]
-		h := ly.SelfAttn.forward(s, x, x, cfg.EncoderAttentionHeads, am, false, dropoutP(cfg.AttentionDropout, train), nil, false)
-		x = ly.SelfAttnNorm.Forward(s, s.Add(x, s.Dropout(h, cfg.Dropout, train)))
-		f := s.Dropout(model.Activation(s, cfg.ActivationFunction, ly.FC1.Forward(s, x)), cfg.ActivationDropout, train)
-		x = ly.FinalNorm.Forward(s, s.Add(x, s.Dropout(ly.FC2.Forward(s, f), cfg.Dropout, train)))
+		ly, in := &m.Encoder.Layers[i], x
+		x = s.Run(func(c *torch.Scope) *torch.Tensor {
+			h := ly.SelfAttn.forward(c, in, in, cfg.EncoderAttentionHeads, am, false, dropoutP(cfg.AttentionDropout, train), nil, false)
+			x := ly.SelfAttnNorm.Forward(c, c.Add(in, c.Dropout(h, cfg.Dropout, train)))
+			f := c.Dropout(model.Activation(c, cfg.ActivationFunction, ly.FC1.Forward(c, x)), cfg.ActivationDropout, train)
+			return ly.FinalNorm.Forward(c, c.Add(x, c.Dropout(ly.FC2.Forward(c, f), cfg.Dropout, train)))
+		})
+		in.Free()
 	}
 	return x
 }
@@ -281,17 +284,23 @@ func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *C
 		cm = model.AdditiveMask(s, encMask, x.DType())
 	}
 	for i := range m.Decoder.Layers {
-		ly := &m.Decoder.Layers[i]
+		ly, in := &m.Decoder.Layers[i], x
 		var sc, cc *kv
 		if cache != nil {
 			sc, cc = &cache.self[i], &cache.cross[i]
 		}
-		h := ly.SelfAttn.forward(s, x, x, cfg.DecoderAttentionHeads, nil, true, dropoutP(cfg.AttentionDropout, train), sc, false)
-		x = ly.SelfAttnNorm.Forward(s, s.Add(x, s.Dropout(h, cfg.Dropout, train)))
-		h = ly.CrossAttn.forward(s, x, enc, cfg.DecoderAttentionHeads, cm, false, dropoutP(cfg.AttentionDropout, train), cc, true)
-		x = ly.CrossNorm.Forward(s, s.Add(x, s.Dropout(h, cfg.Dropout, train)))
-		f := s.Dropout(model.Activation(s, cfg.ActivationFunction, ly.FC1.Forward(s, x)), cfg.ActivationDropout, train)
-		x = ly.FinalNorm.Forward(s, s.Add(x, s.Dropout(ly.FC2.Forward(s, f), cfg.Dropout, train)))
+		x = s.Run(func(c *torch.Scope) *torch.Tensor {
+			h := ly.SelfAttn.forward(c, in, in, cfg.DecoderAttentionHeads, nil, true, dropoutP(cfg.AttentionDropout, train), sc, false)
+			x := ly.SelfAttnNorm.Forward(c, c.Add(in, c.Dropout(h, cfg.Dropout, train)))
+			h = ly.CrossAttn.forward(c, x, enc, cfg.DecoderAttentionHeads, cm, false, dropoutP(cfg.AttentionDropout, train), cc, true)
+			x = ly.CrossNorm.Forward(c, c.Add(x, c.Dropout(h, cfg.Dropout, train)))
+			f := c.Dropout(model.Activation(c, cfg.ActivationFunction, ly.FC1.Forward(c, x)), cfg.ActivationDropout, train)
+			if cache != nil { // the cache outlives the layer
+				c.Keep(sc.k, sc.v, cc.k, cc.v)
+			}
+			return ly.FinalNorm.Forward(c, c.Add(x, c.Dropout(ly.FC2.Forward(c, f), cfg.Dropout, train)))
+		})
+		in.Free()
 	}
 	if cache != nil {
 		cache.Len = past + ids.Size(1)

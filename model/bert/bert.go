@@ -91,7 +91,9 @@ func (m *Model) Forward(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
 		mask = model.AdditiveMask(s, in.Mask, dt)
 	}
 	for i := range m.Layers {
-		x = m.Layers[i].forward(s, cfg, x, mask, train)
+		ly, in := &m.Layers[i], x
+		x = s.Run(func(c *torch.Scope) *torch.Tensor { return ly.forward(c, cfg, in, mask, train) })
+		in.Free() // the previous layer's output (or the embeddings): not needed any more
 	}
 	return x
 }
