@@ -443,6 +443,12 @@ func Load(dir string, dst any, prefix string, opt Options) (*torch.Scope, *Repor
 		return nil, nil, err
 	}
 	defer ck.Close()
+	return LoadFrom(ck, dst, prefix, opt)
+}
+
+// LoadFrom is Load from a checkpoint already open (for loaders that first
+// look at its names to tell which layout it is).
+func LoadFrom(ck *Checkpoint, dst any, prefix string, opt Options) (*torch.Scope, *Report, error) {
 	s := torch.NewScope()
 	rep, err := Fill(s, ck, prefix, dst, opt)
 	if err != nil {

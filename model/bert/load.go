@@ -21,12 +21,38 @@ func (w *weights) Close() {
 	}
 }
 
-func loadInto(dir string, dst any, prefix string, opt model.Options) (*weights, error) {
-	s, rep, err := model.Load(dir, dst, prefix, opt)
+// open reads dir's config and opens its checkpoint; the caller closes it.
+func open(dir string) (*Config, *model.Checkpoint, error) {
+	cfg, err := ReadConfig(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &weights{scope: s, Report: rep}, nil
+	ck, err := model.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, ck, nil
+}
+
+func loadInto(ck *model.Checkpoint, dst any, prefix string, opt model.Options) (weights, error) {
+	s, rep, err := model.LoadFrom(ck, dst, prefix, opt)
+	if err != nil {
+		return weights{}, err
+	}
+	return weights{scope: s, Report: rep}, nil
+}
+
+// initialised fills dst with fresh weights (std 0.02, as HF) on dev.
+func initialised(cfg *Config, dst any, dev torch.Device) (weights, error) {
+	if err := cfg.Check(); err != nil {
+		return weights{}, err
+	}
+	s := torch.NewScope()
+	if err := model.Init(s, dst, 0.02, dev, torch.Float32); err != nil {
+		s.Close()
+		return weights{}, err
+	}
+	return weights{scope: s}, nil
 }
 
 // Encoder is a plain BertModel (last hidden states and pooler).
@@ -39,27 +65,22 @@ type Encoder struct {
 // LoadEncoder loads a BertModel directory; the weights may be stored with
 // or without the "bert." prefix (as in a task model's checkpoint).
 func LoadEncoder(dir string, opt model.Options) (*Encoder, error) {
-	cfg, err := ReadConfig(dir)
+	cfg, ck, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
-	ck, err := model.OpenCheckpoint(dir)
-	if err != nil {
-		return nil, err
-	}
+	defer ck.Close()
 	prefix := ""
 	if !ck.Has("embeddings.word_embeddings.weight") && ck.Has("bert.embeddings.word_embeddings.weight") {
 		prefix = "bert."
 	}
-	hasPooler := ck.Has(prefix + "pooler.dense.weight")
-	ck.Close()
-	m := newModel(cfg, hasPooler)
+	m := newModel(cfg, ck.Has(prefix+"pooler.dense.weight"))
 	opt.Ignore = append(opt.Ignore, prefix+"embeddings.position_ids", "cls.")
-	w, err := loadInto(dir, m, prefix, opt)
+	w, err := loadInto(ck, m, prefix, opt)
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{Model: m, weights: *w, prefix: prefix}, nil
+	return &Encoder{Model: m, weights: w, prefix: prefix}, nil
 }
 
 // DPR is a DPR question or context encoder: BERT's [CLS] vector, through an
@@ -82,16 +103,12 @@ func dprPrefix(question bool) string {
 
 // NewDPR builds a randomly initialised DPR encoder (std 0.02, as HF) on dev.
 func NewDPR(cfg *Config, question bool, dev torch.Device) (*DPR, error) {
-	if err := cfg.Check(); err != nil {
-		return nil, err
-	}
 	d := newDPR(cfg, question)
-	s := torch.NewScope()
-	if err := model.Init(s, d, 0.02, dev, torch.Float32); err != nil {
-		s.Close()
+	w, err := initialised(cfg, d, dev)
+	if err != nil {
 		return nil, err
 	}
-	d.weights = weights{scope: s}
+	d.weights = w
 	return d, nil
 }
 
@@ -106,31 +123,24 @@ func newDPR(cfg *Config, question bool) *DPR {
 // LoadDPR loads a DPRQuestionEncoder or DPRContextEncoder directory; which
 // one comes from the checkpoint's names.
 func LoadDPR(dir string, opt model.Options) (*DPR, error) {
-	cfg, err := ReadConfig(dir)
+	cfg, ck, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
-	ck, err := model.OpenCheckpoint(dir)
-	if err != nil {
-		return nil, err
-	}
+	defer ck.Close()
 	var question bool
 	switch {
 	case ck.Has("question_encoder.bert_model.embeddings.word_embeddings.weight"):
 		question = true
 	case ck.Has("ctx_encoder.bert_model.embeddings.word_embeddings.weight"):
 	default:
-		ck.Close()
 		return nil, fmt.Errorf("model %s: not a DPR encoder (no question_encoder.bert_model.* or ctx_encoder.bert_model.* tensors; architectures %v)", dir, cfg.Architectures)
 	}
-	ck.Close()
 	d := newDPR(cfg, question)
 	opt.Ignore = append(opt.Ignore, dprPrefix(question)+"bert_model.embeddings.position_ids", dprPrefix(question)+"bert_model.pooler.")
-	w, err := loadInto(dir, d, dprPrefix(question), opt)
-	if err != nil {
+	if d.weights, err = loadInto(ck, d, dprPrefix(question), opt); err != nil {
 		return nil, err
 	}
-	d.weights = *w
 	return d, nil
 }
 
@@ -183,35 +193,30 @@ func newCrossEncoder(cfg *Config) *CrossEncoder {
 
 // NewCrossEncoder builds a randomly initialised cross-encoder on dev.
 func NewCrossEncoder(cfg *Config, dev torch.Device) (*CrossEncoder, error) {
-	if err := cfg.Check(); err != nil {
-		return nil, err
-	}
 	c := newCrossEncoder(cfg)
-	s := torch.NewScope()
-	if err := model.Init(s, c, 0.02, dev, torch.Float32); err != nil {
-		s.Close()
+	w, err := initialised(cfg, c, dev)
+	if err != nil {
 		return nil, err
 	}
-	c.weights = weights{scope: s}
+	c.weights = w
 	return c, nil
 }
 
 // LoadCrossEncoder loads a BertForSequenceClassification directory.
 func LoadCrossEncoder(dir string, opt model.Options) (*CrossEncoder, error) {
-	cfg, err := ReadConfig(dir)
+	cfg, ck, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer ck.Close()
 	if n := cfg.NumLabels(); n != 1 && n != 2 {
 		return nil, fmt.Errorf("model %s: a cross-encoder needs 1 or 2 labels, config has %d", dir, n)
 	}
 	c := newCrossEncoder(cfg)
 	opt.Ignore = append(opt.Ignore, "bert.embeddings.position_ids")
-	w, err := loadInto(dir, c, "", opt)
-	if err != nil {
+	if c.weights, err = loadInto(ck, c, "", opt); err != nil {
 		return nil, err
 	}
-	c.weights = *w
 	return c, nil
 }
 
