@@ -130,27 +130,19 @@ func New(cfg Config) (*Pipeline, error) {
 
 // Close frees the models and closes the index.
 func (p *Pipeline) Close() error {
-	for _, c := range []interface{ Close() }{p.encoder, p.reranker, p.gen} {
-		if c != nil && !isNilCloser(c) {
-			c.Close()
-		}
+	if p.encoder != nil {
+		p.encoder.Close()
+	}
+	if p.reranker != nil {
+		p.reranker.Close()
+	}
+	if p.gen != nil {
+		p.gen.Close()
 	}
 	if p.index != nil {
 		return p.index.Close()
 	}
 	return nil
-}
-
-func isNilCloser(c interface{ Close() }) bool {
-	switch v := c.(type) {
-	case *neural.Encoder:
-		return v == nil
-	case *neural.Reranker:
-		return v == nil
-	case *neural.Generator:
-		return v == nil
-	}
-	return false
 }
 
 // Index is the pipeline's index.
