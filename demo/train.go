@@ -113,10 +113,18 @@ func choose(o string, rep *train.Report, took time.Duration) (Models, error) {
 	if v, ok := e2e["r_precision"]; ok && v > rrScore {
 		rrDir, rrScore = pick(filepath.Join(o, "e2e-distill", "model", "reranker")), v
 	}
-	if rrScore > rr["merged_r_precision"] {
+	// The merged order the pipeline would keep without a reranker starts
+	// with the hits of the question encoder it uses; training measured the
+	// reranker against lists from the generation phase's encoder, which can
+	// be worse, so the baseline is the better of the two.
+	base := max(rr["merged_r_precision"], dpr["r_precision"])
+	if m.QueryEncoder != filepath.Join(dpr2, "question_encoder") {
+		base = max(rr["merged_r_precision"], e2e["dpr_r_precision"])
+	}
+	if rrScore > base {
 		m.Reranker = rrDir
 	} else {
-		notes = append(notes, fmt.Sprintf("no reranker: its dev R-Precision %.2f is below the merged order's %.2f", rrScore, rr["merged_r_precision"]))
+		notes = append(notes, fmt.Sprintf("no reranker: its dev R-Precision %.2f is below the merged order's %.2f", rrScore, base))
 	}
 	m.Generator = pick(filepath.Join(o, "e2e-distill", "model", "generator"), filepath.Join(o, "generator", "model", "generator"))
 	m.Note = fmt.Sprintf("trained from scratch here in %.0f s (DPR, generator, reranker, end-to-end with distillation; %s)", took.Seconds(), o)
