@@ -31,6 +31,7 @@ prepare)
   ;;
 run)
   PY=${PYTHON:-python3}
+  DEV=${DEVICE:-cuda}  # DEVICE=cpu rehearses the run on a machine without a GPU
   TORCH_PREFIX=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__))')
   TORCH_ABI=$($PY -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')
   echo "== torch $($PY -c 'import torch; print(torch.__version__, torch.version.cuda)') at $TORCH_PREFIX (cxx11 abi $TORCH_ABI)"
@@ -42,13 +43,13 @@ run)
   missing=$(ldd bin/re2g | grep 'not found' || true)
   if [ -n "$missing" ]; then echo "missing shared libraries:"; echo "$missing"; exit 1; fi
   ldd bin/re2g | grep -E 're2gtorch|libtorch' || true
-  bin/re2g device --device cuda --size 4096 --parity testdata/parity
-  bin/re2g device --device cuda --size 1024 --parity testdata/parity --dtype bfloat16 || true
+  bin/re2g device --device "$DEV" --size 4096 --parity testdata/parity
+  bin/re2g device --device "$DEV" --size 1024 --parity testdata/parity --dtype bfloat16 || true
   # transformers' own check of the fixtures with the installed version (5.x there)
   $PY scripts/make_parity_fixtures.py --verify testdata/parity || true
   # throughput against transformers on the same GPU, same weights
-  bin/re2g bench encoder --device cuda --dtype bfloat16 --python "$PY" --iters 10 || true
-  bin/re2g bench generate --device cuda --dtype bfloat16 --python "$PY" --iters 3 || true
+  bin/re2g bench encoder --device "$DEV" --dtype bfloat16 --python "$PY" --iters 10 || true
+  bin/re2g bench generate --device "$DEV" --dtype bfloat16 --python "$PY" --iters 3 || true
   ;;
 *)
   echo "usage: $0 prepare|run" >&2

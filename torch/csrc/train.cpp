@@ -2,9 +2,30 @@
 #include <torch/optim/adamw.h>
 
 #include <memory>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "internal.h"
+
+namespace {
+
+// stateKey is the key libtorch's optimisers file a parameter's state under: the
+// printed TensorImpl address in libtorch 1.x, the address itself in 2.x.
+template <typename Map>
+typename Map::key_type stateKey(const Map &, const at::Tensor &p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+}  // namespace
 
 using namespace re2g;
 
@@ -122,7 +143,7 @@ re2g_err re2g_adamw_get_state(re2g_adamw_t o, int i, int *has, re2g_t *exp_avg, 
   if (i < 0 || i >= static_cast<int>(o->params.size()))
     throw std::out_of_range("adamw: parameter index " + std::to_string(i) + " out of range");
   auto &state = o->opt->state();
-  auto key = c10::guts::to_string(o->params[i].unsafeGetTensorImpl());
+  auto key = stateKey(state, o->params[i]);
   auto it = state.find(key);
   *has = 0;
   if (it == state.end()) return nullptr;
@@ -147,7 +168,8 @@ re2g_err re2g_adamw_set_state(re2g_adamw_t o, int i, re2g_t exp_avg, re2g_t exp_
   s->step(step);
   s->exp_avg(m.to(p.options()).clone());
   s->exp_avg_sq(v.to(p.options()).clone());
-  o->opt->state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(s);
+  auto &state = o->opt->state();
+  state[stateKey(state, p)] = std::move(s);
   RE2G_CATCH
 }
 
