@@ -184,9 +184,11 @@ func benchEncoder(c *cli.Context) error {
 	}
 	fmt.Printf("BERT encoder: %d layers, hidden %d, batch %d x %d tokens, %s %s, %d CPU threads, libtorch %s\n",
 		cfg.NumHiddenLayers, cfg.HiddenSize, batch, seq, dev, dt, torch.NumThreads(), torch.Version())
-	fmt.Printf("%-40s %12s %14s\n", "implementation", "best batch", "sequences/s")
-	fmt.Printf("%-40s %12s %14.1f\n", "re2g (Go)", goBest.Round(time.Millisecond), float64(batch)/goBest.Seconds())
-	fmt.Printf("%-40s %12s %14.1f\n", "python eager ("+impl+")", pyBest.Round(time.Millisecond), float64(batch)/pyBest.Seconds())
+	py := "python eager (" + impl + ")"
+	w := max(40, len(py))
+	fmt.Printf("%-*s %12s %14s\n", w, "implementation", "best batch", "sequences/s")
+	fmt.Printf("%-*s %12s %14.1f\n", w, "re2g (Go)", goBest.Round(time.Millisecond), float64(batch)/goBest.Seconds())
+	fmt.Printf("%-*s %12s %14.1f\n", w, py, pyBest.Round(time.Millisecond), float64(batch)/pyBest.Seconds())
 	fmt.Printf("go/python encoder throughput ratio: %.3f\n", pyBest.Seconds()/goBest.Seconds())
 	return nil
 }
@@ -248,9 +250,10 @@ func benchGenerate(c *cli.Context) error {
 	}
 	fmt.Printf("BART generate: %d+%d layers, d_model %d, vocab %d, %d sources x %d tokens, %d beams, %d new tokens, %s %s\n",
 		cfg.EncoderLayers, cfg.DecoderLayers, cfg.DModel, cfg.VocabSize, b, l, g.NumBeams, g.MaxNewTokens, dev, dt)
-	fmt.Printf("%-40s %14s\n", "implementation", "best latency")
-	fmt.Printf("%-40s %14s\n", "re2g (Go)", goBest.Round(time.Millisecond))
-	fmt.Printf("%-40s %14s\n", impl, pyBest.Round(time.Millisecond))
+	w := max(40, len(impl))
+	fmt.Printf("%-*s %14s\n", w, "implementation", "best latency")
+	fmt.Printf("%-*s %14s\n", w, "re2g (Go)", goBest.Round(time.Millisecond))
+	fmt.Printf("%-*s %14s\n", w, impl, pyBest.Round(time.Millisecond))
 	fmt.Printf("go/python generate latency ratio: %.3f\n", goBest.Seconds()/pyBest.Seconds())
 	return nil
 }
