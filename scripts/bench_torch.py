@@ -135,9 +135,14 @@ def bench_generate(d, batch, seq, iters, device, dt):
     vocab = json.load(open(d + "/config.json"))["vocab_size"]
     ids = (3 + (torch.arange(batch * seq) * 7919) % (vocab - 3)).view(batch, seq).to(device)
     mask = torch.ones_like(ids)
-    attn, best, others = fastest_attention(load, iters, device, lambda m: m.generate(input_ids=ids, attention_mask=mask))
+    outs = []
+    attn, best, others = fastest_attention(load, iters, device, lambda m: outs.append(m.generate(input_ids=ids, attention_mask=mask)))
     print(f"impl transformers BartForConditionalGeneration.generate, {attn} attention" + (f" ({others})" if others else ""))
     print("best_seconds", best)
+    # the work done: tokens of every returned sequence, trailing padding left out
+    pad = json.load(open(d + "/config.json"))["pad_token_id"]
+    seqs = outs[-1].tolist()
+    print("tokens", sum(len(q) - next((i for i, t in enumerate(reversed(q)) if t != pad), len(q)) for q in seqs))
 
 
 def main():

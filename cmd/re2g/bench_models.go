@@ -62,31 +62,36 @@ func benchSetup(c *cli.Context) (torch.Device, torch.DType, string, error) {
 }
 
 // runPython runs the Python side and returns its best time and implementation.
-func runPython(c *cli.Context, args ...string) (time.Duration, string, error) {
+// runPython runs the Python side and returns its best time and the other
+// "key value" lines it printed (impl: what it measured; tokens: work done).
+func runPython(c *cli.Context, args ...string) (time.Duration, map[string]string, error) {
 	cmd := exec.CommandContext(c.Context, c.String("python"), append([]string{c.String("script")}, args...)...)
 	// The usual OpenMP setting for a pinned thread count: without it this
 	// libgomp build runs element-wise ops far slower in Python (measured).
+	// And passive waiting unless told otherwise: PyTorch's OpenMP workers
+	// otherwise spin between ops against OpenBLAS's own threads, which on
+	// Debian's stack made transformers' float32 generate() 8x slower and its
+	// encoder 16% slower (libtorch 2.14, 2 cores); re2g's side is unaffected.
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(torch.NumThreads()))
+	if os.Getenv("OMP_WAIT_POLICY") == "" {
+		cmd.Env = append(cmd.Env, "OMP_WAIT_POLICY=PASSIVE")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return 0, "", fmt.Errorf("python side: %w\n%s", err, out.String())
+		return 0, nil, fmt.Errorf("python side: %w\n%s", err, out.String())
 	}
-	var best time.Duration
-	impl := "?"
+	kv := map[string]string{"impl": "?"}
 	for _, line := range strings.Split(out.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "best_seconds "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			best = time.Duration(f * float64(time.Second))
-		}
-		if v, ok := strings.CutPrefix(line, "impl "); ok {
-			impl = v
+		if k, v, ok := strings.Cut(line, " "); ok && k != "" {
+			kv[k] = v
 		}
 	}
-	if best == 0 {
-		return 0, "", fmt.Errorf("python side printed no timing:\n%s", out.String())
+	f, err := strconv.ParseFloat(kv["best_seconds"], 64)
+	if err != nil || f <= 0 {
+		return 0, nil, fmt.Errorf("python side printed no timing:\n%s", out.String())
 	}
-	return best, impl, nil
+	return time.Duration(f * float64(time.Second)), kv, nil
 }
 
 func bestOf(iters int, f func() (time.Duration, error)) (time.Duration, error) {
@@ -175,8 +180,9 @@ func benchEncoder(c *cli.Context) error {
 		})
 	}
 	pyRun := func() (time.Duration, string, error) {
-		return runPython(c, "encoder", dir, strconv.FormatInt(batch, 10), strconv.FormatInt(seq, 10),
+		t, kv, err := runPython(c, "encoder", dir, strconv.FormatInt(batch, 10), strconv.FormatInt(seq, 10),
 			strconv.Itoa(c.Int("iters")), strconv.Itoa(torch.NumThreads()), c.String("device"), dt.String())
+		return t, kv["impl"], err
 	}
 	goBest, pyBest, impl, err := alternate(c.Int("rounds"), goRun, pyRun)
 	if err != nil {
@@ -226,6 +232,9 @@ func benchGenerate(c *cli.Context) error {
 	for i := range ids {
 		ids[i] = int64(3 + (i*7919)%int(cfg.VocabSize-3))
 	}
+	// The work done on each side: tokens of every returned sequence. Both
+	// must be equal, or the timings do not compare the same generation.
+	var goTokens, pyTokens int
 	goRun := func() (time.Duration, error) {
 		return bestOf(c.Int("iters"), func() (time.Duration, error) {
 			s := torch.NewScope().NoGrad()
@@ -236,13 +245,24 @@ func benchGenerate(c *cli.Context) error {
 				return 0, err
 			}
 			t0 := time.Now()
-			_, err := mm.Generate(context.Background(), in, mask, g)
-			return time.Since(t0), err
+			seqs, err := mm.Generate(context.Background(), in, mask, g)
+			d := time.Since(t0)
+			goTokens = 0
+			for _, per := range seqs {
+				for _, q := range per {
+					goTokens += len(q.IDs)
+				}
+			}
+			return d, err
 		})
 	}
 	pyRun := func() (time.Duration, string, error) {
-		return runPython(c, "generate", dir, strconv.FormatInt(b, 10), strconv.FormatInt(l, 10),
+		t, kv, err := runPython(c, "generate", dir, strconv.FormatInt(b, 10), strconv.FormatInt(l, 10),
 			strconv.Itoa(c.Int("iters")), strconv.Itoa(torch.NumThreads()), c.String("device"), dt.String())
+		if err == nil {
+			pyTokens, _ = strconv.Atoi(kv["tokens"])
+		}
+		return t, kv["impl"], err
 	}
 	goBest, pyBest, impl, err := alternate(c.Int("rounds"), goRun, pyRun)
 	if err != nil {
@@ -254,6 +274,10 @@ func benchGenerate(c *cli.Context) error {
 	fmt.Printf("%-*s %14s\n", w, "implementation", "best latency")
 	fmt.Printf("%-*s %14s\n", w, "re2g (Go)", goBest.Round(time.Millisecond))
 	fmt.Printf("%-*s %14s\n", w, impl, pyBest.Round(time.Millisecond))
+	fmt.Printf("tokens generated: re2g %d, transformers %d\n", goTokens, pyTokens)
+	if goTokens != pyTokens {
+		return fmt.Errorf("the two sides generated different amounts (%d vs %d tokens): not the same work", goTokens, pyTokens)
+	}
 	fmt.Printf("go/python generate latency ratio: %.3f\n", goBest.Seconds()/pyBest.Seconds())
 	return nil
 }

@@ -1,11 +1,12 @@
 // Command bench_tokenizer measures tokenizer throughput of the Go tokenizers
-// against Hugging Face tokenizers (Rust, through its node bindings) on the
-// same texts, one thread and all threads, and prints a table and the ratio.
+// against Hugging Face tokenizers (Rust, through its node bindings, or
+// through its Python bindings with -python) on the same texts, one thread
+// and all threads, and prints a table and the ratio.
 //
-//	go run ./scripts/bench_tokenizer [-data ../shared/data] [-node-modules DIR] [-rounds 3]
+//	go run ./scripts/bench_tokenizer [-data ../shared/data] [-node-modules DIR | -python python3] [-rounds 3]
 //
-// Without -node-modules (a folder holding the npm package tokenizers) only
-// the Go side is measured.
+// Without -node-modules (a folder holding the npm package tokenizers) or
+// -python (a python that imports tokenizers) only the Go side is measured.
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 func main() {
 	data := flag.String("data", "../shared/data", "shared data folder")
 	nodeModules := flag.String("node-modules", "", "folder with the npm package tokenizers (empty: Go only)")
+	python := flag.String("python", "", "python with the tokenizers package, used instead of node (empty: node)")
 	rounds := flag.Int("rounds", 3, "timed rounds per measurement (best is kept)")
 	flag.Parse()
 
@@ -89,11 +91,11 @@ func main() {
 			}
 			runtime.GOMAXPROCS(prev)
 			rw := row{name: c.name, threads: threads, goTPS: float64(tokens) / best}
-			if *nodeModules != "" {
+			if *nodeModules != "" || *python != "" {
 				var hfTokens int
-				rw.hfTPS, hfTokens, err = runNode(*nodeModules, c.name, c.path, textsPath, threads, *rounds)
+				rw.hfTPS, hfTokens, err = runHF(*nodeModules, *python, c.name, c.path, textsPath, threads, *rounds)
 				if err != nil {
-					log.Fatalf("node: %v", err)
+					log.Fatalf("hf tokenizers: %v", err)
 				}
 				if hfTokens != tokens {
 					log.Fatalf("%s: HF made %d tokens, Go %d: not the same work", c.name, hfTokens, tokens)
@@ -101,6 +103,12 @@ func main() {
 			}
 			rows = append(rows, rw)
 		}
+	}
+	switch {
+	case *python != "":
+		fmt.Printf("hf: tokenizers' Python bindings (%s)\n", *python)
+	case *nodeModules != "":
+		fmt.Printf("hf: tokenizers' node bindings (%s)\n", *nodeModules)
 	}
 	fmt.Printf("%-18s %7s %14s %14s %8s\n", "tokenizer", "threads", "go tokens/s", "hf tokens/s", "go/hf")
 	ratio := math.Inf(1)
@@ -118,16 +126,21 @@ func main() {
 	}
 }
 
-// runNode times HF tokenizers' encodeBatch in a node process limited to
-// threads rayon threads and returns its tokens per second.
-func runNode(nodeModules, name, tokPath, textsPath string, threads, rounds int) (float64, int, error) {
-	script, err := filepath.Abs("scripts/bench_tokenizer/hf.js")
+// runHF times HF tokenizers' batch encoding in a node process (or, with
+// python set, a Python one) limited to threads rayon threads and returns its
+// tokens per second and token count.
+func runHF(nodeModules, python, name, tokPath, textsPath string, threads, rounds int) (float64, int, error) {
+	prog, script := "node", "scripts/bench_tokenizer/hf.js"
+	if python != "" {
+		prog, script = python, "scripts/bench_tokenizer/hf.py"
+	}
+	script, err := filepath.Abs(script)
 	if err != nil {
 		return 0, 0, err
 	}
-	cmd := exec.Command("node", script, name, tokPath, textsPath, fmt.Sprint(rounds))
+	cmd := exec.Command(prog, script, name, tokPath, textsPath, fmt.Sprint(rounds))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+nodeModules, fmt.Sprintf("RAYON_NUM_THREADS=%d", threads),
-		fmt.Sprintf("UV_THREADPOOL_SIZE=%d", max(threads, 1)))
+		fmt.Sprintf("UV_THREADPOOL_SIZE=%d", max(threads, 1)), "TOKENIZERS_PARALLELISM=true")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
