@@ -169,6 +169,20 @@ func AdditiveMask(s *torch.Scope, mask *torch.Tensor, dt torch.DType) *torch.Ten
 	return s.MulScalar(s.RSubScalar(m, 1), MinValue(dt))
 }
 
+// PaddingMask is AdditiveMask, or nil when mask [B, L] has no padding: as
+// transformers does for scaled-dot-product attention, so that the fused
+// kernels that take no mask (flash attention on CUDA) can run. It reads one
+// value back from the device.
+func PaddingMask(s *torch.Scope, mask *torch.Tensor, dt torch.DType) *torch.Tensor {
+	if mask == nil {
+		return nil
+	}
+	if v, err := s.Min(mask, false).Item(); err == nil && v == 1 {
+		return nil
+	}
+	return AdditiveMask(s, mask, dt)
+}
+
 // MinValue is torch.finfo(dt).min.
 func MinValue(dt torch.DType) float64 {
 	switch dt {

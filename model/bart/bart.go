@@ -229,10 +229,7 @@ func dropoutP(p float64, train bool) float64 {
 func (m *Model) Encode(s *torch.Scope, ids, mask *torch.Tensor, train bool) *torch.Tensor {
 	cfg := m.Cfg
 	x := m.Encoder.embed(s, cfg, ids, 0, train)
-	var am *torch.Tensor
-	if mask != nil {
-		am = model.AdditiveMask(s, mask, x.DType())
-	}
+	am := model.PaddingMask(s, mask, x.DType())
 	for i := range m.Encoder.Layers {
 		ly, in := &m.Encoder.Layers[i], x
 		x = s.Run(func(c *torch.Scope) *torch.Tensor {
@@ -279,10 +276,7 @@ func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *C
 		past = cache.Len
 	}
 	x := m.Decoder.embed(s, cfg, ids, past, train)
-	var cm *torch.Tensor
-	if encMask != nil {
-		cm = model.AdditiveMask(s, encMask, x.DType())
-	}
+	cm := model.PaddingMask(s, encMask, x.DType())
 	for i := range m.Decoder.Layers {
 		ly, in := &m.Decoder.Layers[i], x
 		var sc, cc *kv

@@ -86,10 +86,7 @@ func (m *Model) Forward(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
 	x := s.Add(s.Add(e.Word.Forward(s, in.IDs), s.Unsqueeze(e.Position.Forward(s, pos), 0)), e.TokenType.Forward(s, types))
 	x = s.Dropout(e.Norm.Forward(s, x), cfg.HiddenDropoutProb, train)
 	dt := x.DType()
-	var mask *torch.Tensor
-	if in.Mask != nil {
-		mask = model.AdditiveMask(s, in.Mask, dt)
-	}
+	mask := model.PaddingMask(s, in.Mask, dt)
 	for i := range m.Layers {
 		ly, in := &m.Layers[i], x
 		x = s.Run(func(c *torch.Scope) *torch.Tensor { return ly.forward(c, cfg, in, mask, train) })
