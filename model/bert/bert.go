@@ -98,19 +98,26 @@ func (m *Model) Forward(s *torch.Scope, in Inputs, train bool) *torch.Tensor {
 func (ly *Layer) forward(s *torch.Scope, cfg *Config, x, mask *torch.Tensor, train bool) *torch.Tensor {
 	b, l, h := x.Size(0), x.Size(1), cfg.HiddenSize
 	nh := cfg.NumAttentionHeads
-	split := func(t *torch.Tensor) *torch.Tensor {
-		return s.Transpose(s.View(t, b, l, nh, h/nh), 1, 2)
-	}
-	q, k, v := split(ly.Query.Forward(s, x)), split(ly.Key.Forward(s, x)), split(ly.Value.Forward(s, x))
 	p := 0.0
 	if train {
 		p = cfg.AttentionProbsDropoutProb
 	}
-	ctx := s.Reshape(s.Transpose(s.Attention(q, k, v, mask, p, false, 0), 1, 2), b, l, h)
-	a := s.Dropout(ly.AttnOut.Forward(s, ctx), cfg.HiddenDropoutProb, train)
+	// Each block in its own scope, so that its intermediates (q, k, v; the
+	// 4h-wide activations) are freed as soon as it is done, as in eager
+	// PyTorch; autograd holds its own references to what backward needs.
+	a := s.Run(func(c *torch.Scope) *torch.Tensor {
+		split := func(t *torch.Tensor) *torch.Tensor {
+			return c.Transpose(c.View(t, b, l, nh, h/nh), 1, 2)
+		}
+		q, k, v := split(ly.Query.Forward(c, x)), split(ly.Key.Forward(c, x)), split(ly.Value.Forward(c, x))
+		ctx := c.Reshape(c.Transpose(c.Attention(q, k, v, mask, p, false, 0), 1, 2), b, l, h)
+		return c.Dropout(ly.AttnOut.Forward(c, ctx), cfg.HiddenDropoutProb, train)
+	})
 	x = ly.AttnNorm.Forward(s, s.Add(a, x))
-	f := model.Activation(s, cfg.HiddenAct, ly.Inter.Forward(s, x))
-	f = s.Dropout(ly.Out.Forward(s, f), cfg.HiddenDropoutProb, train)
+	f := s.Run(func(c *torch.Scope) *torch.Tensor {
+		f := model.Activation(c, cfg.HiddenAct, ly.Inter.Forward(c, x))
+		return c.Dropout(ly.Out.Forward(c, f), cfg.HiddenDropoutProb, train)
+	})
 	return ly.OutNorm.Forward(s, s.Add(f, x))
 }
 
