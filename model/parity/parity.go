@@ -46,7 +46,7 @@ const HalfTolerance = 0.1
 // Pass applies the rule for dt: Tolerance absolute and identical ids in
 // float32, HalfTolerance relative in bfloat16 and float16.
 func (c Check) Pass(dt torch.DType) bool {
-	if dt == torch.BFloat16 || dt == torch.Float16 {
+	if half(dt) {
 		return c.Relative() <= HalfTolerance
 	}
 	return c.OK(Tolerance)
@@ -54,11 +54,13 @@ func (c Check) Pass(dt torch.DType) bool {
 
 // Rule says in words what Pass requires for dt.
 func Rule(dt torch.DType) string {
-	if dt == torch.BFloat16 || dt == torch.Float16 {
+	if half(dt) {
 		return fmt.Sprintf("%v against float32 references: difference within %.0f%% of the output's scale, ids reported", dt, 100*HalfTolerance)
 	}
 	return fmt.Sprintf("max abs difference within %.0e, generated ids equal", Tolerance)
 }
+
+func half(dt torch.DType) bool { return dt == torch.BFloat16 || dt == torch.Float16 }
 
 // Relative is MaxDiff over the reference's scale: the measure for 16-bit
 // runs, whose error grows with the size of the values.

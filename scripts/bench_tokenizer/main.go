@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/tokenizer"
 )
 
@@ -154,32 +155,18 @@ func runHF(nodeModules, python, name, tokPath, textsPath string, threads, rounds
 	return tps, tokens, nil
 }
 
+// loadTexts returns every paragraph and every question of a SQuAD file.
 func loadTexts(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	sq, err := data.LoadSQuAD(path, nil)
 	if err != nil {
 		return nil, err
 	}
-	var squad struct {
-		Data []struct {
-			Paragraphs []struct {
-				Context string `json:"context"`
-				Qas     []struct {
-					Question string `json:"question"`
-				} `json:"qas"`
-			} `json:"paragraphs"`
-		} `json:"data"`
+	texts := make([]string, 0, len(sq.Passages)+len(sq.Questions))
+	for _, p := range sq.Passages {
+		texts = append(texts, p.Text)
 	}
-	if err := json.Unmarshal(b, &squad); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var texts []string
-	for _, a := range squad.Data {
-		for _, p := range a.Paragraphs {
-			texts = append(texts, p.Context)
-			for _, q := range p.Qas {
-				texts = append(texts, q.Question)
-			}
-		}
+	for _, q := range sq.Questions {
+		texts = append(texts, q.Question)
 	}
 	return texts, nil
 }
