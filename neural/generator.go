@@ -17,6 +17,9 @@ type Generator struct {
 	opt Options
 	// Config is the model's generation_config.json (or generate()'s defaults).
 	Config *bart.GenerationConfig
+	// Format lays out the generator's sources (the directory's SourceFile,
+	// else DefaultSourceFormat).
+	Format SourceFormat
 }
 
 // LoadGenerator loads a BartForConditionalGeneration directory.
@@ -34,7 +37,14 @@ func LoadGenerator(dir string, opt Options) (*Generator, error) {
 		m.Close()
 		return nil, err
 	}
-	return NewGenerator(m, tok, g, opt), nil
+	f, err := ReadSourceFormat(dir, DefaultSourceFormat())
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	gen := NewGenerator(m, tok, g, opt)
+	gen.Format = f
+	return gen, nil
 }
 
 // NewGenerator wraps a model already in memory.
@@ -45,7 +55,7 @@ func NewGenerator(m *bart.Model, tok *tokenizer.Tokenizer, g *bart.GenerationCon
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 8
 	}
-	return &Generator{m: m, tok: tok, opt: opt, Config: g}
+	return &Generator{m: m, tok: tok, opt: opt, Config: g, Format: DefaultSourceFormat()}
 }
 
 // Close frees the weights.
