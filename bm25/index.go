@@ -590,3 +590,35 @@ func (ix *Index) Optimize(ctx context.Context) error {
 	}
 	return nil
 }
+
+// IDs lists the ids of every stored passage (in the index's internal order).
+func (ix *Index) IDs(ctx context.Context) ([]string, error) {
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("bm25: %w", err)
+	}
+	defer r.Close()
+	dr, err := r.DocIDReaderAll()
+	if err != nil {
+		return nil, fmt.Errorf("bm25: %w", err)
+	}
+	defer dr.Close()
+	var out []string
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		iid, err := dr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("bm25: %w", err)
+		}
+		if iid == nil {
+			return out, nil
+		}
+		id, err := r.ExternalID(iid)
+		if err != nil {
+			return nil, fmt.Errorf("bm25: %w", err)
+		}
+		out = append(out, id)
+	}
+}

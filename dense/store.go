@@ -100,8 +100,9 @@ type Store struct {
 	dir string
 	man manifest
 
-	mu  sync.Mutex
-	ids map[int][]string // passage ids by shard number, loaded on demand
+	mu    sync.Mutex
+	ids   map[int][]string // passage ids by shard number, loaded on demand
+	byPID map[string]int64 // passage id → FAISS id, built by the first Lookup
 }
 
 // Create makes an empty store in dir (created if missing), or opens the
@@ -245,6 +246,7 @@ func (s *Store) PutShard(ctx context.Context, name string, ids []string, vecs []
 	}
 	s.mu.Lock()
 	delete(s.ids, si.No)
+	s.byPID = nil
 	s.mu.Unlock()
 	if prev != nil {
 		os.Remove(filepath.Join(s.dir, prev.vecFile()))
@@ -265,6 +267,10 @@ func (s *Store) RemoveShard(name string) error {
 	if err := s.writeManifest(); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	delete(s.ids, si.No)
+	s.byPID = nil
+	s.mu.Unlock()
 	os.Remove(filepath.Join(s.dir, si.vecFile()))
 	os.Remove(filepath.Join(s.dir, si.idsFile()))
 	return nil
