@@ -2,6 +2,7 @@ package bart
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/torch"
@@ -35,22 +36,25 @@ type DecoderLayer struct {
 	FinalNorm    model.LayerNorm `st:"final_layer_norm"`
 }
 
-// Stack is the encoder's or decoder's embeddings and layers.
+// Stack is the encoder's or decoder's embeddings and layers. EmbedTokens is
+// the model's shared embedding (tied, as transformers ties it on load: a
+// checkpoint's own embed_tokens.weight, when it has one, is not read).
 type Stack[L any] struct {
-	EmbedTokens *torch.Tensor   `st:"embed_tokens.weight,alt=model.shared.weight"`
+	EmbedTokens *torch.Tensor   `st:"-"`
 	EmbedPos    model.Embedding `st:"embed_positions"`
 	Layers      []L             `st:"layers"`
 	EmbedNorm   model.LayerNorm `st:"layernorm_embedding"`
 }
 
-// Model is BartForConditionalGeneration. Shared comes first so that the tied
-// embedding is saved once, as model.shared.weight, as save_pretrained does.
+// Model is BartForConditionalGeneration. The embedding is tied: Shared is
+// also both stacks' EmbedTokens and the LMHead, and is saved once, as
+// model.shared.weight, as save_pretrained does with safetensors.
 type Model struct {
 	Cfg             *Config             `st:"-"`
 	Shared          model.Embedding     `st:"model.shared"`
 	Encoder         Stack[EncoderLayer] `st:"model.encoder"`
 	Decoder         Stack[DecoderLayer] `st:"model.decoder"`
-	LMHead          *torch.Tensor       `st:"lm_head.weight,alt=model.shared.weight"`
+	LMHead          *torch.Tensor       `st:"-"`
 	FinalLogitsBias *torch.Tensor       `st:"final_logits_bias,optional"`
 	weights         *torch.Scope
 	// Report lists the checkpoint's tensors that no field used.
@@ -79,24 +83,88 @@ func newModel(cfg *Config) *Model {
 	return m
 }
 
-// Load reads a BartForConditionalGeneration directory (also a plain
-// BartModel's, whose names lack nothing but lm_head, which is tied).
+// Load reads a BartForConditionalGeneration directory.
 func Load(dir string, opt model.Options) (*Model, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	m := newModel(cfg)
-	s, rep, err := model.Load(dir, m, "", opt)
+	ck, err := model.OpenCheckpoint(dir)
 	if err != nil {
 		return nil, err
 	}
-	if m.FinalLogitsBias != nil && !model.EqualShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {
-		s.Close()
-		return nil, fmt.Errorf("model %s: final_logits_bias has shape %v, want [1 %d]", dir, m.FinalLogitsBias.Shape(), cfg.VocabSize)
+	defer ck.Close()
+	return LoadFrom(ck, "", cfg, opt)
+}
+
+// tiedNames are the names a checkpoint may hold the tied embedding under,
+// relative to the model's prefix, in the order they are looked for: a
+// safetensors file keeps one (model.shared.weight), a pytorch_model.bin
+// every one.
+var tiedNames = []string{"model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"}
+
+// LoadFrom reads a BartForConditionalGeneration whose tensors are named
+// prefix+"model.*", prefix+"final_logits_bias" (prefix "" for a BART
+// directory, "rag.generator." inside a RAG checkpoint), sized by cfg. The
+// embedding is read once and tied, as transformers ties it.
+func LoadFrom(ck *model.Checkpoint, prefix string, cfg *Config, opt model.Options) (*Model, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("model %s: %w", ck.Dir, err)
 	}
-	m.weights, m.Report = s, rep
+	m := newModel(cfg)
+	shared := ""
+	for _, n := range tiedNames {
+		if ck.Has(prefix + n) {
+			shared = prefix + n
+			break
+		}
+	}
+	if shared == "" {
+		return nil, &model.LoadError{Dir: ck.Dir, Missing: []string{prefix + "model.shared.weight"}}
+	}
+	// The tied embedding first, under the name the file has; then the rest.
+	fo := opt
+	fo.Strict = false
+	s := torch.NewScope()
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if _, err := model.Fill(s, ck, strings.TrimSuffix(shared, "weight"), &m.Shared, fo); err != nil {
+		return nil, err
+	}
+	rest := &struct {
+		Encoder         *Stack[EncoderLayer] `st:"model.encoder"`
+		Decoder         *Stack[DecoderLayer] `st:"model.decoder"`
+		FinalLogitsBias *torch.Tensor        `st:"final_logits_bias,optional"`
+	}{Encoder: &m.Encoder, Decoder: &m.Decoder}
+	fo.Ignore = append(append([]string{}, fo.Ignore...), shared)
+	for _, n := range tiedNames {
+		fo.Ignore = append(fo.Ignore, prefix+n)
+	}
+	rep, err := model.Fill(s, ck, prefix, rest, fo)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Strict && len(rep.Unexpected) > 0 {
+		return nil, &model.LoadError{Dir: ck.Dir, Unexpected: rep.Unexpected}
+	}
+	m.FinalLogitsBias = rest.FinalLogitsBias
+	if m.FinalLogitsBias != nil && !model.EqualShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {
+		return nil, fmt.Errorf("model %s: %sfinal_logits_bias has shape %v, want [1 %d]", ck.Dir, prefix, m.FinalLogitsBias.Shape(), cfg.VocabSize)
+	}
+	m.tie()
+	m.weights, m.Report, ok = s, rep, true
 	return m, nil
+}
+
+// tie points both stacks' token embeddings and the LM head at Shared.
+func (m *Model) tie() {
+	m.Encoder.EmbedTokens = m.Shared.Weight
+	m.Decoder.EmbedTokens = m.Shared.Weight
+	m.LMHead = m.Shared.Weight
 }
 
 // New builds a randomly initialised model (normal(0, init_std), as HF) on dev.
@@ -123,9 +191,7 @@ func New(cfg *Config, dev torch.Device) (*Model, error) {
 		row := s.Select(e, 0, cfg.PadTokenID)
 		row.CopyFrom(s.Zeros(torch.Float32, dev, cfg.DModel))
 	}
-	m.Encoder.EmbedTokens = m.Shared.Weight
-	m.Decoder.EmbedTokens = m.Shared.Weight
-	m.LMHead = m.Shared.Weight
+	m.tie()
 	m.FinalLogitsBias = s.Zeros(torch.Float32, dev, 1, cfg.VocabSize)
 	if err := s.Err(); err != nil {
 		s.Close()

@@ -6,6 +6,7 @@
 package bart
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -44,9 +45,30 @@ type Config struct {
 	Raw map[string]any `json:"-"`
 }
 
+// defaultConfig holds BartConfig's defaults for the fields re2g reads.
+func defaultConfig() *Config {
+	return &Config{ActivationFunction: "gelu", PadTokenID: 1, BOSTokenID: 0, EOSTokenID: 2, DecoderStartTokenID: 2, InitStd: 0.02}
+}
+
+// ParseConfig parses and checks a BART config (a config.json's contents, or
+// the "generator" sub-config of a RAG config.json).
+func ParseConfig(b []byte) (*Config, error) {
+	c := defaultConfig()
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &c.Raw); err != nil {
+		return nil, err
+	}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // ReadConfig reads and checks dir/config.json.
 func ReadConfig(dir string) (*Config, error) {
-	c := &Config{ActivationFunction: "gelu", PadTokenID: 1, BOSTokenID: 0, EOSTokenID: 2, DecoderStartTokenID: 2, InitStd: 0.02}
+	c := defaultConfig()
 	if err := model.ReadJSON(dir, "config.json", c); err != nil {
 		return nil, err
 	}

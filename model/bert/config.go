@@ -5,6 +5,7 @@
 package bert
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/re2g/re2g/model"
@@ -35,9 +36,30 @@ type Config struct {
 	Raw map[string]any `json:"-"`
 }
 
+// defaultConfig holds BertConfig's defaults for the fields re2g reads.
+func defaultConfig() *Config {
+	return &Config{LayerNormEps: 1e-12, HiddenAct: "gelu", TypeVocabSize: 2}
+}
+
+// ParseConfig parses and checks a BERT or DPR config (a config.json's
+// contents, or the "question_encoder" sub-config of a RAG config.json).
+func ParseConfig(b []byte) (*Config, error) {
+	c := defaultConfig()
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &c.Raw); err != nil {
+		return nil, err
+	}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // ReadConfig reads and checks dir/config.json.
 func ReadConfig(dir string) (*Config, error) {
-	c := &Config{LayerNormEps: 1e-12, HiddenAct: "gelu", TypeVocabSize: 2}
+	c := defaultConfig()
 	if err := model.ReadJSON(dir, "config.json", c); err != nil {
 		return nil, err
 	}

@@ -136,9 +136,22 @@ func LoadDPR(dir string, opt model.Options) (*DPR, error) {
 	default:
 		return nil, fmt.Errorf("model %s: not a DPR encoder (no question_encoder.bert_model.* or ctx_encoder.bert_model.* tensors; architectures %v)", dir, cfg.Architectures)
 	}
+	return LoadDPRFrom(ck, dprPrefix(question), cfg, question, opt)
+}
+
+// LoadDPRFrom loads a DPR encoder sized by cfg from an open checkpoint, its
+// tensors named prefix+"bert_model.*" and prefix+"encode_proj.*": prefix is
+// "question_encoder." or "ctx_encoder." in a DPR directory,
+// "rag.question_encoder.question_encoder." in a RAG one. question says
+// which encoder it is (what Save writes).
+func LoadDPRFrom(ck *model.Checkpoint, prefix string, cfg *Config, question bool, opt model.Options) (*DPR, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("model %s: %w", ck.Dir, err)
+	}
 	d := newDPR(cfg, question)
-	opt.Ignore = append(opt.Ignore, dprPrefix(question)+"bert_model.embeddings.position_ids", dprPrefix(question)+"bert_model.pooler.")
-	if d.weights, err = loadInto(ck, d, dprPrefix(question), opt); err != nil {
+	opt.Ignore = append(append([]string{}, opt.Ignore...), prefix+"bert_model.embeddings.position_ids", prefix+"bert_model.pooler.")
+	var err error
+	if d.weights, err = loadInto(ck, d, prefix, opt); err != nil {
 		return nil, err
 	}
 	return d, nil
