@@ -16,7 +16,11 @@ type KILTPassage struct {
 
 // LoadKILTPassages reads a KILT knowledge source, optionally gzipped, one
 // JSON object a line, in either of its two shapes:
-//   - passages: {"id", "wikipedia_id", "title", "text": "..."};
+//   - passages: {"id", "wikipedia_id", "title", "text": "..."}, or as IBM's
+//     reference (and re2g data kilt-passages) writes them, {"pid", "title",
+//     "text"} with pid "<wikipedia_id>::[first,last]" (see ParsePassageID):
+//     a passage without wikipedia_id takes its page from such an id (a pid
+//     of another form is its own page);
 //   - pages (kilt_knowledgesource.json): {"_id" or "wikipedia_id",
 //     "wikipedia_title", "text": ["paragraph", ...]}, which gives one passage
 //     per non-empty paragraph, id "<wikipedia_id>_<paragraph index>".
@@ -34,6 +38,7 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 		}
 		var rec struct {
 			ID        *flexString     `json:"id"`
+			PID       *flexString     `json:"pid"`
 			UID       *flexString     `json:"_id"`
 			WikiID    *flexString     `json:"wikipedia_id"`
 			Title     string          `json:"title"`
@@ -48,6 +53,10 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 			wid = string(*rec.WikiID)
 		} else if rec.UID != nil {
 			wid = string(*rec.UID)
+		}
+		fromPID := rec.ID == nil && rec.PID != nil
+		if fromPID {
+			rec.ID = rec.PID
 		}
 		title := rec.Title
 		if title == "" {
@@ -75,6 +84,12 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 			}
 			if rec.ID == nil {
 				return rep.skip(path, n, "passage without id")
+			}
+			if wid == "" {
+				wid = PassagePage(string(*rec.ID))
+			}
+			if wid == "" && fromPID {
+				wid = string(*rec.ID) // a passage that is its own page
 			}
 			if wid == "" {
 				return rep.skip(path, n, "passage without wikipedia_id")
