@@ -2,6 +2,15 @@
 // models: config.json, model.safetensors or sharded safetensors with
 // model.safetensors.index.json, f32/f16/bf16 weights.
 //
+// Directories that ship only PyTorch weights load too: pytorch_model.bin, or
+// shards listed in pytorch_model.bin.index.json (e.g. IBM's ibm/re2g-*
+// models). They are read without Python by torch.OpenPyTorch, whose
+// restricted unpickler accepts tensors only (like torch.load with
+// weights_only=True) and copies them from a memory mapping; safetensors is
+// preferred when a directory has both. Tied weights that such a file keeps
+// under several names are loaded once and shared. Saving always writes
+// safetensors.
+//
 // Models are structs whose fields are layers, tagged with their checkpoint
 // names (`st:"encoder.layer"`); one reflective loader fills them. Tags:
 //
@@ -30,68 +39,116 @@ import (
 	"github.com/re2g/re2g/torch"
 )
 
-// Checkpoint is the set of safetensors files of one model directory.
-type Checkpoint struct {
-	Dir   string
-	files map[string]*torch.SafetensorsFile // by file name
-	where map[string]string                 // tensor name -> file name
+// tensorFile is one file of a checkpoint: *torch.SafetensorsFile or
+// *torch.PyTorchFile.
+type tensorFile interface {
+	Names() []string
+	Info(name string) (torch.TensorInfo, bool)
+	Load(s *torch.Scope, name string, dev torch.Device, dt torch.DType) (*torch.Tensor, error)
+	Close() error
 }
 
-// OpenCheckpoint opens dir's model.safetensors, or the shards listed in
-// model.safetensors.index.json.
+// aliaser is implemented by files that keep tied weights under several
+// names (pytorch_model.bin): Alias gives the one name they are loaded under.
+type aliaser interface {
+	Alias(name string) string
+}
+
+// Checkpoint is the set of weight files of one model directory.
+type Checkpoint struct {
+	Dir   string
+	files map[string]tensorFile // by file name
+	where map[string]string     // tensor name -> file name
+}
+
+// The weight files OpenCheckpoint looks for, in order of preference.
+const (
+	safetensorsFile  = "model.safetensors"
+	safetensorsIndex = "model.safetensors.index.json"
+	pytorchFile      = "pytorch_model.bin"
+	pytorchIndex     = "pytorch_model.bin.index.json"
+)
+
+// OpenCheckpoint opens dir's weights, the first found of: model.safetensors;
+// the shards listed in model.safetensors.index.json; pytorch_model.bin
+// (torch.save, read without Python, tensors only: see torch.OpenPyTorch);
+// the shards listed in pytorch_model.bin.index.json.
 func OpenCheckpoint(dir string) (*Checkpoint, error) {
-	ck := &Checkpoint{Dir: dir, files: map[string]*torch.SafetensorsFile{}, where: map[string]string{}}
-	idx := filepath.Join(dir, "model.safetensors.index.json")
-	single := filepath.Join(dir, "model.safetensors")
+	ck := &Checkpoint{Dir: dir, files: map[string]tensorFile{}, where: map[string]string{}}
+	openST := func(p string) (tensorFile, error) { return torch.OpenSafetensors(p) }
+	openPT := func(p string) (tensorFile, error) { return torch.OpenPyTorch(p) }
+	var err error
 	switch {
-	case exists(single):
-		f, err := torch.OpenSafetensors(single)
-		if err != nil {
-			return nil, err
-		}
-		ck.files["model.safetensors"] = f
-		for _, n := range f.Names() {
-			ck.where[n] = "model.safetensors"
-		}
-	case exists(idx):
-		b, err := os.ReadFile(idx)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
-		}
-		var index struct {
-			WeightMap map[string]string `json:"weight_map"`
-		}
-		if err := json.Unmarshal(b, &index); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %s is not valid JSON: %w", dir, idx, err)
-		}
-		if len(index.WeightMap) == 0 {
-			return nil, fmt.Errorf("checkpoint %s: %s has an empty weight_map", dir, idx)
-		}
-		for name, file := range index.WeightMap {
-			if strings.Contains(file, "/") || strings.Contains(file, "..") {
-				return nil, fmt.Errorf("checkpoint %s: shard name %q is not a plain file name", dir, file)
-			}
-			if _, ok := ck.files[file]; !ok {
-				f, err := torch.OpenSafetensors(filepath.Join(dir, file))
-				if err != nil {
-					ck.Close()
-					return nil, err
-				}
-				ck.files[file] = f
-			}
-			if _, ok := ck.files[file].Info(name); !ok {
-				ck.Close()
-				return nil, fmt.Errorf("checkpoint %s: index says %q is in %s, which lacks it", dir, name, file)
-			}
-			ck.where[name] = file
-		}
+	case exists(filepath.Join(dir, safetensorsFile)):
+		err = ck.openSingle(safetensorsFile, openST)
+	case exists(filepath.Join(dir, safetensorsIndex)):
+		err = ck.openSharded(safetensorsIndex, openST)
+	case exists(filepath.Join(dir, pytorchFile)):
+		err = ck.openSingle(pytorchFile, openPT)
+	case exists(filepath.Join(dir, pytorchIndex)):
+		err = ck.openSharded(pytorchIndex, openPT)
 	default:
-		if exists(filepath.Join(dir, "pytorch_model.bin")) {
-			return nil, fmt.Errorf("checkpoint %s: only pytorch_model.bin (pickle) found; re2g reads safetensors: convert it with transformers' save_pretrained(safe_serialization=True)", dir)
-		}
-		return nil, fmt.Errorf("checkpoint %s: no model.safetensors or model.safetensors.index.json", dir)
+		return nil, fmt.Errorf("checkpoint %s: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json", dir)
+	}
+	if err != nil {
+		ck.Close()
+		return nil, err
 	}
 	return ck, nil
+}
+
+func (ck *Checkpoint) openSingle(name string, open func(string) (tensorFile, error)) error {
+	f, err := open(filepath.Join(ck.Dir, name))
+	if err != nil {
+		return err
+	}
+	ck.files[name] = f
+	for _, n := range f.Names() {
+		ck.where[n] = name
+	}
+	return nil
+}
+
+func (ck *Checkpoint) openSharded(index string, open func(string) (tensorFile, error)) error {
+	dir := ck.Dir
+	idx := filepath.Join(dir, index)
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	var ix struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return fmt.Errorf("checkpoint %s: %s is not valid JSON: %w", dir, idx, err)
+	}
+	if len(ix.WeightMap) == 0 {
+		return fmt.Errorf("checkpoint %s: %s has an empty weight_map", dir, idx)
+	}
+	// in a stable order, so that the first error is always the same one
+	names := make([]string, 0, len(ix.WeightMap))
+	for name := range ix.WeightMap {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		file := ix.WeightMap[name]
+		if strings.Contains(file, "/") || strings.Contains(file, "..") || strings.Contains(file, string(filepath.Separator)) {
+			return fmt.Errorf("checkpoint %s: shard name %q is not a plain file name", dir, file)
+		}
+		if _, ok := ck.files[file]; !ok {
+			f, err := open(filepath.Join(dir, file))
+			if err != nil {
+				return err
+			}
+			ck.files[file] = f
+		}
+		if _, ok := ck.files[file].Info(name); !ok {
+			return fmt.Errorf("checkpoint %s: index says %q is in %s, which lacks it", dir, name, file)
+		}
+		ck.where[name] = file
+	}
+	return nil
 }
 
 func exists(p string) bool {
@@ -133,6 +190,20 @@ func (c *Checkpoint) Load(s *torch.Scope, name string, dev torch.Device, dt torc
 		dt = -1
 	}
 	return c.files[f].Load(s, name, dev, dt)
+}
+
+// tensorKey names the tensor that name is loaded as: tied weights that a
+// pytorch_model.bin keeps under several names give one key, so that Fill
+// loads them once and every field naming them shares the tensor.
+func (c *Checkpoint) tensorKey(name string) string {
+	f, ok := c.where[name]
+	if !ok {
+		return name
+	}
+	if a, ok := c.files[f].(aliaser); ok {
+		return f + "\x00" + a.Alias(name)
+	}
+	return f + "\x00" + name
 }
 
 // Close unmaps every file.
@@ -310,7 +381,8 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 			lerr.Mismatched = append(lerr.Mismatched, fmt.Sprintf("%s: checkpoint %v, model wants %v", name, info.Shape, f.shape))
 			continue
 		}
-		if t, ok := loaded[name]; ok {
+		key := ck.tensorKey(name)
+		if t, ok := loaded[key]; ok {
 			*f.ptr = t
 			continue
 		}
@@ -318,7 +390,7 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 		if err != nil {
 			return nil, err
 		}
-		loaded[name] = t
+		loaded[key] = t
 		*f.ptr = t
 	}
 	rep := &Report{}
