@@ -9,17 +9,19 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/train"
 )
 
 // TrainConfig is the demo's training budget: train.SmallConfig's shapes,
-// with a fixed number of updates per phase so that the whole demo stays
-// within about ten minutes on two CPU cores.
+// from scratch, with a fixed number of updates per phase so that the whole
+// demo stays within about ten minutes on two CPU cores.
 func TrainConfig(work string) *train.Config {
 	cfg := train.SmallConfig()
+	cfg.Init = train.InitScratch
 	cfg.Out = filepath.Join(work, "train")
 	cfg.Tokenizer = filepath.Join(work, "tokenizer.json")
-	cfg.MaxDev, cfg.MaxDevFinal = 100, 100
+	cfg.MaxDev = 100
 	cfg.QueryLen, cfg.PassageLen, cfg.PairLen, cfg.SourceLen, cfg.AnswerLen = 32, 96, 128, 128, 12
 	steps := func(o train.Opt, n int) train.Opt {
 		o.MaxSteps, o.EvalEvery, o.CheckpointEvery, o.Patience = n, 0, 100, 0
@@ -34,10 +36,11 @@ func TrainConfig(work string) *train.Config {
 }
 
 // Train is the demo's Trainer: it learns a WordPiece vocabulary from the
-// corpus, then trains all four Re2G phases from scratch with re2g's
-// training (train.RunPhases) on the training questions, and returns the
-// final models: the context encoder of DPR stage 2, and the question
-// encoder, reranker and generator of the end-to-end phase (distillation).
+// corpus, builds a BM25 index of it, then trains all four Re2G phases from
+// scratch (train.TrainAll with --init scratch, as `re2g train all` does) on
+// the KILT task files the demo wrote (train.jsonl, heldout.jsonl), and
+// returns the final models: the context encoder of DPR, and the question
+// encoder, reranker and generator chosen on dev.
 func Train(ctx context.Context, work string, passages []data.Passage, trainQA, devQA []QA) (Models, error) {
 	start := time.Now()
 	texts := make([]string, 0, len(passages)+len(trainQA))
@@ -52,29 +55,31 @@ func Train(ctx context.Context, work string, passages []data.Passage, trainQA, d
 	if err != nil {
 		return Models{}, err
 	}
-	held := map[string]bool{}
-	for _, q := range devQA {
-		held[q.Package] = true
-	}
-	d := &train.Data{Passages: passages, TrainPassages: make([]bool, len(passages))}
-	for i, p := range passages {
-		d.TrainPassages[i] = !held[packageOfTitle(p.Title)]
-	}
-	conv := func(qs []QA) []train.Question {
-		out := make([]train.Question, len(qs))
-		for i, q := range qs {
-			out[i] = train.Question{ID: q.ID, Text: q.Question, Answers: q.Answers, Gold: []string{q.PassageID}}
-		}
-		return out
-	}
-	d.Train, d.Dev = conv(trainQA), conv(devQA)
-	os.MkdirAll(cfg.Out, 0o755)
-	fmt.Fprintf(os.Stderr, "demo: training four phases from scratch (vocabulary %d, %d training questions) into %s\n", n, len(d.Train), cfg.Out)
-	rep, err := train.RunPhases(ctx, cfg, d, train.Phases, train.RunOptions{Resume: true, Progress: os.Stderr})
+	corpusPath := filepath.Join(work, "corpus.jsonl")
+	corpus, err := pipeline.LoadCorpus(corpusPath)
 	if err != nil {
 		return Models{}, err
 	}
-	return choose(cfg.Out, rep, time.Since(start))
+	bm := filepath.Join(work, "train-index")
+	if ix, err := pipeline.OpenIndex(bm); err == nil {
+		ix.Close()
+	} else {
+		os.RemoveAll(bm)
+		if _, err := pipeline.BuildIndex(ctx, corpusPath, corpus, pipeline.IndexOptions{Out: bm, Progress: os.Stderr}); err != nil {
+			return Models{}, err
+		}
+	}
+	ds, err := train.OpenDataset(ctx, filepath.Join(work, "train.jsonl"), filepath.Join(work, "heldout.jsonl"), bm)
+	if err != nil {
+		return Models{}, err
+	}
+	os.MkdirAll(cfg.Out, 0o755)
+	fmt.Fprintf(os.Stderr, "demo: training four phases from scratch (vocabulary %d, %d training questions) into %s\n", n, len(ds.Train), cfg.Out)
+	m, err := train.TrainAll(ctx, cfg, ds, train.Models{Index: bm}, train.RunOptions{Resume: true, Progress: os.Stderr})
+	if err != nil {
+		return Models{}, err
+	}
+	return choose(m, time.Since(start))
 }
 
 // choose picks the models the demo answers with from what training wrote,
@@ -83,42 +88,42 @@ func Train(ctx context.Context, work string, passages []data.Passage, trainQA, d
 // ranks the merged candidates better than their merged order does. A
 // component that did not learn enough in the demo's budget is left out
 // (and said so) rather than allowed to spoil the answers.
-func choose(o string, rep *train.Report, took time.Duration) (Models, error) {
+func choose(man *train.Manifest, took time.Duration) (Models, error) {
 	metrics := map[string]map[string]float64{}
-	for _, p := range rep.Phases {
-		metrics[p.Phase] = p.Metrics
-	}
-	pick := func(paths ...string) string {
-		for _, p := range paths {
-			if _, err := os.Stat(filepath.Join(p, "config.json")); err == nil {
-				return p
-			}
+	outs := map[string]train.Models{}
+	for _, p := range man.Phases {
+		outs[p.Phase] = p.Outputs
+		for _, r := range p.Reports {
+			metrics[r.Phase] = r.Metrics
 		}
-		return ""
 	}
-	dpr2 := filepath.Join(o, "dpr", "stage2", "model")
-	m := Models{CtxEncoder: pick(filepath.Join(dpr2, "ctx_encoder")), QueryEncoder: pick(filepath.Join(dpr2, "question_encoder"))}
+	d := outs["dpr"]
+	m := Models{CtxEncoder: d.CtxEncoder, QueryEncoder: d.QueryEncoder}
 	if m.CtxEncoder == "" || m.QueryEncoder == "" {
-		return Models{}, fmt.Errorf("demo: training left no DPR encoders under %s", o)
+		return Models{}, fmt.Errorf("demo: training left no DPR encoders")
 	}
 	var notes []string
-	e2e, dpr := metrics["e2e-distill"], metrics["dpr-stage2"]
-	if q := pick(filepath.Join(o, "e2e-distill", "model", "question_encoder")); q != "" && e2e["dpr_recall@20"] >= dpr["recall@20"] {
-		m.QueryEncoder = q
+	e2e := metrics["e2e-distill"]
+	dpr := metrics["dpr-stage2"]
+	if dpr == nil {
+		dpr = metrics["dpr-stage1"]
+	}
+	if e2e["dpr_recall@20"] >= dpr["index_recall@20"] {
+		m.QueryEncoder = man.Final.QueryEncoder
 	} else {
-		notes = append(notes, fmt.Sprintf("DPR question encoder of stage 2 (Recall@20 %.2f; after distillation %.2f)", dpr["recall@20"], e2e["dpr_recall@20"]))
+		notes = append(notes, fmt.Sprintf("DPR question encoder of stage 2 (Recall@20 %.2f; after distillation %.2f)", dpr["index_recall@20"], e2e["dpr_recall@20"]))
 	}
 	rr := metrics["reranker"]
-	rrDir, rrScore := pick(filepath.Join(o, "reranker", "model", "reranker")), rr["r_precision"]
+	rrDir, rrScore := outs["reranker"].Reranker, rr["r_precision"]
 	if v, ok := e2e["r_precision"]; ok && v > rrScore {
-		rrDir, rrScore = pick(filepath.Join(o, "e2e-distill", "model", "reranker")), v
+		rrDir, rrScore = man.Final.Reranker, v
 	}
 	// The merged order the pipeline would keep without a reranker starts
 	// with the hits of the question encoder it uses; training measured the
 	// reranker against lists from the generation phase's encoder, which can
 	// be worse, so the baseline is the better of the two.
-	base := max(rr["merged_r_precision"], dpr["r_precision"])
-	if m.QueryEncoder != filepath.Join(dpr2, "question_encoder") {
+	base := max(rr["merged_r_precision"], dpr["index_r_precision"])
+	if m.QueryEncoder != d.QueryEncoder {
 		base = max(rr["merged_r_precision"], e2e["dpr_r_precision"])
 	}
 	if rrScore > base {
@@ -126,8 +131,8 @@ func choose(o string, rep *train.Report, took time.Duration) (Models, error) {
 	} else {
 		notes = append(notes, fmt.Sprintf("no reranker: its dev R-Precision %.2f is below the merged order's %.2f", rrScore, base))
 	}
-	m.Generator = pick(filepath.Join(o, "e2e-distill", "model", "generator"), filepath.Join(o, "generator", "model", "generator"))
-	m.Note = fmt.Sprintf("trained from scratch here in %.0f s (DPR, generator, reranker, end-to-end with distillation; %s)", took.Seconds(), o)
+	m.Generator = man.Final.Generator
+	m.Note = fmt.Sprintf("trained from scratch here in %.0f s (DPR, generator, reranker, end-to-end with distillation; %s)", took.Seconds(), man.Config.Out)
 	if len(notes) > 0 {
 		m.Note += "; chosen on dev: " + strings.Join(notes, "; ")
 	}

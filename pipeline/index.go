@@ -65,6 +65,7 @@ type IndexOptions struct {
 	Out        string
 	Encoder    *neural.Encoder // context encoder; nil builds BM25 only
 	EncoderDir string          // recorded in the manifest
+	Extra      map[string]string // recorded in the manifest's dense part (e.g. what produced the encoder)
 	Chunk      int             // passages per encoded chunk, the unit of checkpointing (default 2048)
 	Shard      int             // with NumShards > 1: encode only chunks c with c % NumShards == Shard
 	NumShards  int
@@ -301,7 +302,7 @@ func encodeCorpus(ctx context.Context, ps []data.Passage, o IndexOptions) (*Dens
 		}
 	}
 	bar.Finish()
-	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk}, nil
+	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra}, nil
 }
 
 func buildHNSW(ctx context.Context, out string, cfg faiss.HNSWConfig, w io.Writer) error {

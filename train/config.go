@@ -30,34 +30,50 @@ type Opt struct {
 	Patience        int     `json:"patience"`         // evaluations without improvement before stopping (0: never)
 }
 
-// Config is a whole training run: data, shapes and the four phases.
-type Config struct {
-	Data        string `json:"data"`         // SQuAD v1.1 JSON (SQuADShifts New Wiki)
-	Tokenizer   string `json:"tokenizer"`    // bert-base-uncased tokenizer.json (or its folder)
-	Out         string `json:"out"`          // output folder
-	Device      string `json:"device"`       // cpu, cuda, cuda:N
-	Threads     int    `json:"threads"`      // libtorch threads (0: one per core)
-	Seed        uint64 `json:"seed"`         // every random choice derives from it
-	DevArticles int    `json:"dev_articles"` // articles held out for dev
-	MaxTrain    int    `json:"max_train"`    // cap on training questions (0: all)
-	MaxDev      int    `json:"max_dev"`      // dev questions evaluated during training (0: all)
-	MaxDevFinal int    `json:"max_dev_final"`
-	Quiet       bool   `json:"quiet"` // no progress bar
-	// FreezeWordEmbeddings keeps the BERT encoders' (DPR, reranker) word,
-	// position and token-type embeddings at their initialisation (see
-	// env.trainable and env.zeroCLS).
-	FreezeWordEmbeddings bool `json:"freeze_embeddings"`
-	// Dropout is every model's dropout probability.
-	Dropout float64 `json:"dropout"`
+// Initialisations.
+const (
+	// InitCheckpoint (the default) starts every model from the directory
+	// given for it; a missing directory is an error.
+	InitCheckpoint = "checkpoint"
+	// InitScratch creates the models no directory was given for, randomly
+	// initialised with the BERT and BART shapes (and Tokenizer).
+	InitScratch = "scratch"
+)
 
-	BERT Shape `json:"bert"`
-	BART Shape `json:"bart"`
+// Config is a training run's settings: devices, lengths, the four phases,
+// and for from-scratch models their shapes.
+type Config struct {
+	Out     string `json:"out"`     // output folder
+	Device  string `json:"device"`  // cpu, cuda, cuda:N
+	DType   string `json:"dtype"`   // float32, or bfloat16: autocast with float32 master weights
+	Threads int    `json:"threads"` // libtorch threads (0: one per core)
+	Seed    uint64 `json:"seed"`    // every random choice derives from it
+	// MaxTrain caps the training examples (0: all), MaxDev the dev
+	// examples evaluated during training (0: all).
+	MaxTrain int  `json:"max_train"`
+	MaxDev   int  `json:"max_dev"`
+	Quiet    bool `json:"quiet"` // no progress bar
+
+	// Init is InitCheckpoint or InitScratch.
+	Init string `json:"init"`
+	// Tokenizer is the WordPiece tokenizer (tokenizer.json, vocab.txt or
+	// their folder) of the models made from scratch; a from-scratch BART
+	// shares it ([CLS] as <s>, [SEP] as </s>).
+	Tokenizer string `json:"tokenizer"`
+	// FreezeWordEmbeddings keeps a from-scratch BERT's word, position and
+	// token-type embeddings at their initialisation (see trainable).
+	FreezeWordEmbeddings bool `json:"freeze_embeddings"`
+	// Dropout is a from-scratch model's dropout probability (loaded models
+	// keep their config's).
+	Dropout float64 `json:"dropout"`
+	BERT    Shape   `json:"bert"`
+	BART    Shape   `json:"bart"`
 
 	QueryLen   int `json:"query_len"`   // tokens of a question
 	PassageLen int `json:"passage_len"` // tokens of a (title, text) passage
 	PairLen    int `json:"pair_len"`    // tokens of a reranker (question, passage) pair
 	SourceLen  int `json:"source_len"`  // tokens of a generator source
-	AnswerLen  int `json:"answer_len"`  // tokens of an answer (labels)
+	AnswerLen  int `json:"answer_len"`  // tokens of an answer (labels), and the generation limit
 
 	DPR       DPRConfig       `json:"dpr"`
 	Generator GeneratorConfig `json:"generator"`
@@ -68,16 +84,21 @@ type Config struct {
 // DPRConfig is phase 1: two stages of DPR.
 type DPRConfig struct {
 	Stage1 Opt `json:"stage1"`
+	// Stage2 trains on from the best stage-1 model with negatives mined
+	// from an HNSW index of the corpus encoded by it; 0 epochs and 0
+	// max_steps skip it.
 	Stage2 Opt `json:"stage2"`
-	// NegativeDepth is how deep in BM25's (stage 1) or HNSW's (stage 2)
-	// ranking the hard negative is drawn from (the first non-positive
-	// within it, as DPR).
+	// NegativeDepth: each question's hard negative is sampled (seeded)
+	// from the first NegativeDepth non-positive passages of BM25's (stage
+	// 1) or the index's (stage 2) ranking, as IBM's reference (5).
 	NegativeDepth int `json:"negative_depth"`
-	// Shared trains one BERT as both question and context encoder (a
-	// Siamese DPR; saved as the two Hugging Face DPR directories, equal
-	// weights), which a from-scratch model needs: with two randomly
-	// initialised encoders the same word starts with unrelated embeddings
-	// on each side and the in-batch loss collapses to uniform.
+	// EvalDepth is how many BM25 candidates of each dev question the
+	// encoders rank in the dev evaluation during training (corpus-size
+	// independent); the phase's final metrics come from the real index.
+	EvalDepth int `json:"eval_depth"`
+	// Shared trains one from-scratch BERT as both question and context
+	// encoder (a Siamese DPR saved as the two DPR directories): two
+	// randomly initialised encoders collapse to the uniform in-batch loss.
 	Shared bool `json:"shared_encoder"`
 }
 
@@ -86,24 +107,24 @@ type GeneratorConfig struct {
 	Opt
 	K         int    `json:"k"`         // passages marginalised per question
 	Objective string `json:"objective"` // "sequence" (default) or "token"
-	// QueryLRScale scales the question encoder's learning rate (0 means
-	// 1). A from-scratch generator gives the retrieval scores noisy
-	// gradients at first, which at the full rate undo DPR's training.
+	// QueryLRScale scales the question encoder's learning rate (0 means 1).
 	QueryLRScale float64 `json:"query_lr_scale"`
 }
 
 // RerankerConfig is phase 3.
 type RerankerConfig struct {
 	Opt
-	DenseK  int `json:"dense_k"`  // DPR hits per query
+	DenseK  int `json:"dense_k"`  // DPR hits per query in the training lists
 	SparseK int `json:"sparse_k"` // BM25 hits per query
 }
 
 // E2EConfig is phase 4.
 type E2EConfig struct {
 	Opt
-	K             int     `json:"k"`             // reranked passages marginalised per question
-	QueryEncoder  string  `json:"query_encoder"` // combined, frozen or distill
+	K             int     `json:"k"`        // reranked passages marginalised per question
+	DenseK        int     `json:"dense_k"`  // DPR hits per query
+	SparseK       int     `json:"sparse_k"` // BM25 hits per query
+	QueryEncoder  string  `json:"query_encoder"`
 	DistillWeight float64 `json:"distill_weight"`
 	Temperature   float64 `json:"temperature"`
 }
@@ -115,8 +136,33 @@ const (
 	Distill  = "distill"
 )
 
-// SmallConfig trains all four phases from scratch on 2 CPU cores in about
-// half an hour: a 2-layer, 128-wide BERT and a 2+2-layer BART sharing the
+// FinetuneConfig is the paper's fine-tuning procedure (RE2G.md, IBM's
+// reference settings) for pretrained checkpoints: DPR 2 epochs, batch 128,
+// lr 5e-5, clip 1, BM25 negatives from the top 5; RAG 2 epochs, lr 3e-5,
+// 128 questions an update, 5% warm-up; the reranker 2 epochs, lr 3e-5,
+// 32 questions, pairs of 128 tokens, on DPR top 20 + BM25 top 20; end to
+// end 1 epoch, lr 3e-5, 128 questions, 10% warm-up, DPR top 12 + BM25 top
+// 12 → top 5.
+func FinetuneConfig() *Config {
+	o := func(epochs float64, batch, accum int, lr, warmup float64) Opt {
+		return Opt{Epochs: epochs, BatchSize: batch, Accum: accum, LR: lr, Warmup: warmup, WeightDecay: 0, ClipNorm: 1,
+			CheckpointEvery: 200, EvalEvery: 500, Patience: 0}
+	}
+	return &Config{
+		Out: "build/finetune", Device: "cpu", DType: "float32", Seed: 1, Init: InitCheckpoint, MaxDev: 1000,
+		QueryLen: 64, PassageLen: 256, PairLen: 128, SourceLen: 300, AnswerLen: 64,
+		BERT:      Shape{Hidden: 768, Layers: 12, Heads: 12, FFN: 3072, MaxPos: 512},
+		BART:      Shape{Hidden: 1024, Layers: 12, Heads: 16, FFN: 4096, MaxPos: 1024},
+		DPR:       DPRConfig{Stage1: o(2, 128, 1, 5e-5, 0), Stage2: Opt{}, NegativeDepth: 5, EvalDepth: 100},
+		Generator: GeneratorConfig{Opt: o(2, 2, 64, 3e-5, 0.05), K: 5, Objective: "sequence", QueryLRScale: 1},
+		Reranker:  RerankerConfig{Opt: o(2, 32, 1, 3e-5, 0.1), DenseK: 20, SparseK: 20},
+		E2E: E2EConfig{Opt: o(1, 2, 64, 3e-5, 0.1), K: 5, DenseK: 12, SparseK: 12, QueryEncoder: Distill,
+			DistillWeight: 0.9, Temperature: 10},
+	}
+}
+
+// SmallConfig trains all four phases from scratch on 2 CPU cores: a
+// 2-layer, 128-wide BERT and a 2+2-layer BART sharing the
 // bert-base-uncased WordPiece vocabulary.
 func SmallConfig() *Config {
 	o := func(epochs float64, batch int, lr float64) Opt {
@@ -125,22 +171,25 @@ func SmallConfig() *Config {
 	}
 	every := func(o Opt, n int) Opt { o.EvalEvery = n; return o }
 	return &Config{
-		Data: "../shared/data/squadshifts/new_wiki_v1.0.json", Tokenizer: "../shared/data/tokenizers/bert-base-uncased",
-		Out: "build/train", Device: "cpu", Seed: 1, FreezeWordEmbeddings: true, Dropout: 0, DevArticles: 8, MaxDev: 300, MaxDevFinal: 600,
+		Tokenizer: "../shared/data/tokenizers/bert-base-uncased", Init: InitScratch,
+		Out: "build/train", Device: "cpu", DType: "float32", Seed: 1, FreezeWordEmbeddings: true, Dropout: 0, MaxDev: 300,
 		BERT:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		BART:     Shape{Hidden: 128, Layers: 2, Heads: 2, FFN: 512, MaxPos: 256},
 		QueryLen: 32, PassageLen: 128, PairLen: 160, SourceLen: 128, AnswerLen: 16,
-		DPR:       DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 10, Shared: true},
+		DPR: DPRConfig{Stage1: every(o(2, 32, 5e-4), 100), Stage2: every(o(1, 32, 2e-4), 100), NegativeDepth: 5,
+			EvalDepth: 100, Shared: true},
 		Generator: GeneratorConfig{Opt: o(2.5, 8, 1e-3), K: 2, Objective: "sequence", QueryLRScale: 0.1},
 		Reranker:  RerankerConfig{Opt: every(o(0.3, 4, 5e-4), 200), DenseK: 4, SparseK: 4},
-		E2E:       E2EConfig{Opt: o(0.15, 4, 1e-4), K: 3, QueryEncoder: Distill, DistillWeight: 0.9, Temperature: 10},
+		E2E: E2EConfig{Opt: o(0.15, 4, 1e-4), K: 3, DenseK: 4, SparseK: 4, QueryEncoder: Distill, DistillWeight: 0.9,
+			Temperature: 10},
 	}
 }
 
-// LargeConfig is a BERT-base / BART-base-sized run for one H200 (not run on CPU).
+// LargeConfig is a BERT-base / BART-base-sized from-scratch run for one H200.
 func LargeConfig() *Config {
 	c := SmallConfig()
 	c.Device = "cuda"
+	c.DType = "bfloat16"
 	c.Out = "build/train-large"
 	c.BERT = Shape{Hidden: 768, Layers: 12, Heads: 12, FFN: 3072, MaxPos: 512}
 	c.BART = Shape{Hidden: 768, Layers: 6, Heads: 12, FFN: 3072, MaxPos: 512}
@@ -156,14 +205,27 @@ func LargeConfig() *Config {
 	c.Reranker.Opt = Opt{Epochs: 10, BatchSize: 32, Accum: 1, LR: 5e-5, Warmup: 0.1, WeightDecay: 0.01, ClipNorm: 1, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}
 	c.Reranker.DenseK, c.Reranker.SparseK = 12, 12
 	c.E2E.Opt = Opt{Epochs: 3, BatchSize: 16, Accum: 8, LR: 3e-5, Warmup: 0.1, WeightDecay: 0.01, ClipNorm: 1, CheckpointEvery: 500, EvalEvery: 200, Patience: 5}
-	c.E2E.K = 5
+	c.E2E.K, c.E2E.DenseK, c.E2E.SparseK = 5, 12, 12
 	return c
 }
 
-// LoadConfig reads a JSON config file over base (nil: SmallConfig()).
+// Preset returns a named configuration: finetune, small or large.
+func Preset(name string) (*Config, error) {
+	switch name {
+	case "finetune":
+		return FinetuneConfig(), nil
+	case "small":
+		return SmallConfig(), nil
+	case "large":
+		return LargeConfig(), nil
+	}
+	return nil, fmt.Errorf("preset %q: want finetune, small or large", name)
+}
+
+// LoadConfig reads a JSON config file over base (nil: FinetuneConfig()).
 func LoadConfig(path string, base *Config) (*Config, error) {
 	if base == nil {
-		base = SmallConfig()
+		base = FinetuneConfig()
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -175,24 +237,71 @@ func LoadConfig(path string, base *Config) (*Config, error) {
 	return base, base.Check()
 }
 
+func steps(o Opt) bool { return o.Epochs > 0 || o.MaxSteps > 0 }
+
 // Check validates the settings.
 func (c *Config) Check() error {
-	for _, s := range []struct {
-		name string
-		s    Shape
-	}{{"bert", c.BERT}, {"bart", c.BART}} {
-		if s.s.Hidden <= 0 || s.s.Layers <= 0 || s.s.Heads <= 0 || s.s.FFN <= 0 || s.s.MaxPos <= 0 || s.s.Hidden%s.s.Heads != 0 {
-			return fmt.Errorf("train config: %s shape %+v: sizes must be positive and hidden a multiple of heads", s.name, s.s)
+	switch c.Init {
+	case "", InitCheckpoint, InitScratch:
+	default:
+		return fmt.Errorf("train config: init %q: want %s or %s", c.Init, InitCheckpoint, InitScratch)
+	}
+	switch c.DType {
+	case "", "float32", "bfloat16":
+	default:
+		return fmt.Errorf("train config: dtype %q: want float32 or bfloat16", c.DType)
+	}
+	if c.Init == InitScratch {
+		for _, s := range []struct {
+			name string
+			s    Shape
+		}{{"bert", c.BERT}, {"bart", c.BART}} {
+			if s.s.Hidden <= 0 || s.s.Layers <= 0 || s.s.Heads <= 0 || s.s.FFN <= 0 || s.s.MaxPos <= 0 || s.s.Hidden%s.s.Heads != 0 {
+				return fmt.Errorf("train config: %s shape %+v: sizes must be positive and hidden a multiple of heads", s.name, s.s)
+			}
+		}
+		for _, l := range []int{c.QueryLen, c.PassageLen, c.PairLen} {
+			if int64(l) > c.BERT.MaxPos {
+				return fmt.Errorf("train config: length %d exceeds bert max_positions %d", l, c.BERT.MaxPos)
+			}
+		}
+		if int64(c.SourceLen) > c.BART.MaxPos || int64(c.AnswerLen) > c.BART.MaxPos {
+			return fmt.Errorf("train config: source/answer length exceeds bart max_positions %d", c.BART.MaxPos)
 		}
 	}
-	for name, o := range map[string]Opt{"dpr.stage1": c.DPR.Stage1, "dpr.stage2": c.DPR.Stage2, "generator": c.Generator.Opt,
-		"reranker": c.Reranker.Opt, "e2e": c.E2E.Opt} {
-		if o.BatchSize <= 0 || o.LR <= 0 || (o.Epochs <= 0 && o.MaxSteps <= 0) {
-			return fmt.Errorf("train config: %s: batch_size, lr and epochs (or max_steps) must be positive", name)
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		return fmt.Errorf("train config: dropout %g: want [0, 1)", c.Dropout)
+	}
+	check := func(name string, o Opt, optional bool) error {
+		if optional && !steps(o) {
+			return nil
+		}
+		if o.BatchSize <= 0 || o.LR <= 0 || !steps(o) || o.Epochs < 0 || o.MaxSteps < 0 || o.Accum < 0 ||
+			o.Warmup < 0 || o.Warmup > 1 || o.BatchSize > 1<<20 || o.Accum > 1<<20 {
+			return fmt.Errorf("train config: %s: batch_size, lr and epochs (or max_steps) must be positive, warmup in [0, 1]", name)
+		}
+		return nil
+	}
+	for _, x := range []struct {
+		name     string
+		o        Opt
+		optional bool
+	}{{"dpr.stage1", c.DPR.Stage1, false}, {"dpr.stage2", c.DPR.Stage2, true}, {"generator", c.Generator.Opt, false},
+		{"reranker", c.Reranker.Opt, false}, {"e2e", c.E2E.Opt, false}} {
+		if err := check(x.name, x.o, x.optional); err != nil {
+			return err
 		}
 	}
-	if c.Generator.K <= 0 || c.E2E.K <= 0 || c.Reranker.DenseK < 0 || c.Reranker.SparseK < 0 || c.Reranker.DenseK+c.Reranker.SparseK == 0 {
-		return fmt.Errorf("train config: generator.k and e2e.k must be positive, reranker lists non-empty")
+	if c.DPR.NegativeDepth <= 0 || c.DPR.EvalDepth <= 0 {
+		return fmt.Errorf("train config: dpr.negative_depth and dpr.eval_depth must be positive")
+	}
+	if c.Generator.K <= 0 || c.E2E.K <= 0 {
+		return fmt.Errorf("train config: generator.k and e2e.k must be positive")
+	}
+	for name, k := range map[string][2]int{"reranker": {c.Reranker.DenseK, c.Reranker.SparseK}, "e2e": {c.E2E.DenseK, c.E2E.SparseK}} {
+		if k[0] < 0 || k[1] < 0 || k[0]+k[1] == 0 || k[0] > 10000 || k[1] > 10000 {
+			return fmt.Errorf("train config: %s: dense_k and sparse_k must be non-negative, not both 0, at most 10000", name)
+		}
 	}
 	switch c.Generator.Objective {
 	case "sequence", "token":
@@ -209,14 +318,6 @@ func (c *Config) Check() error {
 	}
 	if c.QueryLen < 4 || c.PassageLen < 8 || c.PairLen < 8 || c.SourceLen < 8 || c.AnswerLen < 3 {
 		return fmt.Errorf("train config: token lengths too small")
-	}
-	for _, l := range []int{c.QueryLen, c.PassageLen, c.PairLen} {
-		if int64(l) > c.BERT.MaxPos {
-			return fmt.Errorf("train config: length %d exceeds bert max_positions %d", l, c.BERT.MaxPos)
-		}
-	}
-	if int64(c.SourceLen) > c.BART.MaxPos || int64(c.AnswerLen) > c.BART.MaxPos {
-		return fmt.Errorf("train config: source/answer length exceeds bart max_positions %d", c.BART.MaxPos)
 	}
 	return nil
 }

@@ -2,177 +2,96 @@ package train
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/faiss"
-	"github.com/re2g/re2g/kilt"
-	"github.com/re2g/re2g/model/bert"
+	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
 )
 
-// retrievalMetrics scores ranked passage lists against gold provenance:
-// KILT R-Precision and Recall@k (gold found in the first k).
-func (e *env) retrievalMetrics(qs []Question, ranked [][]int, ks ...int) map[string]float64 {
-	m := map[string]float64{}
+// DPRInput are the DPR phase's inputs: the encoders to start from ("" with
+// Init scratch) and the index whose BM25 gives stage 1's negatives and
+// whose corpus is re-encoded for stage 2 and for the output index.
+type DPRInput struct {
+	QueryEncoder, CtxEncoder string
+	Index                    string
+}
+
+// DPROutput are its outputs: the trained encoders, and an index of the
+// corpus encoded by the trained context encoder (BM25 and HNSW), which the
+// later phases retrieve from.
+type DPROutput struct {
+	QueryEncoder, CtxEncoder string
+	Index                    string
+}
+
+// dprExample is one training question with its positive and hard negative.
+type dprExample struct {
+	q        Question
+	pos, neg data.Passage
+	hasNeg   bool
+}
+
+// hardNegatives pairs each training question with its first gold passage
+// and a hard negative sampled (seeded by the question) from the first
+// NegativeDepth non-positives of ranked (BM25's or the dense index's), as
+// IBM's reference samples from BM25's top 5. A question whose ranking has
+// no non-positive trains on in-batch negatives alone.
+func (e *env) hardNegatives(qs []Question, ranked [][]pipeline.Hit, salt uint64) ([]dprExample, error) {
+	out := make([]dprExample, len(qs))
+	none := 0
 	for i, q := range qs {
-		ids := e.ids(ranked[i])
-		m["r_precision"] += kilt.RPrecision(ids, [][]string{q.Gold})
-		for _, k := range ks {
-			hit := 0.0
-			for _, j := range ranked[i][:min(k, len(ranked[i]))] {
-				if e.isGold(q, j) {
-					hit = 1
+		pos, err := e.passage(q.Gold[0])
+		if err != nil {
+			return nil, fmt.Errorf("question %s: gold passage: %w", q.ID, err)
+		}
+		pos.ID = q.Gold[0]
+		out[i] = dprExample{q: q, pos: pos}
+		var cands []pipeline.Hit
+		for _, h := range ranked[i] {
+			if !q.isGold(h.ID) {
+				cands = append(cands, h)
+				if len(cands) == e.cfg.DPR.NegativeDepth {
 					break
 				}
 			}
-			m[fmt.Sprintf("recall@%d", k)] += hit
 		}
-	}
-	for k := range m {
-		m[k] /= float64(len(qs))
-	}
-	return m
-}
-
-// evalDPR is Recall@20 and R-Precision of dense retrieval over the whole
-// corpus for the questions qs.
-func (e *env) evalDPR(ctx context.Context, q, c *bert.DPR, qs []Question) (map[string]float64, error) {
-	ix, err := e.buildIndex(ctx, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer ix.close()
-	ranked, _, err := e.denseSearch(ctx, q, ix, qs, 100)
-	if err != nil {
-		return nil, err
-	}
-	return e.retrievalMetrics(qs, ranked, 1, 5, 20, 100), nil
-}
-
-// firstNegative is the first passage of ranked that is not gold for q, or
-// a seeded random training passage when there is none.
-func (e *env) firstNegative(q Question, ranked []int, qi int) int {
-	for _, j := range ranked {
-		if !e.isGold(q, j) {
-			return j
+		if len(cands) == 0 {
+			none++
+			continue
 		}
+		r := rand.New(rand.NewPCG(e.cfg.Seed^salt, uint64(i)))
+		h := cands[r.IntN(len(cands))]
+		out[i].neg, out[i].hasNeg = data.Passage{ID: h.ID, Title: h.Title, Text: h.Text}, true
 	}
-	for k := 0; ; k++ {
-		j := e.train[int(uint64(qi*7919+k*104729)+e.cfg.Seed)%len(e.train)]
-		if !e.isGold(q, j) {
-			return j
-		}
+	if none > 0 {
+		slog.Warn("questions without a hard negative (in-batch negatives only)", "n", none, "of", len(qs))
 	}
+	return out, nil
 }
 
-// bm25Negatives are DPR stage 1's hard negatives.
-func (e *env) bm25Negatives(ctx context.Context) ([]int, error) {
-	ranked, _, err := e.search(ctx, e.bmTrain, e.trainQ, e.cfg.DPR.NegativeDepth)
-	if err != nil {
-		return nil, err
-	}
-	neg := make([]int, len(e.trainQ))
-	for i, q := range e.trainQ {
-		neg[i] = e.firstNegative(q, ranked[i], i)
-	}
-	return neg, nil
-}
-
-// denseNegatives are DPR stage 2's hard negatives: the training passages
-// embedded by the stage-1 context encoder in a FAISS HNSW index, searched
-// with the stage-1 question encoder.
-func (e *env) denseNegatives(ctx context.Context, q, c *bert.DPR) ([]int, error) {
-	ix, err := e.buildIndex(ctx, c, e.train)
-	if err != nil {
-		return nil, err
-	}
-	defer ix.close()
-	h, err := faiss.NewHNSW(ix.dim, faiss.HNSWConfig{Metric: faiss.InnerProduct})
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	ids := make([]int64, len(ix.rows))
-	for i := range ids {
-		ids[i] = int64(i)
-	}
-	if err := h.Add(ctx, ix.flat, ids); err != nil {
-		return nil, fmt.Errorf("hnsw: %w", err)
-	}
-	texts := make([]string, len(e.trainQ))
-	for i, x := range e.trainQ {
-		texts[i] = x.Text
-	}
-	qv, err := e.queryEncoder(q).EncodeQueries(ctx, texts)
-	if err != nil {
-		return nil, err
-	}
-	flat := make([]float32, 0, len(qv)*ix.dim)
-	for _, v := range qv {
-		flat = append(flat, v...)
-	}
-	res, err := h.Search(ctx, flat, e.cfg.DPR.NegativeDepth, nil)
-	if err != nil {
-		return nil, fmt.Errorf("hnsw search: %w", err)
-	}
-	neg := make([]int, len(e.trainQ))
-	for i, x := range e.trainQ {
-		row, _ := res.Row(i)
-		var ranked []int
-		for _, id := range row {
-			if id >= 0 {
-				ranked = append(ranked, ix.rows[id])
-			}
-		}
-		neg[i] = e.firstNegative(x, ranked, i)
-	}
-	return neg, nil
-}
-
-// dprTask trains question and context encoders on (question, positive,
-// hard negative) with DPR's in-batch loss.
-func (e *env) dprTask(name string, q, c *bert.DPR, neg []int) (*Task, error) {
-	qp, err := q.Parameters()
+// dprTask trains question and context encoders with DPR's in-batch loss
+// over every question's positive and hard negative.
+func (e *env) dprTask(name string, q, c *biEncoder, exs []dprExample, devLists [][]data.Passage) (*Task, error) {
+	qp, err := q.m.Parameters()
 	if err != nil {
 		return nil, err
 	}
 	t := &Task{
-		Name: name, N: len(e.trainQ), Metric: "recall@20", Params: map[string][]torch.Param{},
+		Name: name, N: len(exs), Metric: "recall@20", Params: map[string][]torch.Param{}, NewScope: e.scope,
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
-			texts := make([]string, len(idx))
-			var rows []int
-			at := map[int]int{}
-			add := func(j int) int {
-				if k, ok := at[j]; ok {
-					return k
-				}
-				at[j] = len(rows)
-				rows = append(rows, j)
-				return at[j]
-			}
-			pos := make([]int64, len(idx))
-			for i, k := range idx {
-				x := e.trainQ[k]
-				texts[i] = x.Text
-				pos[i] = int64(add(e.pidx[x.Gold[0]]))
-			}
-			for _, k := range idx {
-				add(neg[k])
-			}
-			qv, err := e.encodeQuestions(ctx, s, q, texts, true)
-			if err != nil {
-				return nil, err
-			}
-			cv, err := e.encodePassageRows(ctx, s, c, rows, true)
-			if err != nil {
-				return nil, err
-			}
-			return DPRLoss(s, qv, cv, pos), s.Err()
+			return e.dprLoss(ctx, s, q, c, exs, idx, true)
 		},
-		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalDPR(ctx, q, c, e.devQ) },
+		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalDPRLists(ctx, q, c, devLists) },
 		Save: func(dir string) error {
 			if err := e.saveDPR(filepath.Join(dir, "question_encoder"), q); err != nil {
 				return err
@@ -180,128 +99,355 @@ func (e *env) dprTask(name string, q, c *bert.DPR, neg []int) (*Task, error) {
 			return e.saveDPR(filepath.Join(dir, "ctx_encoder"), c)
 		},
 	}
-	e.trainable(t, "question_encoder", qp)
-	if c.Bert != q.Bert {
-		cp, err := c.Parameters()
+	e.trainable(t, "question_encoder", qp, q.src.dir == "")
+	if c.m.Bert != q.m.Bert {
+		cp, err := c.m.Parameters()
 		if err != nil {
 			return nil, err
 		}
-		e.trainable(t, "ctx_encoder", cp)
+		e.trainable(t, "ctx_encoder", cp, c.src.dir == "")
 	}
 	return t, nil
 }
 
-// PhaseReport is one phase's outcome.
-type PhaseReport struct {
-	Phase      string             `json:"phase"`
-	Dir        string             `json:"dir"`
-	Steps      int                `json:"steps"`
-	Examples   int                `json:"examples"`
-	Seconds    float64            `json:"seconds"`
-	Throughput float64            `json:"examples_per_second"`
-	Metrics    map[string]float64 `json:"metrics"` // final evaluation
-}
-
-func report(name, dir string, r *Result) PhaseReport {
-	return PhaseReport{Phase: name, Dir: dir, Steps: r.Step, Examples: r.Examples, Seconds: r.Seconds, Throughput: r.Throughput, Metrics: r.Final}
-}
-
-// trainDPR runs both DPR stages; the stage-2 encoders are in out/dpr/stage2/model.
-func (e *env) trainDPR(ctx context.Context, ro RunOptions) ([]PhaseReport, error) {
-	var reps []PhaseReport
-	// Stage 1.
-	dir1 := filepath.Join(e.cfg.Out, "dpr", "stage1")
-	torch.ManualSeed(e.cfg.Seed) // initialisation
-	q, err := bert.NewDPR(e.bertConfig(0), true, e.dev)
+// dprLoss is DPR's loss over the examples idx: each question against every
+// positive and hard negative of the batch (deduplicated).
+func (e *env) dprLoss(ctx context.Context, s *torch.Scope, q, c *biEncoder, exs []dprExample, idx []int, train bool) (*torch.Tensor, error) {
+	texts := make([]string, len(idx))
+	var ps []data.Passage
+	at := map[string]int{}
+	add := func(p data.Passage) int {
+		if k, ok := at[p.ID]; ok {
+			return k
+		}
+		at[p.ID] = len(ps)
+		ps = append(ps, p)
+		return at[p.ID]
+	}
+	pos := make([]int64, len(idx))
+	for i, k := range idx {
+		texts[i] = exs[k].q.Text
+		pos[i] = int64(add(exs[k].pos))
+	}
+	for _, k := range idx {
+		if exs[k].hasNeg {
+			add(exs[k].neg)
+		}
+	}
+	qv, err := e.encodeQuestions(ctx, s, q, texts, train)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.initScratch(q.Bert, true); err != nil {
-		q.Close()
+	cv, err := e.encodePassages(ctx, s, c, ps, train)
+	if err != nil {
 		return nil, err
 	}
-	c := sharedContext(q)
-	if !e.cfg.DPR.Shared {
-		if c, err = bert.NewDPR(e.bertConfig(0), false, e.dev); err == nil {
-			err = e.initScratch(c.Bert, true)
-		}
-		if err != nil {
-			q.Close()
-			return nil, err
+	return DPRLoss(s, qv, cv, pos), s.Err()
+}
+
+// devCandidates are the dev questions' BM25 top EvalDepth passages, which
+// the evaluation during training ranks with the encoders: a measure that
+// does not grow with the corpus (the final metrics use the real index).
+func (e *env) devCandidates(ctx context.Context) ([][]data.Passage, error) {
+	hs, err := e.bm25(ctx, e.devQ, e.cfg.DPR.EvalDepth)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]data.Passage, len(hs))
+	for i, l := range hs {
+		for _, h := range l {
+			out[i] = append(out[i], data.Passage{ID: h.ID, Title: h.Title, Text: h.Text})
 		}
 	}
-	neg, err := e.bm25Negatives(ctx)
-	if err == nil {
-		var t *Task
-		if t, err = e.dprTask("dpr-stage1", q, c, neg); err == nil {
-			var r *Result
-			if r, err = Run(ctx, t, e.cfg.DPR.Stage1, e.cfg.Seed, dir1, ro); err == nil {
-				reps = append(reps, report("dpr-stage1", dir1, r))
+	return out, nil
+}
+
+// evalDPRLists ranks each dev question's candidates by inner product.
+func (e *env) evalDPRLists(ctx context.Context, q, c *biEncoder, lists [][]data.Passage) (map[string]float64, error) {
+	ranked := make([][]string, len(lists))
+	for i := range lists {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(lists[i]) == 0 {
+			continue
+		}
+		s := e.evalScope()
+		qv, err := e.encodeQuestions(ctx, s, q, []string{e.devQ[i].Text}, false)
+		var scores []float64
+		if err == nil {
+			var cv *torch.Tensor
+			if cv, err = e.encodePassages(ctx, s, c, lists[i], false); err == nil {
+				scores, err = s.Matmul(cv, s.Transpose(qv, 0, 1)).Float64s()
 			}
 		}
-	}
-	q.Close()
-	c.Close()
-	if err != nil {
-		return nil, err
-	}
-	if ro.StopAt > 0 {
-		return reps, nil
-	}
-	// Stage 2: the best stage-1 encoders, hard negatives from their HNSW index.
-	dir2 := filepath.Join(e.cfg.Out, "dpr", "stage2")
-	if q, err = e.loadDPR(filepath.Join(dir1, "model", "question_encoder")); err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	if c = sharedContext(q); !e.cfg.DPR.Shared {
-		if c, err = e.loadDPR(filepath.Join(dir1, "model", "ctx_encoder")); err != nil {
+		s.Close()
+		if err != nil {
 			return nil, err
 		}
+		ids := make([]string, len(lists[i]))
+		for j, p := range lists[i] {
+			ids[j] = p.ID
+		}
+		ranked[i] = sortByScore(ids, scores)
 	}
-	defer c.Close()
-	if neg, err = e.denseNegatives(ctx, q, c); err != nil {
-		return nil, err
-	}
-	slog.Info("stage 2 negatives mined from HNSW", "questions", len(neg))
-	t, err := e.dprTask("dpr-stage2", q, c, neg)
-	if err != nil {
-		return nil, err
-	}
-	r, err := Run(ctx, t, e.cfg.DPR.Stage2, e.cfg.Seed+1, dir2, ro)
-	if err != nil {
-		return nil, err
-	}
-	return append(reps, report("dpr-stage2", dir2, r)), nil
+	return retrievalMetrics(e.devQ, ranked, 1, 5, 20), nil
 }
 
-// sharedContext is a context encoder that shares q's weights (Siamese DPR).
-func sharedContext(q *bert.DPR) *bert.DPR {
-	return &bert.DPR{Cfg: q.Cfg, Bert: q.Bert, Proj: q.Proj, Question: false}
+// sortByScore orders ids by descending score (stable).
+func sortByScore(ids []string, scores []float64) []string {
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	sortStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	out := make([]string, len(ids))
+	for i, j := range idx {
+		out[i] = ids[j]
+	}
+	return out
 }
 
-// initScratch applies the from-scratch initialisation of a DPR encoder
-// (dpr: zeroCLS with token types, scaleOutput) or cross-encoder.
-func (e *env) initScratch(m *bert.Model, dpr bool) error {
-	if err := e.zeroCLS(m, dpr); err != nil {
+// reindex encodes the corpus of the index this phase read with context
+// encoder c (saved in encDir) into a new index directory out, through the
+// same code as `re2g index`; an index already finished there for the same
+// encoder weights is kept.
+func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, progress bool) error {
+	if ix, err := pipeline.OpenIndex(out); err == nil {
+		same := ix.Manifest.Dense != nil && ix.Manifest.Dense.Extra["encoder_fingerprint"] == dirFingerprint(encDir)
+		ix.Close()
+		if same {
+			slog.Info("index already built for these encoder weights", "index", out)
+			return nil
+		}
+	}
+	corpusPath := e.ix.Manifest.Corpus
+	if _, err := os.Stat(corpusPath); err != nil {
+		return fmt.Errorf("train: re-encoding the corpus of index %s: its corpus %s: %w", e.ix.Dir, corpusPath, err)
+	}
+	corpus, err := pipeline.LoadCorpus(corpusPath)
+	if err != nil {
 		return err
 	}
-	if dpr {
-		return scaleOutput(m)
+	os.RemoveAll(out)
+	o := pipeline.IndexOptions{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
+		Extra: map[string]string{"encoder_fingerprint": dirFingerprint(encDir)}}
+	if !progress {
+		o.Progress = nopWriter{}
 	}
-	return nil
+	slog.Info("encoding the corpus", "passages", len(corpus.Passages), "encoder", encDir, "index", out)
+	_, err = pipeline.BuildIndex(ctx, corpusPath, corpus, o)
+	return err
 }
 
-// trainable drops the embeddings from ps (and from autograd) when the
-// config freezes them: AdamW keeps moving a row for many steps after its
-// word was last seen, so that in a from-scratch model every word seen in
-// training drifts along a common direction and the passages of unseen
-// (dev) articles fall to the bottom of every ranking. Frozen random
-// embeddings keep seen and unseen words alike.
-// The frozen tensors are still checkpointed, under group+"#frozen", so
-// that a resumed run gets them back.
-func (e *env) trainable(t *Task, group string, ps []torch.Param) {
-	if !e.cfg.FreezeWordEmbeddings {
+// hnswOf is the HNSW configuration of ix (faiss's defaults without vectors).
+func hnswOf(ix *pipeline.Index) faiss.HNSWConfig {
+	if ix.Manifest.Dense != nil {
+		return ix.Manifest.Dense.HNSW
+	}
+	return faiss.HNSWConfig{Metric: faiss.InnerProduct}
+}
+
+// dirFingerprint is a short hash of a model directory's weights ("" when
+// they cannot be read).
+func dirFingerprint(dir string) string {
+	h := sha256.New()
+	if err := fingerprint(dir, h); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// sortStable is sort.SliceStable over idx.
+func sortStable(idx []int, less func(a, b int) bool) { sort.SliceStable(idx, less) }
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TrainDPR is phase 1: stage 1 on BM25 hard negatives from in.Index;
+// stage 2 (when configured) from the best stage-1 encoders on negatives
+// mined from an HNSW index of the corpus they encode; then the corpus
+// encoded by the final context encoder into out/index. Models go to
+// out/stage1/model, out/stage2/model.
+func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out string, ro RunOptions) (DPROutput, []PhaseReport, error) {
+	e, err := newEnv(cfg, ds, in.Index)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	defer e.close()
+	logData("dpr", e)
+	torch.ManualSeed(cfg.Seed) // initialisation of models made from scratch
+	q, err := e.loadBiEncoder(in.QueryEncoder, true, nil)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	defer q.Close()
+	var shared *biEncoder
+	if cfg.DPR.Shared && in.CtxEncoder == "" && q.src.dir == "" {
+		shared = q
+	}
+	c, err := e.loadBiEncoder(in.CtxEncoder, false, shared)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	defer c.Close()
+	if q.m.Dim() != c.m.Dim() {
+		return DPROutput{}, nil, fmt.Errorf("train: question encoder of dimension %d, context encoder %d", q.m.Dim(), c.m.Dim())
+	}
+	devLists, err := e.devCandidates(ctx)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	ranked, err := e.bm25(ctx, e.trainQ, 4*cfg.DPR.NegativeDepth+len(e.trainQ[0].Gold))
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	exs, err := e.hardNegatives(e.trainQ, ranked, 1)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	var reps []PhaseReport
+	dir1 := filepath.Join(out, "stage1")
+	t, err := e.dprTask("dpr-stage1", q, c, exs, devLists)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	r, err := Run(ctx, t, cfg.DPR.Stage1, cfg.Seed, dir1, ro)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	reps = append(reps, report("dpr-stage1", dir1, r))
+	if ro.StopAt > 0 {
+		return DPROutput{}, reps, nil
+	}
+	final := filepath.Join(dir1, "model")
+	if steps(cfg.DPR.Stage2) {
+		// Stage 2 starts from the best stage-1 encoders.
+		q2, c2, err := e.reloadPair(final, c.m.Bert == q.m.Bert)
+		if err != nil {
+			return DPROutput{}, nil, err
+		}
+		defer q2.Close()
+		defer c2.Close()
+		ix1 := filepath.Join(dir1, "index")
+		if err := e.reindex(ctx, c2, filepath.Join(final, "ctx_encoder"), ix1, ro.Progress != nil); err != nil {
+			return DPROutput{}, nil, err
+		}
+		mined, err := e.minedNegatives(ctx, q2, ix1)
+		if err != nil {
+			return DPROutput{}, nil, err
+		}
+		if exs, err = e.hardNegatives(e.trainQ, mined, 2); err != nil {
+			return DPROutput{}, nil, err
+		}
+		slog.Info("stage 2 negatives mined from HNSW", "questions", len(exs), "index", ix1)
+		dir2 := filepath.Join(out, "stage2")
+		t, err := e.dprTask("dpr-stage2", q2, c2, exs, devLists)
+		if err != nil {
+			return DPROutput{}, nil, err
+		}
+		r, err := Run(ctx, t, cfg.DPR.Stage2, cfg.Seed+1, dir2, ro)
+		if err != nil {
+			return DPROutput{}, nil, err
+		}
+		reps = append(reps, report("dpr-stage2", dir2, r))
+		final = filepath.Join(dir2, "model")
+	}
+	res := DPROutput{QueryEncoder: filepath.Join(final, "question_encoder"), CtxEncoder: filepath.Join(final, "ctx_encoder"),
+		Index: filepath.Join(out, "index")}
+	qf, cf, err := e.reloadPair(final, false)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	defer qf.Close()
+	defer cf.Close()
+	if err := e.reindex(ctx, cf, res.CtxEncoder, res.Index, ro.Progress != nil); err != nil {
+		return DPROutput{}, nil, err
+	}
+	// The real measure: dense retrieval over the whole corpus.
+	m, err := e.indexMetrics(ctx, qf, res.Index)
+	if err != nil {
+		return DPROutput{}, nil, err
+	}
+	last := &reps[len(reps)-1]
+	for k, v := range m {
+		last.Metrics["index_"+k] = v
+	}
+	slog.Info("dpr over the whole corpus", "dev", len(e.devQ), "metrics", m)
+	return res, reps, nil
+}
+
+// reloadPair loads the question and context encoders saved under dir
+// (shared: one model for both, as they were trained).
+func (e *env) reloadPair(dir string, shared bool) (*biEncoder, *biEncoder, error) {
+	q, err := e.loadBiEncoder(filepath.Join(dir, "question_encoder"), true, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if shared {
+		d := *q.m
+		d.Question = false
+		return q, &biEncoder{m: &d, tok: q.tok, src: tokSource{filepath.Join(dir, "ctx_encoder")}}, nil
+	}
+	c, err := e.loadBiEncoder(filepath.Join(dir, "ctx_encoder"), false, nil)
+	if err != nil {
+		q.Close()
+		return nil, nil, err
+	}
+	return q, c, nil
+}
+
+// withIndex runs f with e's index switched to the one at dir.
+func (e *env) withIndex(dir string, f func() error) error {
+	ix, err := pipeline.OpenIndex(dir)
+	if err != nil {
+		return err
+	}
+	old := e.ix
+	e.ix = ix
+	defer func() { e.ix = old; ix.Close() }()
+	return f()
+}
+
+// minedNegatives are the training questions' rankings in the index at dir.
+func (e *env) minedNegatives(ctx context.Context, q *biEncoder, dir string) ([][]pipeline.Hit, error) {
+	var out [][]pipeline.Hit
+	err := e.withIndex(dir, func() error {
+		var err error
+		out, err = e.dense(ctx, q, e.trainQ, 4*e.cfg.DPR.NegativeDepth+len(e.trainQ[0].Gold))
+		return err
+	})
+	return out, err
+}
+
+// indexMetrics are the dev questions' dense-retrieval metrics in the index at dir.
+func (e *env) indexMetrics(ctx context.Context, q *biEncoder, dir string) (map[string]float64, error) {
+	var m map[string]float64
+	err := e.withIndex(dir, func() error {
+		hs, err := e.dense(ctx, q, e.devQ, 100)
+		if err != nil {
+			return err
+		}
+		ranked := make([][]string, len(hs))
+		for i, h := range hs {
+			ranked[i] = hitIDs(h)
+		}
+		m = retrievalMetrics(e.devQ, ranked, 1, 5, 20, 100)
+		return nil
+	})
+	return m, err
+}
+
+// trainable adds ps to t's parameter group. For a from-scratch model with
+// FreezeWordEmbeddings, the embeddings are left out (and out of autograd):
+// AdamW keeps moving a row for many steps after its word was last seen, so
+// that every word seen in training drifts along a common direction and
+// passages of unseen words sink in every ranking; frozen random embeddings
+// keep seen and unseen words alike. Frozen tensors are still checkpointed,
+// under group+"#frozen", so that a resumed run gets them back.
+func (e *env) trainable(t *Task, group string, ps []torch.Param, scratch bool) {
+	if !e.cfg.FreezeWordEmbeddings || !scratch {
 		t.Params[group] = ps
 		return
 	}
@@ -319,4 +465,28 @@ func (e *env) trainable(t *Task, group string, ps []torch.Param) {
 		t.Frozen = map[string][]torch.Param{}
 	}
 	t.Frozen[group] = frozen
+}
+
+// PhaseReport is one phase's outcome.
+type PhaseReport struct {
+	Phase      string             `json:"phase"`
+	Dir        string             `json:"dir"`
+	Steps      int                `json:"steps"`
+	Examples   int                `json:"examples"`
+	Seconds    float64            `json:"seconds"`
+	Throughput float64            `json:"examples_per_second"`
+	FirstLoss  float64            `json:"first_loss"`
+	LastLoss   float64            `json:"last_loss"`
+	Metrics    map[string]float64 `json:"metrics"` // final evaluation (of the best model)
+}
+
+func report(name, dir string, r *Result) PhaseReport {
+	p := PhaseReport{Phase: name, Dir: dir, Steps: r.Step, Examples: r.Examples, Seconds: r.Seconds, Throughput: r.Throughput, Metrics: r.Final}
+	if p.Metrics == nil {
+		p.Metrics = map[string]float64{}
+	}
+	if n := len(r.Loss); n > 0 {
+		p.FirstLoss, p.LastLoss = r.Loss[0].Value, r.Loss[n-1].Value
+	}
+	return p
 }

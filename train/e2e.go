@@ -3,39 +3,50 @@ package train
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 
-	"github.com/re2g/re2g/model/bart"
-	"github.com/re2g/re2g/model/bert"
+	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
 )
 
-// e2eModels are the models of the end-to-end phase; ix holds every
-// passage's fixed embedding (row i is passage i).
+// E2EInput are the end-to-end phase's inputs: the three trained models and
+// the index (its stored vectors by the fixed context encoder).
+type E2EInput struct {
+	QueryEncoder, Reranker, Generator string
+	Index                             string
+}
+
+// E2EOutput are the models it writes (RAG when the generator came from a
+// RAG directory).
+type E2EOutput struct {
+	QueryEncoder, Reranker, Generator, RAG string
+}
+
 type e2eModels struct {
-	q  *bert.DPR
-	rr *bert.CrossEncoder
-	g  *bart.Model
-	ix *denseIndex
+	q  *biEncoder
+	rr *crossEncoder
+	g  *generatorModel
 }
 
 // e2eLoss is phase 4's loss for questions qs with candidate lists: the
 // reranker's logits over each list pick the top K passages and weight them
 // in the generator's RAG-Sequence likelihood. With Combined the DPR scores
-// are added to the reranker's; with Distill, weight·KL(reranker ‖ DPR) over
-// the whole list (temperature T) is added to the loss; with Frozen the
-// question encoder takes no part.
-func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Question, lists candidates, option string) (*torch.Tensor, error) {
+// (question vector · the passages' stored vectors) are added to the
+// reranker's; with Distill, weight·KL(reranker ‖ DPR) over the whole list
+// (temperature T) is added to the loss; with Frozen the question encoder
+// takes no part.
+func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Question, ls [][]pipeline.Candidate, option string) (*torch.Tensor, error) {
 	c := e.cfg.E2E
 	k := c.K
-	for _, l := range lists {
+	for _, l := range ls {
 		k = min(k, len(l))
 	}
 	if k == 0 {
 		return nil, fmt.Errorf("e2e: empty candidate list")
 	}
-	z, err := e.rerankLogits(ctx, s, m.rr, qs, lists, true)
+	z, err := e.rerankLogits(ctx, s, m.rr, qs, ls, true)
 	if err != nil {
 		return nil, err
 	}
@@ -52,13 +63,15 @@ func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Que
 		if qv, err = e.encodeQuestions(ctx, s, m.q, texts, true); err != nil {
 			return nil, err
 		}
+		qv = toFloat32(s, qv)
 	}
 	docs := make([]*torch.Tensor, len(qs))
-	rows := make([][]int, len(qs))
+	rows := make([][]pipeline.Candidate, len(qs))
 	var kl *torch.Tensor
 	at := 0
+	d := int64(e.ix.Dim())
 	for i := range qs {
-		n := len(lists[i])
+		n := len(ls[i])
 		zi := s.Slice(z, 0, int64(at), int64(at+n), 1)
 		order := make([]int, n)
 		for j := range order {
@@ -69,26 +82,31 @@ func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Que
 		top := make([]int64, k)
 		for j := 0; j < k; j++ {
 			top[j] = int64(order[j])
-			rows[i] = append(rows[i], lists[i][order[j]])
+			rows[i] = append(rows[i], ls[i][order[j]])
 		}
 		topT := s.To(s.FromInt64(top, int64(k)), e.dev)
 		doc := s.IndexSelect(zi, 0, topT)
 		if qv != nil {
-			li := make([]int64, n)
-			for j, p := range lists[i] {
-				li[j] = int64(p)
+			vecs, found, err := e.ix.Vectors(candIDs(ls[i]))
+			if err != nil {
+				return nil, err
 			}
-			p := s.IndexSelect(m.ix.m, 0, s.To(s.FromInt64(li, int64(n)), e.dev)) // [n, D]
-			di := s.Matmul(p, s.Select(qv, 0, int64(i)))                          // [n]
+			for j, f := range found {
+				if !f {
+					return nil, fmt.Errorf("e2e: passage %q has no stored vector in %s", ls[i][j].ID, e.ix.Dir)
+				}
+			}
+			p := s.To(s.FromFloat32(vecs, int64(n), d), e.dev) // [n, D]
+			di := s.Matmul(p, s.Select(qv, 0, int64(i)))       // [n]
 			switch option {
 			case Combined:
 				doc = s.Add(doc, s.IndexSelect(di, 0, topT))
 			case Distill:
-				d := DistillLoss(s, s.Unsqueeze(di, 0), s.Unsqueeze(zi, 0), c.Temperature)
+				dl := DistillLoss(s, s.Unsqueeze(di, 0), s.Unsqueeze(zi, 0), c.Temperature)
 				if kl == nil {
-					kl = d
+					kl = dl
 				} else {
-					kl = s.Add(kl, d)
+					kl = s.Add(kl, dl)
 				}
 			}
 		}
@@ -105,31 +123,38 @@ func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Que
 	return loss, s.Err()
 }
 
-// evalE2E runs the trained pipeline on qs: DPR (the current question
+// evalE2E runs the pipeline as trained on qs: DPR (the current question
 // encoder) + BM25 merged, reranked, top K generated and marginalised.
 func (e *env) evalE2E(ctx context.Context, m e2eModels, qs []Question) (map[string]float64, error) {
-	lists, err := e.mergedLists(ctx, m.q, m.ix, e.bmAll, qs)
+	c := e.cfg.E2E
+	ls, err := e.merged(ctx, m.q, qs, c.DenseK, c.SparseK)
 	if err != nil {
 		return nil, err
 	}
-	ranked, scores, err := e.rerankOrder(ctx, m.rr, qs, lists)
+	ranked, scores, err := e.rerankOrder(ctx, m.rr, qs, ls)
 	if err != nil {
 		return nil, err
 	}
-	met := e.retrievalMetrics(qs, ranked, 1, 5)
-	dense, _, err := e.denseSearch(ctx, m.q, m.ix, qs, 20)
-	if err != nil {
-		return nil, err
-	}
-	met["dpr_recall@20"] = e.retrievalMetrics(qs, dense, 20)["recall@20"]
-	k := e.cfg.E2E.K
-	top := make([][]int, len(qs))
+	ids := make([][]string, len(ranked))
+	top := make([][]pipeline.Candidate, len(qs))
 	sc := make([][]float64, len(qs))
 	for i := range ranked {
-		n := min(k, len(ranked[i]))
+		ids[i] = candIDs(ranked[i])
+		n := min(c.K, len(ranked[i]))
 		top[i], sc[i] = ranked[i][:n], scores[i][:n]
 	}
-	preds, err := e.answers(ctx, e.generator(m.g), qs, top, sc)
+	met := retrievalMetrics(qs, ids, 1, 5)
+	dense, err := e.dense(ctx, m.q, qs, 20)
+	if err != nil {
+		return nil, err
+	}
+	dids := make([][]string, len(dense))
+	for i, h := range dense {
+		dids[i] = hitIDs(h)
+	}
+	dm := retrievalMetrics(qs, dids, 20)
+	met["dpr_recall@20"], met["dpr_r_precision"] = dm["recall@20"], dm["r_precision"]
+	preds, err := e.answers(ctx, m.g, qs, top, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -139,82 +164,98 @@ func (e *env) evalE2E(ctx context.Context, m e2eModels, qs []Question) (map[stri
 	return met, nil
 }
 
-// trainE2E is phase 4 with the configured query-encoder option; it starts
-// from the generation phase's generator and question encoder and the
-// reranker phase's reranker, and writes under out/e2e-<option>.
-func (e *env) trainE2E(ctx context.Context, ro RunOptions) (PhaseReport, error) {
-	option := e.cfg.E2E.QueryEncoder
-	q, trainIx, allIx, err := e.listSources(ctx)
+// TrainE2E is phase 4 with the configured query-encoder option: reranker
+// and generator (and, unless frozen, the question encoder) learn together
+// on the merged DPR + BM25 lists of in.Index.
+func TrainE2E(ctx context.Context, cfg *Config, ds *Dataset, in E2EInput, out string, ro RunOptions) (E2EOutput, PhaseReport, error) {
+	e, err := newEnv(cfg, ds, in.Index)
 	if err != nil {
-		return PhaseReport{}, err
+		return E2EOutput{}, PhaseReport{}, err
+	}
+	defer e.close()
+	logData("e2e", e)
+	option := cfg.E2E.QueryEncoder
+	trainQ, devQ := withAnswers(e.trainQ), withAnswers(e.devQ)
+	if len(trainQ) == 0 || len(devQ) == 0 {
+		return E2EOutput{}, PhaseReport{}, fmt.Errorf("train e2e: no training or dev examples with an answer")
+	}
+	if in.QueryEncoder == "" {
+		return E2EOutput{}, PhaseReport{}, fmt.Errorf("train e2e: give --query-encoder DIR (the generation phase's): it makes the candidate lists")
+	}
+	q, err := e.loadBiEncoder(in.QueryEncoder, true, nil)
+	if err != nil {
+		return E2EOutput{}, PhaseReport{}, err
 	}
 	defer q.Close()
-	defer trainIx.close()
-	defer allIx.close()
-	tr, _, err := e.lists(ctx, "rerank", q, trainIx, allIx, e.devQ)
+	torch.ManualSeed(cfg.Seed + 4) // initialisation of models made from scratch
+	rr, err := e.loadReranker(in.Reranker)
 	if err != nil {
-		return PhaseReport{}, err
-	}
-	rr, err := bert.LoadCrossEncoder(filepath.Join(e.cfg.Out, "reranker", "model", "reranker"), modelOptions(e.dev))
-	if err != nil {
-		return PhaseReport{}, err
+		return E2EOutput{}, PhaseReport{}, err
 	}
 	defer rr.Close()
-	g, err := bart.Load(filepath.Join(e.cfg.Out, "generator", "model", "generator"), modelOptions(e.dev))
+	g, err := e.loadGenerator(in.Generator)
 	if err != nil {
-		return PhaseReport{}, err
+		return E2EOutput{}, PhaseReport{}, err
 	}
 	defer g.Close()
-	m := e2eModels{q: q, rr: rr, g: g, ix: allIx}
-	t, err := e.e2eTask(m, tr, option)
+	trL, err := e.candidateLists(ctx, q, in.QueryEncoder, trainQ, cfg.E2E.DenseK, cfg.E2E.SparseK, filepath.Join(out, "candidates"))
 	if err != nil {
-		return PhaseReport{}, err
+		return E2EOutput{}, PhaseReport{}, err
 	}
-	dir := filepath.Join(e.cfg.Out, "e2e-"+option)
-	r, err := Run(ctx, t, e.cfg.E2E.Opt, e.cfg.Seed+4, dir, ro)
-	if err != nil {
-		return PhaseReport{}, err
+	slog.Info("e2e lists", "train", len(trL), "option", option)
+	m := e2eModels{q: q, rr: rr, g: g}
+	model := filepath.Join(out, "model")
+	res := E2EOutput{QueryEncoder: filepath.Join(model, "question_encoder"), Reranker: filepath.Join(model, "reranker"),
+		Generator: filepath.Join(model, "generator")}
+	ragDir := ""
+	if g.rag != nil {
+		ragDir = filepath.Join(model, "rag")
+		res.RAG = ragDir
 	}
-	return report("e2e-"+option, dir, r), nil
-}
-
-func (e *env) e2eTask(m e2eModels, tr candidates, option string) (*Task, error) {
-	rp, err := m.rr.Parameters()
+	rp, err := rr.m.Parameters()
 	if err != nil {
-		return nil, err
+		return E2EOutput{}, PhaseReport{}, err
 	}
-	gp, err := m.g.Parameters()
+	gp, err := g.m.Parameters()
 	if err != nil {
-		return nil, err
+		return E2EOutput{}, PhaseReport{}, err
 	}
 	t := &Task{
-		Name: "e2e-" + option, N: len(e.trainQ), Metric: "f1", Params: map[string][]torch.Param{"generator": gp},
+		Name: "e2e-" + option, N: len(trainQ), Metric: "f1", Params: map[string][]torch.Param{"generator": gp}, NewScope: e.scope,
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			qs := make([]Question, len(idx))
-			ls := make(candidates, len(idx))
+			ls := make([][]pipeline.Candidate, len(idx))
 			for i, j := range idx {
-				qs[i], ls[i] = e.trainQ[j], tr[j]
+				qs[i] = trainQ[j]
+				var err error
+				if ls[i], err = e.fill(trL[j]); err != nil {
+					return nil, err
+				}
 			}
 			return e.e2eLoss(ctx, s, m, qs, ls, option)
 		},
-		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalE2E(ctx, m, e.devQ) },
+		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalE2E(ctx, m, devQ) },
 		Save: func(dir string) error {
-			if err := e.saveBART(filepath.Join(dir, "generator"), m.g); err != nil {
+			if err := e.saveGenerator(filepath.Join(dir, "generator"), g, q, rebase(ragDir, model, dir)); err != nil {
 				return err
 			}
-			if err := e.saveCross(filepath.Join(dir, "reranker"), m.rr); err != nil {
+			if err := e.saveCross(filepath.Join(dir, "reranker"), rr); err != nil {
 				return err
 			}
-			return e.saveDPR(filepath.Join(dir, "question_encoder"), m.q)
+			return e.saveDPR(filepath.Join(dir, "question_encoder"), q)
 		},
 	}
-	e.trainable(t, "reranker", rp)
+	e.trainable(t, "reranker", rp, rr.src.dir == "")
 	if option != Frozen {
-		qp, err := m.q.Parameters()
+		qp, err := q.m.Parameters()
 		if err != nil {
-			return nil, err
+			return E2EOutput{}, PhaseReport{}, err
 		}
-		e.trainable(t, "question_encoder", qp)
+		e.trainable(t, "question_encoder", qp, q.src.dir == "")
 	}
-	return t, nil
+	r, err := Run(ctx, t, cfg.E2E.Opt, cfg.Seed+4, out, ro)
+	if err != nil {
+		return E2EOutput{}, PhaseReport{}, err
+	}
+	return res, report("e2e-"+option, out, r), nil
 }

@@ -38,6 +38,9 @@ type Task struct {
 	Metric string
 	// Save writes the models (Hugging Face directories) under dir.
 	Save func(dir string) error
+	// NewScope makes each micro-batch's scope (nil: torch.NewScope; a
+	// mixed-precision run returns an autocast scope).
+	NewScope func() *torch.Scope
 }
 
 // Point is one logged value.
@@ -199,7 +202,12 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		sum, n := 0.0, 0
 		for a := 0; a < o.Accum; a++ {
 			idx := batchAt(seed, t.N, o.BatchSize, st.Step*o.Accum+a)
-			s := torch.NewScope()
+			var s *torch.Scope
+			if t.NewScope != nil {
+				s = t.NewScope()
+			} else {
+				s = torch.NewScope()
+			}
 			loss, err := t.Loss(ctx, s, idx)
 			if err == nil && loss != nil {
 				s.Backward(s.DivScalar(loss, float64(o.Accum)))

@@ -2,138 +2,137 @@ package train
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 
-	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/internal/atomicfile"
-	"github.com/re2g/re2g/model/bert"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
 )
 
-// candidates are each question's merged DPR + BM25 list (passage indices,
-// DPR hits first, as pipeline.Merge).
-type candidates [][]int
-
-// mergedLists builds the merged lists of qs: DPR's top denseK from ix (with
-// question encoder q), then BM25's top sparseK from bm not already there.
-func (e *env) mergedLists(ctx context.Context, q *bert.DPR, ix *denseIndex, bm *bm25.Index, qs []Question) (candidates, error) {
-	cfg := e.cfg.Reranker
-	var dense [][]int
-	if cfg.DenseK > 0 {
-		var err error
-		if dense, _, err = e.denseSearch(ctx, q, ix, qs, cfg.DenseK); err != nil {
-			return nil, err
-		}
-	}
-	var sparse [][]int
-	if cfg.SparseK > 0 {
-		var err error
-		if sparse, _, err = e.search(ctx, bm, qs, cfg.SparseK); err != nil {
-			return nil, err
-		}
-	}
-	out := make(candidates, len(qs))
-	for i := range qs {
-		var dh, sh []pipeline.Hit
-		if dense != nil {
-			for _, j := range dense[i] {
-				dh = append(dh, pipeline.Hit{ID: e.d.Passages[j].ID})
-			}
-		}
-		if sparse != nil {
-			for _, j := range sparse[i] {
-				sh = append(sh, pipeline.Hit{ID: e.d.Passages[j].ID})
-			}
-		}
-		for _, c := range pipeline.Merge(dh, sh) {
-			out[i] = append(out[i], e.pidx[c.ID])
-		}
-	}
-	return out, nil
+// RerankerInput are the reranker phase's inputs: the cross-encoder to start
+// from ("" with Init scratch), and the question encoder and index that
+// make the pipeline's merged DPR + BM25 candidate lists it trains on.
+type RerankerInput struct {
+	QueryEncoder, Reranker string
+	Index                  string
 }
 
-// cachedLists reads path (passage ids per question id) when it was built
-// for the same questions, else builds the lists and writes them.
-func (e *env) cachedLists(path string, qs []Question, build func() (candidates, error)) (candidates, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		var m map[string][]string
-		if json.Unmarshal(b, &m) == nil && len(m) == len(qs) {
-			out := make(candidates, len(qs))
-			ok := true
-			for i, q := range qs {
-				ids, found := m[q.ID]
-				if !found {
-					ok = false
-					break
-				}
-				for _, id := range ids {
-					j, known := e.pidx[id]
-					if !known {
-						ok = false
-						break
-					}
-					out[i] = append(out[i], j)
-				}
-			}
-			if ok {
-				return out, nil
-			}
+// RerankerOutput is the trained reranker.
+type RerankerOutput struct {
+	Reranker string
+}
+
+// lists are each question's candidate passage ids.
+type lists [][]string
+
+// listKey names a cache of candidate lists by everything that made them:
+// the index (its manifest), the question encoder's weights, the depths and
+// the questions.
+func (e *env) listKey(qdir string, denseK, sparseK int, qs []Question) (string, error) {
+	h := sha256.New()
+	b, _ := json.Marshal(e.ix.Manifest)
+	h.Write(b)
+	if denseK > 0 {
+		if err := fingerprint(qdir, h); err != nil {
+			return "", fmt.Errorf("candidate cache: question encoder: %w", err)
 		}
 	}
-	c, err := build()
+	fmt.Fprintf(h, "\x00%d\x00%d\x00", denseK, sparseK)
+	for _, q := range qs {
+		fmt.Fprintf(h, "%s\x00%s\x00", q.ID, q.Text)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20], nil
+}
+
+// candidateLists returns the merged lists of qs (DPR top denseK by the
+// question encoder of qdir, then BM25 top sparseK), from the cache under
+// cacheDir when the same inputs made them before.
+func (e *env) candidateLists(ctx context.Context, q *biEncoder, qdir string, qs []Question, denseK, sparseK int, cacheDir string) (lists, error) {
+	key, err := e.listKey(qdir, denseK, sparseK, qs)
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string][]string, len(qs))
-	for i, q := range qs {
-		m[q.ID] = e.ids(c[i])
+	path := filepath.Join(cacheDir, fmt.Sprintf("lists-%s.json", key))
+	if b, err := os.ReadFile(path); err == nil {
+		var c lists
+		if json.Unmarshal(b, &c) == nil && len(c) == len(qs) {
+			slog.Info("candidate lists from cache", "file", path, "questions", len(qs))
+			return c, nil
+		}
+		slog.Warn("candidate cache unreadable: rebuilding", "file", path)
 	}
-	b, err := json.Marshal(m)
+	slog.Info("building candidate lists", "questions", len(qs), "dense_k", denseK, "sparse_k", sparseK)
+	var c lists
+	for lo := 0; lo < len(qs); lo += 512 {
+		hi := min(len(qs), lo+512)
+		cs, err := e.merged(ctx, q, qs[lo:hi], denseK, sparseK)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range cs {
+			c = append(c, candIDs(l))
+		}
+	}
+	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return nil, err
 	}
 	return c, atomicfile.WriteFile(path, b, 0o644)
 }
 
-func (e *env) reranker(c *bert.CrossEncoder) *neural.Reranker {
-	return neural.NewReranker(c, e.tok, neural.Options{Device: e.dev, MaxLength: e.cfg.PairLen, BatchSize: 64})
+// fill reads the passages of a list from the index.
+func (e *env) fill(ids []string) ([]pipeline.Candidate, error) {
+	out := make([]pipeline.Candidate, len(ids))
+	for i, id := range ids {
+		p, err := e.passage(id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = pipeline.Candidate{ID: id, Title: p.Title, Text: p.Text}
+	}
+	return out, nil
 }
 
-// rerankLogits scores every candidate of every question in one forward pass
-// and returns the flat logits [ΣN] in s.
-func (e *env) rerankLogits(ctx context.Context, s *torch.Scope, c *bert.CrossEncoder, qs []Question, lists candidates, train bool) (*torch.Tensor, error) {
+func (e *env) reranker(c *crossEncoder) *neural.Reranker {
+	return neural.NewReranker(c.m, c.tok, neural.Options{Device: e.dev, MaxLength: e.cfg.PairLen, BatchSize: 64})
+}
+
+// rerankLogits scores every candidate of every question in one forward
+// pass and returns the flat logits [ΣN] (float32) in s.
+func (e *env) rerankLogits(ctx context.Context, s *torch.Scope, c *crossEncoder, qs []Question, ls [][]pipeline.Candidate, train bool) (*torch.Tensor, error) {
+	f := neural.DefaultSourceFormat()
 	var pairs []neural.Pair
 	for i, q := range qs {
-		for _, j := range lists[i] {
-			p := e.d.Passages[j]
-			pairs = append(pairs, neural.Pair{Query: q.Text, Passage: p.Title + " / " + p.Text})
+		for _, p := range ls[i] {
+			pairs = append(pairs, neural.Pair{Query: q.Text, Passage: f.Passage(p.Title, p.Text)})
 		}
 	}
 	in, err := e.reranker(c).Tokenize(ctx, s, pairs)
 	if err != nil {
 		return nil, err
 	}
-	return c.Scores(s, in, train), s.Err()
+	return toFloat32(s, c.m.Scores(s, in, train)), s.Err()
 }
 
 // rerankOrder sorts each list by the reranker, best first (stable).
-func (e *env) rerankOrder(ctx context.Context, c *bert.CrossEncoder, qs []Question, lists candidates) (candidates, [][]float64, error) {
-	out := make(candidates, len(qs))
+func (e *env) rerankOrder(ctx context.Context, c *crossEncoder, qs []Question, ls [][]pipeline.Candidate) ([][]pipeline.Candidate, [][]float64, error) {
+	out := make([][]pipeline.Candidate, len(qs))
 	scores := make([][]float64, len(qs))
 	for lo := 0; lo < len(qs); lo += 16 {
 		hi := min(len(qs), lo+16)
-		s := torch.NewScope().NoGrad()
-		z, err := e.rerankLogits(ctx, s, c, qs[lo:hi], lists[lo:hi], false)
+		s := e.evalScope()
+		z, err := e.rerankLogits(ctx, s, c, qs[lo:hi], ls[lo:hi], false)
 		var v []float64
 		if err == nil {
 			v, err = z.Float64s()
@@ -144,7 +143,7 @@ func (e *env) rerankOrder(ctx context.Context, c *bert.CrossEncoder, qs []Questi
 		}
 		at := 0
 		for i := lo; i < hi; i++ {
-			n := len(lists[i])
+			n := len(ls[i])
 			idx := make([]int, n)
 			for k := range idx {
 				idx[k] = k
@@ -152,7 +151,7 @@ func (e *env) rerankOrder(ctx context.Context, c *bert.CrossEncoder, qs []Questi
 			zz := v[at : at+n]
 			sort.SliceStable(idx, func(a, b int) bool { return zz[idx[a]] > zz[idx[b]] })
 			for _, k := range idx {
-				out[i] = append(out[i], lists[i][k])
+				out[i] = append(out[i], ls[i][k])
 				scores[i] = append(scores[i], zz[k])
 			}
 			at += n
@@ -161,17 +160,33 @@ func (e *env) rerankOrder(ctx context.Context, c *bert.CrossEncoder, qs []Questi
 	return out, scores, nil
 }
 
-// evalReranker compares the merged order with the reranked one on lists.
-func (e *env) evalReranker(ctx context.Context, c *bert.CrossEncoder, qs []Question, lists candidates) (map[string]float64, error) {
-	ranked, _, err := e.rerankOrder(ctx, c, qs, lists)
+// filled reads the passages of every list.
+func (e *env) filled(ls lists) ([][]pipeline.Candidate, error) {
+	out := make([][]pipeline.Candidate, len(ls))
+	for i, l := range ls {
+		var err error
+		if out[i], err = e.fill(l); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// evalReranker compares the merged order with the reranked one.
+func (e *env) evalReranker(ctx context.Context, c *crossEncoder, qs []Question, ls [][]pipeline.Candidate) (map[string]float64, error) {
+	ranked, _, err := e.rerankOrder(ctx, c, qs, ls)
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]float64{}
-	for k, v := range e.retrievalMetrics(qs, ranked, 1, 5) {
-		m[k] = v
+	ids := func(x [][]pipeline.Candidate) [][]string {
+		out := make([][]string, len(x))
+		for i, l := range x {
+			out[i] = candIDs(l)
+		}
+		return out
 	}
-	for k, v := range e.retrievalMetrics(qs, lists, 1, 5) {
+	m := retrievalMetrics(qs, ids(ranked), 1, 5)
+	for k, v := range retrievalMetrics(qs, ids(ls), 1, 5) {
 		m["merged_"+k] = v
 	}
 	return m, nil
@@ -179,15 +194,15 @@ func (e *env) evalReranker(ctx context.Context, c *bert.CrossEncoder, qs []Quest
 
 // rerankLoss is the mean over questions with a gold candidate of
 // −Σ_{i∈Prov} log softmax(z)_i; nil when no question has one.
-func (e *env) rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, lists candidates) *torch.Tensor {
+func rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, ls [][]pipeline.Candidate) *torch.Tensor {
 	var total *torch.Tensor
 	n := 0
 	at := int64(0)
 	for i, q := range qs {
-		l := int64(len(lists[i]))
+		l := int64(len(ls[i]))
 		var gold []int64
-		for k, j := range lists[i] {
-			if e.isGold(q, j) {
+		for k, c := range ls[i] {
+			if q.isGold(c.ID) {
 				gold = append(gold, int64(k))
 			}
 		}
@@ -207,105 +222,107 @@ func (e *env) rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, lists c
 	return s.DivScalar(total, float64(n))
 }
 
-// listSources loads the DPR the lists come from: the question encoder of
-// the generation phase and the stage-2 context encoder.
-func (e *env) listSources(ctx context.Context) (q *bert.DPR, trainIx, allIx *denseIndex, err error) {
-	qdir := filepath.Join(e.cfg.Out, "generator", "model", "question_encoder")
-	if q, err = e.loadDPR(qdir); err != nil {
-		return nil, nil, nil, err
-	}
-	c, err := e.loadDPR(filepath.Join(e.cfg.Out, "dpr", "stage2", "model", "ctx_encoder"))
-	if err != nil {
-		q.Close()
-		return nil, nil, nil, err
-	}
-	defer c.Close()
-	if trainIx, err = e.buildIndex(ctx, c, e.train); err == nil {
-		if allIx, err = e.buildIndex(ctx, c, nil); err != nil {
-			trainIx.close()
+// withGold keeps the questions whose list holds a gold passage (the
+// others give the loss nothing) and counts the rest.
+func withGold(qs []Question, ls lists) ([]Question, lists, int) {
+	var oq []Question
+	var ol lists
+	for i, q := range qs {
+		for _, id := range ls[i] {
+			if q.isGold(id) {
+				oq, ol = append(oq, q), append(ol, ls[i])
+				break
+			}
 		}
 	}
-	if err != nil {
-		q.Close()
-		return nil, nil, nil, err
-	}
-	return q, trainIx, allIx, nil
+	return oq, ol, len(qs) - len(oq)
 }
 
-// lists are the cached merged candidate lists of the training questions
-// (training corpus) and of qs (whole corpus) for the query encoder q.
-func (e *env) lists(ctx context.Context, tag string, q *bert.DPR, trainIx, allIx *denseIndex, qs []Question) (tr, dv candidates, err error) {
-	dir := filepath.Join(e.cfg.Out, "candidates")
-	// The cache is keyed by the question encoder's weights.
-	b, err := os.ReadFile(filepath.Join(e.cfg.Out, "generator", "model", "question_encoder", "model.safetensors"))
+// TrainReranker is phase 3: the cross-encoder on the pipeline's merged DPR
+// top-k + BM25 top-k lists of the training questions (built once, cached
+// under out/candidates, keyed by index, question encoder, depths and
+// questions), with −Σ_{i∈Prov} log softmax(z)_i per list.
+func TrainReranker(ctx context.Context, cfg *Config, ds *Dataset, in RerankerInput, out string, ro RunOptions) (RerankerOutput, PhaseReport, error) {
+	e, err := newEnv(cfg, ds, in.Index)
 	if err != nil {
-		return nil, nil, err
+		return RerankerOutput{}, PhaseReport{}, err
 	}
-	h := fnv.New64a()
-	h.Write(b)
-	tag = fmt.Sprintf("%s-%016x", tag, h.Sum64())
-	tr, err = e.cachedLists(filepath.Join(dir, tag+"-train.json"), e.trainQ, func() (candidates, error) {
-		return e.mergedLists(ctx, q, trainIx, e.bmTrain, e.trainQ)
-	})
-	if err != nil {
-		return nil, nil, err
+	defer e.close()
+	logData("reranker", e)
+	rc := cfg.Reranker
+	var q *biEncoder
+	if rc.DenseK > 0 {
+		if in.QueryEncoder == "" {
+			return RerankerOutput{}, PhaseReport{}, fmt.Errorf("train reranker: the lists need DPR hits (dense_k %d): give --query-encoder DIR, or set reranker.dense_k 0", rc.DenseK)
+		}
+		if q, err = e.loadBiEncoder(in.QueryEncoder, true, nil); err != nil {
+			return RerankerOutput{}, PhaseReport{}, err
+		}
+		defer q.Close()
 	}
-	dv, err = e.cachedLists(filepath.Join(dir, fmt.Sprintf("%s-dev%d.json", tag, len(qs))), qs, func() (candidates, error) {
-		return e.mergedLists(ctx, q, allIx, e.bmAll, qs)
-	})
-	return tr, dv, err
-}
-
-// trainReranker is phase 3: a cross-encoder on the merged candidates of the
-// training questions, lists built once and cached.
-func (e *env) trainReranker(ctx context.Context, ro RunOptions) (PhaseReport, error) {
-	q, trainIx, allIx, err := e.listSources(ctx)
+	cache := filepath.Join(out, "candidates")
+	trL, err := e.candidateLists(ctx, q, in.QueryEncoder, e.trainQ, rc.DenseK, rc.SparseK, cache)
 	if err != nil {
-		return PhaseReport{}, err
+		return RerankerOutput{}, PhaseReport{}, err
 	}
-	defer q.Close()
-	defer trainIx.close()
-	defer allIx.close()
-	tr, dv, err := e.lists(ctx, "rerank", q, trainIx, allIx, e.devQ)
+	dvL, err := e.candidateLists(ctx, q, in.QueryEncoder, e.devQ, rc.DenseK, rc.SparseK, cache)
 	if err != nil {
-		return PhaseReport{}, err
+		return RerankerOutput{}, PhaseReport{}, err
 	}
-	torch.ManualSeed(e.cfg.Seed + 3) // initialisation
-	c, err := bert.NewCrossEncoder(e.bertConfig(1), e.dev)
+	trainQ, trL, dropped := withGold(e.trainQ, trL)
+	if len(trainQ) == 0 {
+		return RerankerOutput{}, PhaseReport{}, fmt.Errorf("train reranker: no training list holds a gold passage (depths %d+%d)", rc.DenseK, rc.SparseK)
+	}
+	slog.Info("reranker lists", "train", len(trainQ), "without_gold", dropped, "dev", len(dvL))
+	dev, err := e.filled(dvL)
 	if err != nil {
-		return PhaseReport{}, err
+		return RerankerOutput{}, PhaseReport{}, err
+	}
+	torch.ManualSeed(cfg.Seed + 3) // initialisation of a reranker made from scratch
+	c, err := e.loadReranker(in.Reranker)
+	if err != nil {
+		return RerankerOutput{}, PhaseReport{}, err
 	}
 	defer c.Close()
-	if err := e.initScratch(c.Bert, false); err != nil {
-		return PhaseReport{}, err
-	}
-	cp, err := c.Parameters()
+	t, err := e.rerankTask(c, trainQ, trL, dev)
 	if err != nil {
-		return PhaseReport{}, err
+		return RerankerOutput{}, PhaseReport{}, err
+	}
+	r, err := Run(ctx, t, rc.Opt, cfg.Seed+3, out, ro)
+	if err != nil {
+		return RerankerOutput{}, PhaseReport{}, err
+	}
+	rep := report("reranker", out, r)
+	rep.Metrics["lists_without_gold"] = float64(dropped)
+	return RerankerOutput{Reranker: filepath.Join(out, "model", "reranker")}, rep, nil
+}
+
+func (e *env) rerankTask(c *crossEncoder, trainQ []Question, trL lists, dev [][]pipeline.Candidate) (*Task, error) {
+	cp, err := c.m.Parameters()
+	if err != nil {
+		return nil, err
 	}
 	t := &Task{
-		Name: "reranker", N: len(e.trainQ), Metric: "r_precision",
-		Params: map[string][]torch.Param{},
+		Name: "reranker", N: len(trainQ), Metric: "r_precision", Params: map[string][]torch.Param{}, NewScope: e.scope,
 		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
 			qs := make([]Question, len(idx))
-			ls := make(candidates, len(idx))
+			ls := make([][]pipeline.Candidate, len(idx))
 			for i, j := range idx {
-				qs[i], ls[i] = e.trainQ[j], tr[j]
+				qs[i] = trainQ[j]
+				var err error
+				if ls[i], err = e.fill(trL[j]); err != nil {
+					return nil, err
+				}
 			}
 			z, err := e.rerankLogits(ctx, s, c, qs, ls, true)
 			if err != nil {
 				return nil, err
 			}
-			return e.rerankLoss(s, z, qs, ls), s.Err()
+			return rerankLoss(s, z, qs, ls), s.Err()
 		},
-		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalReranker(ctx, c, e.devQ, dv) },
+		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalReranker(ctx, c, e.devQ, dev) },
 		Save: func(dir string) error { return e.saveCross(filepath.Join(dir, "reranker"), c) },
 	}
-	e.trainable(t, "reranker", cp)
-	dir := filepath.Join(e.cfg.Out, "reranker")
-	r, err := Run(ctx, t, e.cfg.Reranker.Opt, e.cfg.Seed+3, dir, ro)
-	if err != nil {
-		return PhaseReport{}, err
-	}
-	return report("reranker", dir, r), nil
+	e.trainable(t, "reranker", cp, c.src.dir == "")
+	return t, nil
 }

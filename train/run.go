@@ -5,242 +5,166 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"sort"
-	"strings"
+	"time"
 
+	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/internal/atomicfile"
-	"github.com/re2g/re2g/model/bart"
-	"github.com/re2g/re2g/model/bert"
-	"github.com/re2g/re2g/torch"
+	"github.com/re2g/re2g/kilt"
+	"github.com/re2g/re2g/pipeline"
 )
 
 // Phases are the phase names, in training order.
 var Phases = []string{"dpr", "generator", "reranker", "e2e"}
 
-// Report is the outcome of a run: each phase's training report, and the
-// held-out table when it was computed.
-type Report struct {
-	Phases []PhaseReport                 `json:"phases"`
-	Table  map[string]map[string]float64 `json:"table,omitempty"`
+// IndexPositives maps provenance to the passages of the index at dir: by
+// passage id when the corpus has passage-level ids, else every passage of
+// the page whose paragraph range overlaps the provenance's
+// (kilt.PassageMap: ids, pages and ranges only, no texts).
+func IndexPositives(ctx context.Context, dir string) (Positives, error) {
+	ix, err := pipeline.OpenIndex(dir)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer ix.Close()
+	ids, err := ix.PassageIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pageOf func(string) string
+	if ix.HasPages() {
+		pageOf = ix.Page
+	}
+	pm, err := kilt.NewPassageMap(ids, pageOf)
+	if err != nil {
+		return nil, fmt.Errorf("train: index %s: %w", dir, err)
+	}
+	slog.Info("passage map", "index", dir, "passages", pm.Len(), "pages", pm.Pages())
+	return func(prov []data.KILTProvenance) ([]string, error) {
+		ev := make([]kilt.Evidence, len(prov))
+		for i, p := range prov {
+			ev[i] = kilt.EvidenceFromData(p)
+		}
+		return pm.Positives(ev)
+	}, nil
 }
 
-// RunPhases trains the named phases in order on d (each phase reads the
-// models of the phases before it from cfg.Out).
-func RunPhases(ctx context.Context, cfg *Config, d *Data, phases []string, ro RunOptions) (*Report, error) {
-	if cfg.Threads > 0 {
-		torch.SetNumThreads(cfg.Threads)
-	}
-	e, err := newEnv(ctx, cfg, d)
+// OpenDataset reads the training and dev task files with positives from
+// the index at dir.
+func OpenDataset(ctx context.Context, trainPath, devPath, index string) (*Dataset, error) {
+	pos, err := IndexPositives(ctx, index)
 	if err != nil {
 		return nil, err
 	}
-	defer e.close()
-	slog.Info("data", "passages", len(d.Passages), "train_passages", len(e.train), "train_questions", len(e.trainQ), "dev_questions", len(d.Dev))
-	rep := &Report{}
-	for _, p := range phases {
-		var prs []PhaseReport
-		switch p {
-		case "dpr":
-			prs, err = e.trainDPR(ctx, ro)
-		case "generator":
-			var pr PhaseReport
-			pr, err = e.trainGenerator(ctx, ro)
-			prs = []PhaseReport{pr}
-		case "reranker":
-			var pr PhaseReport
-			pr, err = e.trainReranker(ctx, ro)
-			prs = []PhaseReport{pr}
-		case "e2e":
-			var pr PhaseReport
-			pr, err = e.trainE2E(ctx, ro)
-			prs = []PhaseReport{pr}
-		default:
-			return nil, fmt.Errorf("train: unknown phase %q (want %s)", p, strings.Join(Phases, ", "))
-		}
-		if err != nil {
-			return rep, fmt.Errorf("phase %s: %w", p, err)
-		}
-		rep.Phases = append(rep.Phases, prs...)
-		for _, pr := range prs {
-			slog.Info("phase done", "phase", pr.Phase, "steps", pr.Steps, "examples/s", fmt.Sprintf("%.1f", pr.Throughput), "metrics", pr.Metrics)
-		}
-	}
-	return rep, nil
+	return LoadDataset(ctx, trainPath, devPath, pos)
 }
 
-// RunAll trains the four phases, then evaluates the held-out table.
-func RunAll(ctx context.Context, cfg *Config, d *Data, ro RunOptions) (*Report, error) {
-	rep, err := RunPhases(ctx, cfg, d, Phases, ro)
-	if err != nil {
-		return rep, err
-	}
-	tab, err := Evaluate(ctx, cfg, d)
-	if err != nil {
-		return rep, err
-	}
-	rep.Table = tab
-	b, _ := json.MarshalIndent(rep, "", " ")
-	return rep, atomicfile.WriteFile(filepath.Join(cfg.Out, "report.json"), b, 0o644)
+// Models are the model directories a run starts from ("" for a model
+// made from scratch with Init scratch) and the index it reads.
+type Models struct {
+	QueryEncoder string `json:"query_encoder,omitempty"`
+	CtxEncoder   string `json:"ctx_encoder,omitempty"`
+	Reranker     string `json:"reranker,omitempty"`
+	Generator    string `json:"generator,omitempty"`
+	RAG          string `json:"rag,omitempty"`
+	Index        string `json:"index,omitempty"`
 }
 
-// Evaluate computes the held-out table from the models under cfg.Out (those
-// that exist): BM25 alone, DPR stages 1 and 2, the merged list against the
-// reranker, the generation phase and each end-to-end option. It writes
-// out/results.json and out/results.md.
-func Evaluate(ctx context.Context, cfg *Config, d *Data) (map[string]map[string]float64, error) {
-	e, err := newEnv(ctx, cfg, d)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	qs := e.finalQ
-	tab := map[string]map[string]float64{}
-	ranked, _, err := e.search(ctx, e.bmAll, qs, 100)
-	if err != nil {
-		return nil, err
-	}
-	tab["bm25"] = e.retrievalMetrics(qs, ranked, 1, 5, 20, 100)
-	exists := func(p ...string) bool {
-		_, err := os.Stat(filepath.Join(append([]string{cfg.Out}, p...)...))
-		return err == nil
-	}
-	for _, st := range []string{"stage1", "stage2"} {
-		if !exists("dpr", st, "model") {
-			continue
-		}
-		dir := filepath.Join(cfg.Out, "dpr", st, "model")
-		q, err := e.loadDPR(filepath.Join(dir, "question_encoder"))
-		if err != nil {
-			return nil, err
-		}
-		c, err := e.loadDPR(filepath.Join(dir, "ctx_encoder"))
-		if err != nil {
-			q.Close()
-			return nil, err
-		}
-		m, err := e.evalDPR(ctx, q, c, qs)
-		q.Close()
-		c.Close()
-		if err != nil {
-			return nil, err
-		}
-		tab["dpr-"+st] = m
-	}
-	if !exists("generator", "model") || !exists("dpr", "stage2", "model") {
-		return tab, writeTable(cfg.Out, tab)
-	}
-	q, trainIx, allIx, err := e.listSources(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	defer trainIx.close()
-	defer allIx.close()
-	g, err := bart.Load(filepath.Join(cfg.Out, "generator", "model", "generator"), modelOptions(e.dev))
-	if err != nil {
-		return nil, err
-	}
-	if tab["generator"], err = e.evalRAG(ctx, q, g, allIx, qs, cfg.Generator.K); err != nil {
-		g.Close()
-		return nil, err
-	}
-	g.Close()
-	if exists("reranker", "model") {
-		_, dv, err := e.lists(ctx, "rerank", q, trainIx, allIx, qs)
-		if err != nil {
-			return nil, err
-		}
-		rr, err := bert.LoadCrossEncoder(filepath.Join(cfg.Out, "reranker", "model", "reranker"), modelOptions(e.dev))
-		if err != nil {
-			return nil, err
-		}
-		m, err := e.evalReranker(ctx, rr, qs, dv)
-		rr.Close()
-		if err != nil {
-			return nil, err
-		}
-		tab["reranker"] = m
-	}
-	for _, opt := range []string{Combined, Frozen, Distill} {
-		dir := filepath.Join(cfg.Out, "e2e-"+opt, "model")
-		if !exists("e2e-"+opt, "model") {
-			continue
-		}
-		m, err := e.evalE2EDir(ctx, dir, allIx, qs)
-		if err != nil {
-			return nil, fmt.Errorf("evaluate e2e-%s: %w", opt, err)
-		}
-		tab["e2e-"+opt] = m
-	}
-	return tab, writeTable(cfg.Out, tab)
+// ManifestPhase is one phase of a run: what it read, what it wrote, its
+// training report.
+type ManifestPhase struct {
+	Phase   string        `json:"phase"`
+	Inputs  Models        `json:"inputs"`
+	Outputs Models        `json:"outputs"`
+	Reports []PhaseReport `json:"reports"`
+	Started time.Time     `json:"started"`
+	Seconds float64       `json:"seconds"`
 }
 
-func (e *env) evalE2EDir(ctx context.Context, dir string, allIx *denseIndex, qs []Question) (map[string]float64, error) {
-	q, err := e.loadDPR(filepath.Join(dir, "question_encoder"))
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	rr, err := bert.LoadCrossEncoder(filepath.Join(dir, "reranker"), modelOptions(e.dev))
-	if err != nil {
-		return nil, err
-	}
-	defer rr.Close()
-	g, err := bart.Load(filepath.Join(dir, "generator"), modelOptions(e.dev))
-	if err != nil {
-		return nil, err
-	}
-	defer g.Close()
-	return e.evalE2E(ctx, e2eModels{q: q, rr: rr, g: g, ix: allIx}, qs)
+// Manifest is a `re2g train all` run, written to out/run.json after each phase.
+type Manifest struct {
+	Config  *Config         `json:"config"`
+	Data    []TaskStats     `json:"data"`
+	Inputs  Models          `json:"inputs"`
+	Phases  []ManifestPhase `json:"phases"`
+	Final   Models          `json:"final"`
+	Created time.Time       `json:"created"`
 }
 
-// writeTable writes results.json and a Markdown table.
-func writeTable(out string, tab map[string]map[string]float64) error {
-	b, err := json.MarshalIndent(tab, "", " ")
+func (m *Manifest) write(out string) error {
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(out, "results.json"), b, 0o644); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(out, "results.md"), []byte(FormatTable(tab)), 0o644)
+	return atomicfile.WriteFile(filepath.Join(out, "run.json"), append(b, '\n'), 0o644)
 }
 
-// FormatTable renders the held-out table as Markdown.
-func FormatTable(tab map[string]map[string]float64) string {
-	rows := []string{"bm25", "dpr-stage1", "dpr-stage2", "generator", "reranker", "e2e-combined", "e2e-frozen", "e2e-distill"}
-	cols := []string{"r_precision", "recall@5", "recall@20", "merged_r_precision", "dpr_recall@20", "em", "f1"}
-	var b strings.Builder
-	b.WriteString("| system | " + strings.Join(cols, " | ") + " |\n|---|" + strings.Repeat("---|", len(cols)) + "\n")
-	seen := map[string]bool{}
-	emit := func(r string) {
-		m, ok := tab[r]
-		if !ok || seen[r] {
-			return
+// TrainAll runs the four phases in the paper's order under out, each
+// reading what the one before it wrote: DPR (out/dpr, which also encodes
+// the corpus into out/dpr/index), the generator on that index
+// (out/generator), the reranker on the lists of the generation phase's
+// question encoder (out/reranker), and end to end (out/e2e-<option>). The
+// run manifest out/run.json says which phase read and wrote what, with its
+// metrics; Final are the models to serve.
+func TrainAll(ctx context.Context, cfg *Config, ds *Dataset, in Models, ro RunOptions) (*Manifest, error) {
+	if cfg.Out == "" {
+		return nil, fmt.Errorf("train: no output folder")
+	}
+	m := &Manifest{Config: cfg, Data: ds.Stats, Inputs: in, Created: time.Now().UTC()}
+	phase := func(name string, pin Models, f func() (Models, []PhaseReport, error)) (Models, error) {
+		t0 := time.Now()
+		out, reps, err := f()
+		if err != nil {
+			return Models{}, fmt.Errorf("phase %s: %w", name, err)
 		}
-		seen[r] = true
-		b.WriteString("| " + r + " |")
-		for _, c := range cols {
-			if v, ok := m[c]; ok {
-				fmt.Fprintf(&b, " %.3f |", v)
-			} else {
-				b.WriteString(" |")
-			}
+		m.Phases = append(m.Phases, ManifestPhase{Phase: name, Inputs: pin, Outputs: out, Reports: reps, Started: t0.UTC(), Seconds: time.Since(t0).Seconds()})
+		for _, r := range reps {
+			slog.Info("phase done", "phase", r.Phase, "steps", r.Steps, "examples/s", fmt.Sprintf("%.1f", r.Throughput), "metrics", r.Metrics)
 		}
-		b.WriteString("\n")
+		return out, m.write(cfg.Out)
 	}
-	for _, r := range rows {
-		emit(r)
+	dprIn := Models{QueryEncoder: in.QueryEncoder, CtxEncoder: in.CtxEncoder, Index: in.Index}
+	if in.RAG != "" && dprIn.QueryEncoder == "" {
+		dprIn.QueryEncoder = in.RAG
 	}
-	var rest []string
-	for r := range tab {
-		rest = append(rest, r)
+	d, err := phase("dpr", dprIn, func() (Models, []PhaseReport, error) {
+		o, reps, err := TrainDPR(ctx, cfg, ds, DPRInput{QueryEncoder: dprIn.QueryEncoder, CtxEncoder: dprIn.CtxEncoder, Index: in.Index}, filepath.Join(cfg.Out, "dpr"), ro)
+		return Models{QueryEncoder: o.QueryEncoder, CtxEncoder: o.CtxEncoder, Index: o.Index}, reps, err
+	})
+	if err != nil {
+		return m, err
 	}
-	sort.Strings(rest)
-	for _, r := range rest {
-		emit(r)
+	genIn := Models{QueryEncoder: d.QueryEncoder, Generator: in.Generator, Index: d.Index}
+	if genIn.Generator == "" {
+		genIn.Generator = in.RAG
 	}
-	return b.String()
+	g, err := phase("generator", genIn, func() (Models, []PhaseReport, error) {
+		o, rep, err := TrainGenerator(ctx, cfg, ds, GeneratorInput{QueryEncoder: genIn.QueryEncoder, Generator: genIn.Generator, Index: genIn.Index}, filepath.Join(cfg.Out, "generator"), ro)
+		return Models{QueryEncoder: o.QueryEncoder, Generator: o.Generator, RAG: o.RAG}, []PhaseReport{rep}, err
+	})
+	if err != nil {
+		return m, err
+	}
+	rrIn := Models{QueryEncoder: g.QueryEncoder, Reranker: in.Reranker, Index: d.Index}
+	r, err := phase("reranker", rrIn, func() (Models, []PhaseReport, error) {
+		o, rep, err := TrainReranker(ctx, cfg, ds, RerankerInput{QueryEncoder: rrIn.QueryEncoder, Reranker: rrIn.Reranker, Index: rrIn.Index}, filepath.Join(cfg.Out, "reranker"), ro)
+		return Models{Reranker: o.Reranker}, []PhaseReport{rep}, err
+	})
+	if err != nil {
+		return m, err
+	}
+	e2eIn := Models{QueryEncoder: g.QueryEncoder, Reranker: r.Reranker, Generator: g.Generator, Index: d.Index}
+	if g.RAG != "" {
+		e2eIn.Generator = g.RAG
+	}
+	e, err := phase("e2e", e2eIn, func() (Models, []PhaseReport, error) {
+		o, rep, err := TrainE2E(ctx, cfg, ds, E2EInput{QueryEncoder: e2eIn.QueryEncoder, Reranker: e2eIn.Reranker, Generator: e2eIn.Generator, Index: e2eIn.Index},
+			filepath.Join(cfg.Out, "e2e-"+cfg.E2E.QueryEncoder), ro)
+		return Models{QueryEncoder: o.QueryEncoder, Reranker: o.Reranker, Generator: o.Generator, RAG: o.RAG}, []PhaseReport{rep}, err
+	})
+	if err != nil {
+		return m, err
+	}
+	m.Final = Models{QueryEncoder: e.QueryEncoder, CtxEncoder: d.CtxEncoder, Reranker: e.Reranker, Generator: e.Generator, RAG: e.RAG, Index: d.Index}
+	return m, m.write(cfg.Out)
 }

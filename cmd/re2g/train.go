@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -9,22 +10,31 @@ import (
 )
 
 // trainFlags are shared by every `re2g train` subcommand; a flag given on
-// the command line overrides the config file.
+// the command line overrides the config file, which overrides the preset.
 func trainFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "JSON config file (fields of train.Config) over the chosen preset"},
-		&cli.StringFlag{Name: "preset", Value: "small", Usage: "small (2 CPU cores, ~30 min for all phases) or large (H200)"},
-		&cli.StringFlag{Name: "data", Usage: "SQuAD v1.1 JSON (default ../shared/data/squadshifts/new_wiki_v1.0.json)"},
-		&cli.StringFlag{Name: "tokenizer", Usage: "BERT WordPiece tokenizer.json or its folder"},
-		&cli.StringFlag{Name: "out", Usage: "output folder (models, checkpoints, plots)"},
+		&cli.StringFlag{Name: "train", Usage: "KILT task file of training examples (jsonl[.gz])", Required: true},
+		&cli.StringFlag{Name: "dev", Usage: "KILT task file of dev examples (jsonl[.gz])", Required: true},
+		&cli.StringFlag{Name: "index", Usage: "index directory (re2g index) of the passage corpus", Required: true},
+		&cli.StringFlag{Name: "query-encoder", Usage: "question encoder to start from: DPR, BertModel or RAG directory"},
+		&cli.StringFlag{Name: "ctx-encoder", Usage: "context encoder to start from (dpr): DPR or BertModel directory"},
+		&cli.StringFlag{Name: "reranker", Usage: "cross-encoder to start from: BertForSequenceClassification directory (1 or 2 labels)"},
+		&cli.StringFlag{Name: "generator", Usage: "generator to start from: BART or RAG directory"},
+		&cli.StringFlag{Name: "init", Usage: "checkpoint (default: every model from its directory) or scratch (models without a directory are made from scratch)"},
+		&cli.StringFlag{Name: "out", Usage: "output folder (models, checkpoints, plots, run.json)"},
+		&cli.StringFlag{Name: "config", Usage: "JSON config file (fields of train.Config) over the preset"},
+		&cli.StringFlag{Name: "preset", Value: "finetune", Usage: "finetune (the paper's settings), small (from scratch on 2 CPU cores) or large (from scratch on an H200)"},
+		&cli.StringFlag{Name: "tokenizer", Usage: "WordPiece tokenizer of models made from scratch"},
 		&cli.StringFlag{Name: "device", Usage: "cpu, cuda or cuda:N"},
+		&cli.StringFlag{Name: "dtype", Usage: "float32, or bfloat16 (autocast over float32 master weights)"},
 		&cli.IntFlag{Name: "threads", Usage: "libtorch CPU threads (0: one per core)"},
 		&cli.Uint64Flag{Name: "seed", Usage: "random seed"},
-		&cli.IntFlag{Name: "max-train", Usage: "cap on training questions"},
-		&cli.IntFlag{Name: "max-dev", Usage: "dev questions evaluated during training"},
-		&cli.BoolFlag{Name: "resume", Usage: "continue from the phase's checkpoint"},
+		&cli.IntFlag{Name: "max-train", Usage: "cap on training examples"},
+		&cli.IntFlag{Name: "max-dev", Usage: "dev examples evaluated during training"},
+		&cli.IntFlag{Name: "max-steps", Usage: "updates per phase (overrides the epochs of every phase)"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue from each phase's checkpoint"},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
-		&cli.StringFlag{Name: "query-encoder", Usage: "e2e: combined, frozen or distill"},
+		&cli.StringFlag{Name: "query-mode", Usage: "e2e: the question encoder's part: combined, frozen or distill"},
 		&cli.Float64Flag{Name: "distill-weight", Usage: "e2e: weight of KL(reranker ‖ DPR) (default 0.9)"},
 		&cli.Float64Flag{Name: "temperature", Usage: "e2e: distillation temperature (default 10)"},
 		&cli.StringFlag{Name: "objective", Usage: "generator: sequence (RAG-Sequence, default) or token (RAG-Token)"},
@@ -32,17 +42,11 @@ func trainFlags() []cli.Flag {
 }
 
 func trainConfig(c *cli.Context) (*train.Config, error) {
-	var cfg *train.Config
-	switch c.String("preset") {
-	case "small":
-		cfg = train.SmallConfig()
-	case "large":
-		cfg = train.LargeConfig()
-	default:
-		return nil, fmt.Errorf("--preset %q: want small or large", c.String("preset"))
+	cfg, err := train.Preset(c.String("preset"))
+	if err != nil {
+		return nil, fmt.Errorf("--preset: %w", err)
 	}
 	if p := c.String("config"); p != "" {
-		var err error
 		if cfg, err = train.LoadConfig(p, cfg); err != nil {
 			return nil, err
 		}
@@ -52,11 +56,12 @@ func trainConfig(c *cli.Context) (*train.Config, error) {
 			*dst = c.String(name)
 		}
 	}
-	str("data", &cfg.Data)
+	str("init", &cfg.Init)
 	str("tokenizer", &cfg.Tokenizer)
 	str("out", &cfg.Out)
 	str("device", &cfg.Device)
-	str("query-encoder", &cfg.E2E.QueryEncoder)
+	str("dtype", &cfg.DType)
+	str("query-mode", &cfg.E2E.QueryEncoder)
 	str("objective", &cfg.Generator.Objective)
 	if c.IsSet("threads") {
 		cfg.Threads = c.Int("threads")
@@ -70,6 +75,18 @@ func trainConfig(c *cli.Context) (*train.Config, error) {
 	if c.IsSet("max-dev") {
 		cfg.MaxDev = c.Int("max-dev")
 	}
+	if c.IsSet("max-steps") {
+		n := c.Int("max-steps")
+		if n <= 0 {
+			return nil, fmt.Errorf("--max-steps %d: want a positive number of updates", n)
+		}
+		for _, o := range []*train.Opt{&cfg.DPR.Stage1, &cfg.Generator.Opt, &cfg.Reranker.Opt, &cfg.E2E.Opt} {
+			o.MaxSteps = n
+		}
+		if cfg.DPR.Stage2.Epochs > 0 || cfg.DPR.Stage2.MaxSteps > 0 {
+			cfg.DPR.Stage2.MaxSteps = n
+		}
+	}
 	if c.IsSet("quiet") {
 		cfg.Quiet = c.Bool("quiet")
 	}
@@ -79,64 +96,103 @@ func trainConfig(c *cli.Context) (*train.Config, error) {
 	if c.IsSet("temperature") {
 		cfg.E2E.Temperature = c.Float64("temperature")
 	}
+	if cfg.Out == "" {
+		return nil, fmt.Errorf("--out: no output folder")
+	}
 	return cfg, cfg.Check()
 }
 
-func trainAction(phases ...string) cli.ActionFunc {
+// printJSON writes v as the last line of stdout.
+func printJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(string(b))
+	return err
+}
+
+func printReports(reps ...train.PhaseReport) {
+	for _, p := range reps {
+		fmt.Printf("%-14s %6d steps %8.1f s %8.1f examples/s  loss %.4f → %.4f  %v\n", p.Phase, p.Steps, p.Seconds, p.Throughput, p.FirstLoss, p.LastLoss, p.Metrics)
+	}
+}
+
+func trainAction(phase string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		cfg, err := trainConfig(c)
 		if err != nil {
 			return err
 		}
-		d, err := train.LoadData(cfg)
+		ds, err := train.OpenDataset(c.Context, c.String("train"), c.String("dev"), c.String("index"))
 		if err != nil {
 			return err
+		}
+		for _, s := range ds.Stats {
+			fmt.Fprintf(os.Stderr, "%s: %d examples, %d used, %d without a positive passage, %d without an answer, %d malformed\n",
+				s.File, s.Read, s.Used, s.NoPositive, s.NoAnswer, s.Malformed)
 		}
 		ro := train.RunOptions{Resume: c.Bool("resume")}
 		if !cfg.Quiet {
 			ro.Progress = os.Stderr
 		}
-		var rep *train.Report
-		switch {
-		case len(phases) == 0:
-			tab, err := train.Evaluate(c.Context, cfg, d)
+		ctx, ix := c.Context, c.String("index")
+		switch phase {
+		case "dpr":
+			out, reps, err := train.TrainDPR(ctx, cfg, ds, train.DPRInput{QueryEncoder: c.String("query-encoder"), CtxEncoder: c.String("ctx-encoder"), Index: ix}, cfg.Out, ro)
 			if err != nil {
 				return err
 			}
-			fmt.Print(train.FormatTable(tab))
-			return nil
-		case len(phases) == len(train.Phases):
-			rep, err = train.RunAll(c.Context, cfg, d, ro)
-		default:
-			rep, err = train.RunPhases(c.Context, cfg, d, phases, ro)
+			printReports(reps...)
+			return printJSON(map[string]any{"outputs": out, "reports": reps})
+		case "generator":
+			out, rep, err := train.TrainGenerator(ctx, cfg, ds, train.GeneratorInput{QueryEncoder: c.String("query-encoder"), Generator: c.String("generator"), Index: ix}, cfg.Out, ro)
+			if err != nil {
+				return err
+			}
+			printReports(rep)
+			return printJSON(map[string]any{"outputs": out, "reports": []train.PhaseReport{rep}})
+		case "reranker":
+			out, rep, err := train.TrainReranker(ctx, cfg, ds, train.RerankerInput{QueryEncoder: c.String("query-encoder"), Reranker: c.String("reranker"), Index: ix}, cfg.Out, ro)
+			if err != nil {
+				return err
+			}
+			printReports(rep)
+			return printJSON(map[string]any{"outputs": out, "reports": []train.PhaseReport{rep}})
+		case "e2e":
+			out, rep, err := train.TrainE2E(ctx, cfg, ds, train.E2EInput{QueryEncoder: c.String("query-encoder"), Reranker: c.String("reranker"), Generator: c.String("generator"), Index: ix}, cfg.Out, ro)
+			if err != nil {
+				return err
+			}
+			printReports(rep)
+			return printJSON(map[string]any{"outputs": out, "reports": []train.PhaseReport{rep}})
 		}
+		m, err := train.TrainAll(ctx, cfg, ds, train.Models{QueryEncoder: c.String("query-encoder"), CtxEncoder: c.String("ctx-encoder"),
+			Reranker: c.String("reranker"), Generator: c.String("generator"), Index: ix}, ro)
 		if err != nil {
 			return err
 		}
-		for _, p := range rep.Phases {
-			fmt.Printf("%-14s %6d steps %8.1f s %8.1f examples/s  %v\n", p.Phase, p.Steps, p.Seconds, p.Throughput, p.Metrics)
+		for _, p := range m.Phases {
+			printReports(p.Reports...)
 		}
-		if rep.Table != nil {
-			fmt.Print(train.FormatTable(rep.Table))
-		}
-		return nil
+		fmt.Fprintf(os.Stderr, "run manifest: %s/run.json\n", cfg.Out)
+		return printJSON(map[string]any{"final": m.Final})
 	}
 }
 
 func init() {
-	sub := func(name, usage string, phases ...string) *cli.Command {
-		return &cli.Command{Name: name, Usage: usage, Flags: trainFlags(), Action: trainAction(phases...)}
+	sub := func(name, usage string) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, Flags: trainFlags(), Action: trainAction(name)}
 	}
 	commands = append(commands, &cli.Command{
 		Name:  "train",
-		Usage: "train the Re2G models from scratch (four phases; see train/README.md)",
+		Usage: "fine-tune (or train from scratch) the Re2G models on KILT task files over an index (train/README.md)",
 		Subcommands: []*cli.Command{
-			sub("dpr", "phase 1: DPR stage 1 (BM25 hard negatives) and stage 2 (HNSW hard negatives)", "dpr"),
-			sub("generator", "phase 2: RAG training of the generator and the question encoder", "generator"),
-			sub("reranker", "phase 3: the cross-encoder on merged DPR + BM25 candidates", "reranker"),
-			sub("e2e", "phase 4: end-to-end with --query-encoder combined|frozen|distill", "e2e"),
-			sub("all", "all four phases, then the held-out table", train.Phases...),
-			sub("eval", "the held-out table of the models under --out"),
+			sub("dpr", "phase 1: DPR from --query-encoder/--ctx-encoder: stage 1 on BM25 hard negatives, stage 2 on HNSW negatives; writes the re-encoded index"),
+			sub("generator", "phase 2: RAG training of --generator and --query-encoder over --index's vectors"),
+			sub("reranker", "phase 3: --reranker on the merged DPR + BM25 candidates of --query-encoder over --index"),
+			sub("e2e", "phase 4: --reranker and --generator (and --query-encoder) end to end, --query-mode combined|frozen|distill"),
+			sub("all", "the four phases in the paper's order; writes out/run.json"),
 		},
 	})
 }
