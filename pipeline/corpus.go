@@ -21,7 +21,9 @@ type Corpus struct {
 
 // LoadCorpus reads a corpus in any of the formats re2g knows, told apart by
 // content: SQuAD v1.1 JSON (each paragraph a passage, its article the page),
-// KILT knowledge-source passages ({id, wikipedia_id, title, text} lines) or
+// KILT knowledge-source passages ({id, wikipedia_id, title, text} lines, or
+// {pid, title, text} lines as re2g data kilt-passages and IBM's reference
+// write them, the page of "<wikipedia_id>::[a,b]" being <wikipedia_id>) or
 // BEIR corpus lines ({_id, title, text}), optionally gzipped.
 func LoadCorpus(path string) (*Corpus, error) {
 	kind, err := sniff(path)
@@ -94,6 +96,11 @@ func sniff(path string) (string, error) {
 	if json.Unmarshal([]byte(line), &probe) == nil {
 		if _, ok := probe["wikipedia_id"]; ok {
 			return "kilt", nil
+		}
+		if _, ok := probe["pid"]; ok {
+			if _, beir := probe["_id"]; !beir {
+				return "kilt", nil
+			}
 		}
 		if _, ok := probe["data"]; ok {
 			return "squad", nil
