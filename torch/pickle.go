@@ -141,6 +141,7 @@ type unpickler struct {
 	stack []any
 	marks []int
 	memo  map[int64]any
+	work  int // elements copied by REDUCE, bounded by workLimit
 	// persistent resolves a persistent id; nil means BINPERSID is an error.
 	persistent func(pid any) (any, error)
 }
@@ -569,7 +570,7 @@ func (u *unpickler) step(op byte) (any, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		v, err := reduce(fn, args)
+		v, err := u.reduce(fn, args)
 		if err != nil {
 			return nil, false, err
 		}
@@ -703,8 +704,12 @@ func longValue(b []byte) (int64, error) {
 	return int64(v), nil
 }
 
+// workLimit bounds the elements REDUCE may copy: OrderedDict(list) of a
+// memoised list, repeated, would otherwise grow quadratically in the input.
+func (u *unpickler) workLimit() int { return 2*len(u.data) + 1<<20 }
+
 // reduce interprets a call of an allowed global; nothing is executed.
-func reduce(fn, args any) (any, error) {
+func (u *unpickler) reduce(fn, args any) (any, error) {
 	g, ok := fn.(pyGlobal)
 	if !ok {
 		return nil, fmt.Errorf("REDUCE of a %s, not of a global", pyType(fn))
@@ -731,6 +736,9 @@ func reduce(fn, args any) (any, error) {
 		default:
 			return nil, fmt.Errorf("OrderedDict of a %s", pyType(a[0]))
 		}
+		if u.work += len(pairs); u.work > u.workLimit() {
+			return nil, fmt.Errorf("OrderedDict items copied exceed %d: a pickle built to exhaust memory?", u.workLimit())
+		}
 		for _, p := range pairs {
 			kv, ok := p.(pyTuple)
 			if !ok || len(kv) != 2 {
@@ -753,6 +761,9 @@ func reduce(fn, args any) (any, error) {
 		off, ok := a[1].(int64)
 		if !ok {
 			return nil, fmt.Errorf("_rebuild_tensor_v2: storage offset is a %s", pyType(a[1]))
+		}
+		if u.work += 2 * maxDims; u.work > u.workLimit() {
+			return nil, fmt.Errorf("tensors rebuilt exceed the pickle's size: a pickle built to exhaust memory?")
 		}
 		size, err := intTuple("size", a[2])
 		if err != nil {

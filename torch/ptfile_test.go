@@ -462,3 +462,36 @@ func TestPyTorchDeflateBomb(t *testing.T) {
 		t.Fatalf("deflate bomb: %v", err)
 	}
 }
+
+// TestPickleAmplification: OrderedDict(list) of one memoised list, repeated,
+// would copy quadratically much; the unpickler stops it.
+func TestPickleAmplification(t *testing.T) {
+	p := &pk{}
+	p.op(0x80, 2, ']', 'q', 0, '(')
+	for i := 0; i < 1000; i++ {
+		p.op('N', 'N', 0x86)
+	}
+	p.op('e').global("collections", "OrderedDict").op('q', 1)
+	for i := 0; i < 3000; i++ {
+		p.op('h', 1, 'h', 0, 0x85, 'R', '0')
+	}
+	p.op('.')
+	_, _, err := unpickle(p.Bytes(), 0, nil)
+	if err == nil || !strings.Contains(err.Error(), "exhaust memory") {
+		t.Fatalf("amplification: %v", err)
+	}
+	// a few of them are fine
+	q := &pk{}
+	q.op(0x80, 2, ']', 'q', 0, '(')
+	for i := 0; i < 1000; i++ {
+		q.op('N', 'N', 0x86)
+	}
+	q.op('e').global("collections", "OrderedDict").op('q', 1)
+	for i := 0; i < 10; i++ {
+		q.op('h', 1, 'h', 0, 0x85, 'R', '0')
+	}
+	q.op('0', '.') // pop the global: the list is the result
+	if v, _, err := unpickle(q.Bytes(), 0, nil); err != nil || len(v.(*pyList).items) != 1000 {
+		t.Fatalf("ten OrderedDicts: %v", err)
+	}
+}
