@@ -51,6 +51,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -96,6 +97,7 @@ type PyTorchFile struct {
 	data   []byte            // the whole mapping
 	mapped bool              // data is a mapping to unmap on Close
 	cache  struct {          // the last compressed storage read
+		sync.Mutex
 		st  *ptStorage
 		buf []byte
 	}
@@ -554,6 +556,8 @@ func (f *PyTorchFile) storageBytes(st *ptStorage) ([]byte, error) {
 	if st.off >= 0 {
 		return f.data[st.off : st.off+nb], nil
 	}
+	f.cache.Lock()
+	defer f.cache.Unlock()
 	if f.cache.st == st {
 		return f.cache.buf, nil
 	}
@@ -663,7 +667,9 @@ func (f *PyTorchFile) Close() error {
 		err = syscall.Munmap(f.data)
 	}
 	f.data = nil
+	f.cache.Lock()
 	f.cache.st, f.cache.buf = nil, nil
+	f.cache.Unlock()
 	return err
 }
 
