@@ -27,7 +27,7 @@ re2g data kilt-positives.
 			&cli.StringFlag{Name: "in", Required: true, Usage: "SQuAD v1.1 JSON"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "KILT task file (written atomically)"},
 			&cli.StringFlag{Name: "split", Value: "all", Usage: "all, train or dev"},
-			&cli.IntFlag{Name: "dev-articles", Value: train.SmallConfig().DevArticles, Usage: "articles held out for dev"},
+			&cli.IntFlag{Name: "dev-articles", Value: train.DefaultDevArticles, Usage: "articles held out for dev"},
 			&cli.Uint64Flag{Name: "seed", Value: train.SmallConfig().Seed, Usage: "split seed"},
 			&cli.IntFlag{Name: "limit", Usage: "keep the first N questions (0: all)"},
 			&cli.StringFlag{Name: "pages", Usage: "also write the articles as a KILT knowledge source here, and give page + paragraph provenance"},
