@@ -471,3 +471,41 @@ func TestConfigChecks(t *testing.T) {
 		t.Error("malformed config: no error")
 	}
 }
+
+// TestBFloat16Training: --dtype bfloat16 trains under autocast with float32
+// master weights: every phase runs, the first DPR loss is the float32 one
+// within bf16's precision, and the saved weights are float32.
+func TestBFloat16Training(t *testing.T) {
+	ds, ix := tinyDataset(t)
+	first := map[string]float64{}
+	for _, dt := range []string{"float32", "bfloat16"} {
+		cfg := tinyConfig(t.TempDir())
+		cfg.DType = dt
+		m, err := TrainAll(context.Background(), cfg, ds, Models{Index: ix}, RunOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", dt, err)
+		}
+		first[dt] = m.Phases[0].Reports[0].FirstLoss
+		for _, p := range m.Phases {
+			for _, r := range p.Reports {
+				if r.Steps != 2 || r.LastLoss != r.LastLoss {
+					t.Errorf("%s %s: %d steps, last loss %v", dt, r.Phase, r.Steps, r.LastLoss)
+				}
+			}
+		}
+		f, err := torch.OpenSafetensors(filepath.Join(m.Final.Generator, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range f.Names() {
+			if info, _ := f.Info(n); info.DType != torch.Float32 {
+				t.Errorf("%s: saved %s is %v", dt, n, info.DType)
+			}
+		}
+		f.Close()
+	}
+	if d := first["bfloat16"] - first["float32"]; d > 0.02*first["float32"] || d < -0.02*first["float32"] {
+		t.Errorf("first DPR loss: float32 %v, bfloat16 %v", first["float32"], first["bfloat16"])
+	}
+	t.Logf("first DPR loss: float32 %.5f, bfloat16 %.5f", first["float32"], first["bfloat16"])
+}
