@@ -14,6 +14,7 @@ import (
 
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
 )
@@ -162,32 +163,37 @@ func (e *env) devCandidates(ctx context.Context) ([][]data.Passage, error) {
 	return out, nil
 }
 
-// evalDPRLists ranks each dev question's candidates by inner product.
+// evalDPRLists ranks each dev question's candidates by inner product; the
+// candidates' union is encoded once.
 func (e *env) evalDPRLists(ctx context.Context, q, c *biEncoder, lists [][]data.Passage) (map[string]float64, error) {
-	ranked := make([][]string, len(lists))
-	for i := range lists {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if len(lists[i]) == 0 {
-			continue
-		}
-		s := e.evalScope()
-		qv, err := e.encodeQuestions(ctx, s, q, []string{e.devQ[i].Text}, false)
-		var scores []float64
-		if err == nil {
-			var cv *torch.Tensor
-			if cv, err = e.encodePassages(ctx, s, c, lists[i], false); err == nil {
-				scores, err = s.Matmul(cv, s.Transpose(qv, 0, 1)).Float64s()
+	at := map[string]int{}
+	var ps []neural.Passage
+	for _, l := range lists {
+		for _, p := range l {
+			if _, ok := at[p.ID]; !ok {
+				at[p.ID] = len(ps)
+				ps = append(ps, neural.Passage{Title: p.Title, Text: p.Text})
 			}
 		}
-		s.Close()
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(lists[i]))
-		for j, p := range lists[i] {
+	}
+	pv, err := e.passageEncoder(c).EncodePassages(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	qv, err := e.queryVectors(ctx, q, e.devQ[:len(lists)])
+	if err != nil {
+		return nil, err
+	}
+	ranked := make([][]string, len(lists))
+	for i, l := range lists {
+		ids := make([]string, len(l))
+		scores := make([]float64, len(l))
+		for j, p := range l {
 			ids[j] = p.ID
+			v := pv[at[p.ID]]
+			for d := range v {
+				scores[j] += float64(qv[i][d]) * float64(v[d])
+			}
 		}
 		ranked[i] = sortByScore(ids, scores)
 	}
