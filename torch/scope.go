@@ -22,11 +22,12 @@ type Tensor struct {
 // time; tensors are safe to read from many goroutines at once (model weights,
 // for example), each with its own Scope.
 type Scope struct {
-	parent *Scope
-	owned  []*Tensor
-	err    error
-	noGrad bool
-	closed bool
+	parent   *Scope
+	owned    []*Tensor
+	err      error
+	noGrad   bool
+	autocast C.int // RE2G_AUTOCAST_* flag, 0 for none
+	closed   bool
 }
 
 // NewScope returns a root scope in which autograd records operations on
@@ -34,8 +35,8 @@ type Scope struct {
 func NewScope() *Scope { return &Scope{} }
 
 // Child returns a scope whose Keep moves tensors into s. It inherits s's
-// grad mode and starts without error.
-func (s *Scope) Child() *Scope { return &Scope{parent: s, noGrad: s.noGrad} }
+// grad and autocast modes and starts without error.
+func (s *Scope) Child() *Scope { return &Scope{parent: s, noGrad: s.noGrad, autocast: s.autocast} }
 
 // NoGrad returns a child scope in which autograd records nothing: for
 // inference, and for updates of parameters.
@@ -47,6 +48,59 @@ func (s *Scope) NoGrad() *Scope {
 
 // GradEnabled reports whether operations in s are recorded by autograd.
 func (s *Scope) GradEnabled() bool { return !s.noGrad }
+
+// Autocast returns a child scope whose operations run under libtorch's
+// autocast to dt, BFloat16 or Float16, as in PyTorch's
+// `with torch.autocast(device, dtype=dt)`: the matrix products (Linear,
+// Matmul, BMM, Attention's products) compute in dt from float32 operands,
+// and the operations that CUDA autocast runs in float32 do so on every
+// device (the shim casts their 16-bit inputs where CPU autocast would not):
+// LayerNorm, Softmax, LogSoftmax, LogSumExp, Sum, CrossEntropy, KLDiv, and
+// Attention's softmax. Other operations run in their inputs' type (a bf16
+// product plus a float32 residual is float32). Its children inherit it;
+// Float32 or -1 returns a child without autocast (to leave it within a
+// region); any other type is the child's error. BFloat16 applies on the CPU
+// and on CUDA, Float16 on CUDA only (operations on CPU tensors then run as
+// without autocast).
+//
+// This is re2g's mixed-precision training (--dtype bfloat16): bf16 autocast
+// over fp32 master weights. The parameters stay float32, so their gradients
+// are float32 (autograd casts the bf16 gradients back through the recorded
+// casts), and AdamW keeps its moments in float32 and updates the float32
+// weights; only activations and matrix products are bf16. There is no loss
+// scaling: bf16 has float32's 8-bit exponent, so its gradients underflow or
+// overflow no sooner than float32 ones (float16 training would need a
+// gradient scaler, which re2g does not provide). Backward runs outside
+// autocast, as in PyTorch. Autocast's cache of weight casts is off, so each
+// use of a weight casts it anew: a shim call cannot tell where a forward
+// pass ends, and a cache kept across calls would serve casts of weights that
+// an optimiser step has since updated in place.
+func (s *Scope) Autocast(dt DType) *Scope {
+	c := s.Child()
+	switch dt {
+	case BFloat16:
+		c.autocast = C.RE2G_AUTOCAST_BF16
+	case Float16:
+		c.autocast = C.RE2G_AUTOCAST_F16
+	case Float32, -1:
+		c.autocast = 0
+	default:
+		c.SetErr(&Error{Op: "autocast", Msg: fmt.Sprintf("autocast to %v: want bfloat16, float16, or float32 for none", dt)})
+	}
+	return c
+}
+
+// AutocastDType reports the type s's operations autocast to, and whether
+// they do.
+func (s *Scope) AutocastDType() (DType, bool) {
+	switch s.autocast {
+	case C.RE2G_AUTOCAST_BF16:
+		return BFloat16, true
+	case C.RE2G_AUTOCAST_F16:
+		return Float16, true
+	}
+	return Float32, false
+}
 
 // Err is the first error of an operation in s, or nil.
 func (s *Scope) Err() error { return s.err }
@@ -200,11 +254,13 @@ func shortDType(d DType) string {
 	return d.String()
 }
 
+// grad is the flags argument of the shim's computing calls: RE2G_GRAD when
+// autograd records, or'ed with the autocast flag.
 func (s *Scope) grad() C.int {
 	if s.noGrad {
-		return 0
+		return s.autocast
 	}
-	return 1
+	return C.RE2G_GRAD | s.autocast
 }
 
 // Run calls f with a child scope and returns what f returns, moved into s;

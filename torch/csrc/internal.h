@@ -23,6 +23,36 @@ namespace re2g {
 extern std::atomic<int> g_threads;
 void sync_threads();
 
+// AutocastGuard sets the calling thread's autocast state from a call's flags
+// (RE2G_AUTOCAST_*) for the guard's lifetime and restores the state it found:
+// autocast on the CPU and on CUDA, their target types, and the weight-cast
+// cache, which is off while autocast is on (see autocast.cpp). With no
+// autocast flag and autocast already off, as on every thread between calls,
+// it reads two thread-locals and does nothing else.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(int flags);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard &) = delete;
+  AutocastGuard &operator=(const AutocastGuard &) = delete;
+
+ private:
+  bool active_ = false;
+  bool cpu_on_ = false, cuda_on_ = false, cache_on_ = true;
+  at::ScalarType cpu_dtype_ = at::kBFloat16, cuda_dtype_ = at::kHalf;
+};
+
+// autocast_fp32 is t in float32 when t is a 16-bit float tensor and autocast
+// is on for its device, t itself otherwise. The shim applies it to the inputs
+// of the ops that CUDA autocast runs in float32 (layer_norm, softmax,
+// log_softmax, logsumexp, sum, the losses), so that they compute in float32
+// under autocast on the CPU too, whose autocast leaves them in bfloat16 (or
+// fails, as layer_norm of a bfloat16 input with float32 weights in 1.13).
+at::Tensor autocast_fp32(const at::Tensor &t);
+
+// autocast_on reports whether autocast is on for t's device on this thread.
+bool autocast_on(const at::Tensor &t);
+
 inline re2g_err make_err(const char *msg) {
   size_t n = std::strlen(msg);
   char *s = static_cast<char *>(std::malloc(n + 1));
@@ -85,12 +115,14 @@ inline at::IntArrayRef dims(const int64_t *p, int n) { return at::IntArrayRef(p,
 
 }  // namespace re2g
 
-// RE2G_TRY/RE2G_CATCH wrap a function body: grad mode is set for the call and
+// RE2G_TRY/RE2G_CATCH wrap a function body: grad mode (flag bit 0) and
+// autocast (RE2G_AUTOCAST_*) are set for the call and restored after it, and
 // every exception becomes an error string (without libtorch's C++ backtrace).
-#define RE2G_TRY(grad)  \
-  try {                 \
-    re2g::sync_threads(); \
-    c10::AutoGradMode re2g_grad_guard_((grad) != 0);
+#define RE2G_TRY(flags)                                      \
+  try {                                                      \
+    re2g::sync_threads();                                    \
+    c10::AutoGradMode re2g_grad_guard_(((flags) & RE2G_GRAD) != 0); \
+    re2g::AutocastGuard re2g_autocast_guard_(flags);
 
 #define RE2G_TRY_NOGRAD try {
 

@@ -116,9 +116,14 @@ re2g_err re2g_reduce(int grad, int op, re2g_t ha, const int64_t *d, int nd, int 
   at::IntArrayRef ds = all ? at::IntArrayRef(alld) : dims(d, nd);
   bool kd = keepdim != 0;
   switch (op) {
-    case RE2G_SUM: r = all && !kd ? a.sum() : a.sum(ds, kd); break;
+    // Sum and logsumexp in float32 under autocast, as CUDA autocast does.
+    case RE2G_SUM: {
+      at::Tensor a32 = autocast_fp32(a);
+      r = all && !kd ? a32.sum() : a32.sum(ds, kd);
+      break;
+    }
     case RE2G_MEAN: r = all && !kd ? a.mean() : a.mean(ds, kd); break;
-    case RE2G_LOGSUMEXP: r = a.logsumexp(ds, kd); break;
+    case RE2G_LOGSUMEXP: r = autocast_fp32(a).logsumexp(ds, kd); break;
     case RE2G_MAX:
     case RE2G_MIN:
     case RE2G_PROD:
@@ -153,21 +158,24 @@ re2g_err re2g_linear(int grad, re2g_t x, re2g_t w, re2g_t b, re2g_t *out) {
 
 re2g_err re2g_softmax(int grad, re2g_t ha, int64_t dim, int log, re2g_t *out) {
   RE2G_TRY(grad)
-  *out = wrap(log ? at::log_softmax(T(ha), dim) : at::softmax(T(ha), dim));
+  at::Tensor a = autocast_fp32(T(ha));
+  *out = wrap(log ? at::log_softmax(a, dim) : at::softmax(a, dim));
   RE2G_CATCH
 }
 
 re2g_err re2g_layer_norm(int grad, re2g_t ha, re2g_t w, re2g_t b, int normalized_ndim, double eps,
                          re2g_t *out) {
   RE2G_TRY(grad)
-  const at::Tensor &a = T(ha);
+  at::Tensor a = autocast_fp32(T(ha));
   if (normalized_ndim < 1 || normalized_ndim > a.dim())
     throw std::invalid_argument("layer_norm: normalized_ndim " + std::to_string(normalized_ndim) +
                                 " for a tensor of " + std::to_string(a.dim()) + " dims");
   auto shape = a.sizes().slice(a.dim() - normalized_ndim);
   c10::optional<at::Tensor> wt, bt;
-  if (w != nullptr) wt = T(w);
-  if (b != nullptr) bt = T(b);
+  // Under autocast the weights follow the input to float32 (a no-op for
+  // float32 master weights).
+  if (w != nullptr) wt = autocast_fp32(T(w));
+  if (b != nullptr) bt = autocast_fp32(T(b));
   *out = wrap(at::layer_norm(a, shape, wt, bt, eps));
   RE2G_CATCH
 }
@@ -230,16 +238,19 @@ re2g_err re2g_attention(int grad, re2g_t hq, re2g_t hk, re2g_t hv, re2g_t hmask,
   // The fused kernel, except on the CPU in 16-bit floats: there libtorch's
   // fused CPU kernel (2.6 and 2.14 measured) is ~30x slower than the plain
   // matmul-softmax-matmul below, which runs on the CPU's bf16 matrix units.
-  if (q.is_cuda() || !(q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
+  // Under CPU autocast its inputs would be cast to bfloat16: the same.
+  if (q.is_cuda() || !(autocast_on(q) || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
     c10::optional<at::Tensor> m;
     if (mask.defined()) m = mask.to(q.scalar_type());
     *out = wrap(at::scaled_dot_product_attention(q, k, v, m, dropout_p, false, sc));
     return nullptr;
   }
 #endif
+  // Under autocast the products run in its 16-bit type (autocast casts
+  // them) and the softmax in float32, as CUDA autocast does.
   at::Tensor s = at::matmul(q, k.transpose(-2, -1)).mul(sc);
   if (mask.defined()) s = s + mask;
-  at::Tensor p = at::softmax(s, -1);
+  at::Tensor p = at::softmax(autocast_fp32(s), -1);
   if (dropout_p > 0) p = at::dropout(p, dropout_p, true);
   *out = wrap(at::matmul(p, v));
   RE2G_CATCH
@@ -347,21 +358,22 @@ re2g_err re2g_repeat_interleave(int grad, re2g_t ha, int64_t repeats, int64_t di
 re2g_err re2g_cross_entropy(int grad, re2g_t logits, re2g_t target, int64_t ignore_index, int reduction,
                             double label_smoothing, re2g_t *out) {
   RE2G_TRY(grad)
-  *out = wrap(at::cross_entropy_loss(T(logits), T(target), {}, reduction_code(reduction), ignore_index,
-                                     label_smoothing));
+  *out = wrap(at::cross_entropy_loss(autocast_fp32(T(logits)), T(target), {}, reduction_code(reduction),
+                                     ignore_index, label_smoothing));
   RE2G_CATCH
 }
 
 re2g_err re2g_kl_div(int grad, re2g_t input, re2g_t target, int reduction, int log_target, re2g_t *out) {
   RE2G_TRY(grad)
-  const at::Tensor &in = T(input);
+  at::Tensor in = autocast_fp32(T(input));
+  at::Tensor tg = autocast_fp32(T(target));
   at::Tensor r;
   if (reduction == RE2G_RED_BATCHMEAN) {
     // batchmean: the sum divided by the batch size, as torch.nn.functional.kl_div.
-    r = at::kl_div(in, T(target), at::Reduction::Sum, log_target != 0);
+    r = at::kl_div(in, tg, at::Reduction::Sum, log_target != 0);
     if (in.dim() > 0) r = r / in.size(0);
   } else {
-    r = at::kl_div(in, T(target), reduction_code(reduction), log_target != 0);
+    r = at::kl_div(in, tg, reduction_code(reduction), log_target != 0);
   }
   *out = wrap(std::move(r));
   RE2G_CATCH

@@ -4,9 +4,12 @@
  * C++ inside, extern "C" outside: every function catches every C++ exception
  * and returns it as an error string (NULL on success; free it with
  * re2g_free_err). Tensors are opaque handles owned by the caller and freed
- * with re2g_free. Functions that compute take `grad` first: whether autograd
- * records the operation. Grad mode is thread-local in libtorch and Go moves
- * goroutines between threads, so it is set on every call instead of once.
+ * with re2g_free. Functions that compute take `grad` first: flags for the
+ * call, bit 0 whether autograd records the operation (RE2G_GRAD), the next
+ * bits whether the call runs under autocast and to which type
+ * (RE2G_AUTOCAST_BF16, RE2G_AUTOCAST_F16). Grad and autocast modes are
+ * thread-local in libtorch and Go moves goroutines between threads, so they
+ * are set on every call, and restored when it returns, instead of once.
  */
 #ifndef RE2G_TORCH_H
 #define RE2G_TORCH_H
@@ -24,6 +27,15 @@ typedef char *re2g_err;
 
 enum re2g_dtype { RE2G_F32 = 0, RE2G_F16 = 1, RE2G_BF16 = 2, RE2G_I64 = 3, RE2G_BOOL = 4, RE2G_F64 = 5, RE2G_I32 = 6 };
 enum re2g_devtype { RE2G_CPU = 0, RE2G_CUDA = 1 };
+
+/* The flags of a computing call's first argument. Plain 0 and 1 mean no grad
+ * and grad, without autocast. Autocast to bfloat16 applies on the CPU and on
+ * CUDA; to float16 on CUDA only (CPU tensors then compute as without
+ * autocast). The autocast weight-cast cache is off during such calls. */
+#define RE2G_GRAD 1
+#define RE2G_AUTOCAST_BF16 2
+#define RE2G_AUTOCAST_F16 4
+#define RE2G_AUTOCAST_MASK (RE2G_AUTOCAST_BF16 | RE2G_AUTOCAST_F16)
 
 enum re2g_unary_op {
   RE2G_CONTIGUOUS, RE2G_EXP, RE2G_LOG, RE2G_TANH, RE2G_RELU, RE2G_GELU, RE2G_GELU_TANH,
@@ -51,6 +63,13 @@ void re2g_set_num_threads(int n);
 int re2g_get_num_threads(void);
 void re2g_manual_seed(uint64_t seed);
 re2g_err re2g_cuda_synchronize(int device);
+
+/* autocast: the calling thread's state (bit 0 CPU on, bit 1 CUDA on, bit 2
+ * cache on) and target types, for tests; keep_cache (tests only) makes
+ * autocast calls keep libtorch's weight-cast cache on, the unsafe setting
+ * that the shim avoids; turning it off clears the calling thread's cache. */
+int re2g_autocast_state(int *cpu_dtype, int *cuda_dtype);
+void re2g_autocast_keep_cache(int keep);
 
 /* creation */
 re2g_err re2g_from_data(const void *data, int dtype, const int64_t *shape, int ndim, re2g_t *out);
