@@ -1,7 +1,9 @@
 // Package data loads and converts retrieval test collections: BEIR jsonl and
 // qrels, TREC topics and qrels, SQuAD v1.1 JSON, the SciFact CSV export, the
 // CACM HTML tarball and the KILT knowledge-source and task formats, into the
-// common Passage, Query and Qrels types.
+// common Passage, Query and Qrels types. kiltsplit.go splits the pages of a
+// KILT knowledge source into 50-100-word passages exactly as IBM's Re2G
+// reference does (ids "<wikipedia_id>::[first,last]").
 //
 // Every loader takes a *Report. With a nil report a malformed record is an
 // error naming the file and line; with a report, the record is skipped and

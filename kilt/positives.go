@@ -42,6 +42,7 @@ package kilt
 import (
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -168,34 +169,74 @@ type strtab struct {
 func (t *strtab) at(i int) string { return t.s[t.off[i]:t.off[i+1]] }
 func (t *strtab) len() int        { return len(t.off) - 1 }
 
-type strtabBuilder struct {
-	b   strings.Builder
-	off []uint32
+// newStrtab packs n strings; size is their total length.
+func newStrtab(n, size int, str func(i int) string) (strtab, error) {
+	if uint64(size) > math.MaxUint32 {
+		return strtab{}, fmt.Errorf("passage map: more than 4 GiB of ids")
+	}
+	var b strings.Builder
+	b.Grow(size)
+	off := make([]uint32, n+1)
+	for i := range n {
+		b.WriteString(str(i))
+		off[i+1] = uint32(b.Len())
+	}
+	return strtab{s: b.String(), off: off}, nil
 }
 
-func (b *strtabBuilder) add(s string) error {
-	if b.off == nil {
-		b.off = []uint32{0}
-	}
-	if uint64(b.b.Len())+uint64(len(s)) > math.MaxUint32 {
-		return fmt.Errorf("passage map: more than 4 GiB of ids")
-	}
-	b.b.WriteString(s)
-	b.off = append(b.off, uint32(b.b.Len()))
-	return nil
+// strIndex finds strings of a strtab by value: open addressing with linear
+// probing, at most 2/3 full, 5 bytes a slot (the string index and 8 bits of
+// its hash, so that probing seldom compares strings).
+type strIndex struct {
+	seed  maphash.Seed
+	slots []uint32 // string index + 1; 0: empty
+	tags  []uint8  // the hash's top 8 bits
 }
 
-func (b *strtabBuilder) done() strtab {
-	if b.off == nil {
-		b.off = []uint32{0}
+// newStrIndex indexes the strings of t; dup is the index of a string that
+// appears twice (the second time), or -1.
+func newStrIndex(t *strtab) (x strIndex, dup int) {
+	n := t.len()
+	size := 4
+	for size < n+n/2+1 {
+		size *= 2
 	}
-	return strtab{s: b.b.String(), off: b.off}
+	x = strIndex{seed: maphash.MakeSeed(), slots: make([]uint32, size), tags: make([]uint8, size)}
+	mask := uint64(size - 1)
+	for i := range n {
+		s := t.at(i)
+		hash := maphash.String(x.seed, s)
+		tag := uint8(hash >> 56)
+		h := hash & mask
+		for ; x.slots[h] != 0; h = (h + 1) & mask {
+			if x.tags[h] == tag && t.at(int(x.slots[h]-1)) == s {
+				return x, i
+			}
+		}
+		x.slots[h], x.tags[h] = uint32(i+1), tag
+	}
+	return x, -1
+}
+
+func (x *strIndex) find(t *strtab, s string) (int, bool) {
+	if len(x.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(x.slots) - 1)
+	hash := maphash.String(x.seed, s)
+	tag := uint8(hash >> 56)
+	for h := hash & mask; x.slots[h] != 0; h = (h + 1) & mask {
+		if k := int(x.slots[h] - 1); x.tags[h] == tag && t.at(k) == s {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // PassageMap finds the passages of a corpus that KILT provenance points to.
 // It holds passage ids, pages and paragraph ranges only (no texts), packed:
-// about the ids' bytes plus 16 bytes a passage and 8 plus the id's bytes a
-// page.
+// the ids' bytes plus about 24 bytes a passage, the page ids' bytes plus
+// about 16 bytes a page.
 type PassageMap struct {
 	// MinOverlap is the share of a provenance entry a passage must cover to
 	// be a positive, unless no passage covers that much (see the comment at
@@ -204,9 +245,10 @@ type PassageMap struct {
 
 	ids     strtab   // passage ids in map order: by page, then by range
 	lo, hi  []int32  // half-paragraph interval [lo, hi); lo < 0: no range
-	pages   strtab   // page ids, sorted
-	first   []uint32 // the passages of page k are [first[k], first[k+1])
-	byID    []uint32 // map positions sorted by passage id
+	byID    strIndex // passage id -> map position
+	pages   strtab   // page ids, in the order the passages first name them
+	byPage  strIndex // page id -> page index
+	first   []uint32 // the passages of page k are [first[k], first[k+1]); those without a page come last
 	noPage  int
 	noRange int
 }
@@ -219,17 +261,23 @@ type PassageMap struct {
 // id. Duplicate ids are an error.
 func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error) {
 	n := len(ids)
-	if n > math.MaxUint32-1 {
+	if n >= math.MaxUint32-1 {
 		return nil, fmt.Errorf("passage map: %d passages is too many", n)
 	}
 	m := &PassageMap{MinOverlap: DefaultMinOverlap}
-	page := make([]string, n)
+	const none = math.MaxUint32
+	pageIdx := make([]uint32, n) // page index of each passage, none without
 	lo := make([]int32, n)
 	hi := make([]int32, n)
+	pageAt := map[string]uint32{}
+	lastPage, lastPageID := uint32(0), "" // passages of a page mostly come together
+	var pageIDs []string
+	pageBytes, idBytes := 0, 0
 	for i, id := range ids {
 		if id == "" {
 			return nil, fmt.Errorf("passage map: passage %d has an empty id", i)
 		}
+		idBytes += len(id)
 		p := ""
 		if pageOf != nil {
 			if p = pageOf(id); p == id {
@@ -249,21 +297,56 @@ func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error
 				lo[i], hi[i] = int32(2*k), int32(2*k+2)
 			}
 		}
-		page[i] = p
 		if p == "" {
+			pageIdx[i] = none
 			m.noPage++
-		} else if lo[i] < 0 {
+			continue
+		}
+		if lo[i] < 0 {
 			m.noRange++
 		}
+		k, ok := lastPage, p == lastPageID && i > 0
+		if !ok {
+			k, ok = pageAt[p]
+		}
+		if !ok {
+			k = uint32(len(pageIDs))
+			pageAt[p] = k
+			pageIDs = append(pageIDs, p)
+			pageBytes += len(p)
+		}
+		pageIdx[i] = k
+		lastPage, lastPageID = k, p
+	}
+	pageAt = nil
+	var err error
+	if m.pages, err = newStrtab(len(pageIDs), pageBytes, func(k int) string { return pageIDs[k] }); err != nil {
+		return nil, err
+	}
+	pageIDs = nil
+	// Counting sort by page (stable), then by range within a page.
+	np := m.pages.len()
+	m.first = make([]uint32, np+2)
+	for _, k := range pageIdx {
+		if k == none {
+			k = uint32(np)
+		}
+		m.first[k+1]++
+	}
+	for k := 1; k < len(m.first); k++ {
+		m.first[k] += m.first[k-1]
 	}
 	order := make([]uint32, n)
-	for i := range order {
-		order[i] = uint32(i)
-	}
-	slices.SortFunc(order, func(a, b uint32) int {
-		if c := strings.Compare(page[a], page[b]); c != 0 {
-			return c
+	next := slices.Clone(m.first[:np+1])
+	for i, k := range pageIdx {
+		if k == none {
+			k = uint32(np)
 		}
+		order[next[k]] = uint32(i)
+		next[k]++
+	}
+	pageIdx, next = nil, nil
+	byRange := func(a, b uint32) int {
 		if lo[a] != lo[b] {
 			return int(lo[a]) - int(lo[b])
 		}
@@ -271,37 +354,26 @@ func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error
 			return int(hi[a]) - int(hi[b])
 		}
 		return strings.Compare(ids[a], ids[b])
-	})
-	var idb, pgb strtabBuilder
-	m.lo = make([]int32, n)
-	m.hi = make([]int32, n)
-	prev := ""
+	}
+	for k := range np {
+		if seg := order[m.first[k]:m.first[k+1]]; !slices.IsSortedFunc(seg, byRange) {
+			slices.SortFunc(seg, byRange)
+		}
+	}
+	m.first = m.first[:np+1]
+	if m.ids, err = newStrtab(n, idBytes, func(k int) string { return ids[order[k]] }); err != nil {
+		return nil, err
+	}
+	m.lo, m.hi = make([]int32, n), make([]int32, n)
 	for k, i := range order {
-		if err := idb.add(ids[i]); err != nil {
-			return nil, err
-		}
 		m.lo[k], m.hi[k] = lo[i], hi[i]
-		if p := page[i]; p != "" && p != prev { // the passages without a page sort first
-			if err := pgb.add(p); err != nil {
-				return nil, err
-			}
-			m.first = append(m.first, uint32(k))
-			prev = p
-		}
 	}
-	m.first = append(m.first, uint32(n))
-	m.ids, m.pages = idb.done(), pgb.done()
-	page, lo, hi = nil, nil, nil
-	m.byID = make([]uint32, n)
-	for k := range m.byID {
-		m.byID[k] = uint32(k)
+	order, lo, hi = nil, nil, nil
+	var dup int
+	if m.byID, dup = newStrIndex(&m.ids); dup >= 0 {
+		return nil, fmt.Errorf("passage map: duplicate passage id %q", m.ids.at(dup))
 	}
-	slices.SortFunc(m.byID, func(a, b uint32) int { return strings.Compare(m.ids.at(int(a)), m.ids.at(int(b))) })
-	for k := 1; k < n; k++ {
-		if a := m.ids.at(int(m.byID[k])); a == m.ids.at(int(m.byID[k-1])) {
-			return nil, fmt.Errorf("passage map: duplicate passage id %q", a)
-		}
-	}
+	m.byPage, _ = newStrIndex(&m.pages)
 	return m, nil
 }
 
@@ -334,27 +406,10 @@ func (m *PassageMap) Unranged() int { return m.noRange }
 func (m *PassageMap) Unpaged() int { return m.noPage }
 
 // passage is the map position of the passage with this id.
-func (m *PassageMap) passage(id string) (int, bool) {
-	k, ok := slices.BinarySearchFunc(m.byID, id, func(e uint32, t string) int { return strings.Compare(m.ids.at(int(e)), t) })
-	if !ok {
-		return 0, false
-	}
-	return int(m.byID[k]), true
-}
+func (m *PassageMap) passage(id string) (int, bool) { return m.byID.find(&m.ids, id) }
 
 // page is the index of a page.
-func (m *PassageMap) page(id string) (int, bool) {
-	lo, hi := 0, m.pages.len()
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if m.pages.at(mid) < id {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo, lo < m.pages.len() && m.pages.at(lo) == id
-}
+func (m *PassageMap) page(id string) (int, bool) { return m.byPage.find(&m.pages, id) }
 
 // PagePassages lists the passages of a page, in paragraph order (nil for a
 // page the map does not know).

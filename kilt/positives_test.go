@@ -1,7 +1,9 @@
 package kilt
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -189,5 +191,65 @@ func TestEvidenceOf(t *testing.T) {
 	}
 	if _, err := EvidenceOf(Provenance{"wikipedia_id": "5", "start_paragraph_id": 1, "end_paragraph_id": int64(1)}); err != nil {
 		t.Errorf("Go ints: %v", err)
+	}
+}
+
+// TestPassageMapAgainstBruteForce compares the map with a plain scan over
+// the passages of randomly split pages.
+func TestPassageMapAgainstBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var ids []string
+	for p := range 3000 {
+		pg := data.KILTPage{WikipediaID: strconv.Itoa(p)}
+		for range rng.IntN(12) {
+			pg.Text = append(pg.Text, strings.Repeat("w ", 1+rng.IntN(150)))
+		}
+		data.SplitKILTPage(pg, data.DefaultSplitOptions(), nil, func(sp data.SplitPassage) error {
+			ids = append(ids, sp.PID)
+			return nil
+		})
+	}
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	m, err := NewPassageMap(ids, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brute := func(ev []Evidence) map[string]float64 {
+		out := map[string]float64{}
+		for _, id := range ids {
+			r, _ := data.ParsePassageID(id)
+			lo, hi := float64(r.First), float64(r.Last)+1
+			if r.CutFirst {
+				lo += 0.5
+			}
+			if r.CutLast && float64(r.Last) > lo {
+				hi -= 0.5
+			}
+			for _, e := range ev {
+				a, b := float64(e.Start), float64(e.End)+1
+				if r.Page == e.Page && lo < b && hi > a {
+					out[id] = max(out[id], (min(hi, b)-max(lo, a))/(b-a))
+				}
+			}
+		}
+		return out
+	}
+	for range 300 {
+		var es []Evidence
+		for range 1 + rng.IntN(3) {
+			s := rng.IntN(13)
+			es = append(es, ev(strconv.Itoa(rng.IntN(3100)), s, s+rng.IntN(3)))
+		}
+		ms, err := m.Matches(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, x := range ms {
+			got[x.ID] = x.Overlap
+		}
+		if want := brute(es); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%v: got %v, want %v", es, got, want)
+		}
 	}
 }

@@ -16,6 +16,11 @@
 // the results with the official scripts on generated files. The one known
 // source of difference is the Unicode version: characters added after
 // Python's tables (Unicode 14 in Python 3.11) may count as letters here.
+//
+// Training data: PassageMap (positives.go) finds the positive passages of an
+// example from its provenance (page and paragraph range) as IBM's Re2G
+// reference does (kilt2positive_pids.py), over a corpus split with
+// data.SplitKILTSource.
 package kilt
 
 import (
