@@ -274,8 +274,8 @@ func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 // TrainDPR is phase 1: stage 1 on BM25 hard negatives from in.Index;
 // stage 2 (when configured) from the best stage-1 encoders on negatives
 // mined from an HNSW index of the corpus they encode; then the corpus
-// encoded by the final context encoder into out/index. Models go to
-// out/stage1/model, out/stage2/model.
+// encoded by the final context encoder (of the stage better on dev) into
+// out/index. Models go to out/stage1/model, out/stage2/model.
 func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out string, ro RunOptions) (DPROutput, []PhaseReport, error) {
 	e, err := newEnv(cfg, ds, in.Index)
 	if err != nil {
@@ -358,7 +358,13 @@ func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out st
 			return DPROutput{}, nil, err
 		}
 		reps = append(reps, report("dpr-stage2", dir2, r))
-		final = filepath.Join(dir2, "model")
+		// The better stage on dev is the phase's output: hard negatives
+		// from a weak stage-1 index can make stage 2 worse.
+		if m1, m2 := reps[0].Metrics[t.Metric], reps[1].Metrics[t.Metric]; m2 >= m1 {
+			final = filepath.Join(dir2, "model")
+		} else {
+			slog.Warn("dpr stage 2 is worse than stage 1 on dev: keeping stage 1", "metric", t.Metric, "stage1", m1, "stage2", m2)
+		}
 	}
 	res := DPROutput{QueryEncoder: filepath.Join(final, "question_encoder"), CtxEncoder: filepath.Join(final, "ctx_encoder"),
 		Index: filepath.Join(out, "index")}
