@@ -170,12 +170,15 @@ func (e *env) merged(ctx context.Context, q *biEncoder, qs []Question, denseK, s
 	return out, nil
 }
 
+// Token lengths are capped at what the model's position embeddings allow.
 func (e *env) queryEncoder(q *biEncoder) *neural.Encoder {
-	return neural.NewEncoder(q.m, q.tok, neural.Options{Device: e.dev, MaxLength: e.cfg.QueryLen, BatchSize: 64})
+	n := min(e.cfg.QueryLen, int(q.m.Cfg.MaxPositionEmbeddings))
+	return neural.NewEncoder(q.m, q.tok, neural.Options{Device: e.dev, MaxLength: n, BatchSize: 64})
 }
 
 func (e *env) passageEncoder(c *biEncoder) *neural.Encoder {
-	return neural.NewEncoder(c.m, c.tok, neural.Options{Device: e.dev, MaxLength: e.cfg.PassageLen, BatchSize: 64})
+	n := min(e.cfg.PassageLen, int(c.m.Cfg.MaxPositionEmbeddings))
+	return neural.NewEncoder(c.m, c.tok, neural.Options{Device: e.dev, MaxLength: n, BatchSize: 64})
 }
 
 // passageInput is a passage as the DPR context tokenizer reads it: the

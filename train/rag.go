@@ -40,12 +40,12 @@ func (e *env) generator(g *generatorModel) *neural.Generator {
 
 // labels tokenizes answers with the generator's tokenizer (its template
 // adds <s> … </s>, as transformers' labels), padded with -100 [B, T].
-func (e *env) labels(ctx context.Context, s *torch.Scope, tok *tokenizer.Tokenizer, answers []string) (*torch.Tensor, error) {
+func (e *env) labels(ctx context.Context, s *torch.Scope, tok *tokenizer.Tokenizer, answers []string, maxPos int64) (*torch.Tensor, error) {
 	in := make([]tokenizer.Input, len(answers))
 	for i, a := range answers {
 		in[i] = tokenizer.Input{A: a}
 	}
-	encs, err := tok.EncodeBatch(ctx, in, tokenizer.Options{MaxLength: e.cfg.AnswerLen})
+	encs, err := tok.EncodeBatch(ctx, in, tokenizer.Options{MaxLength: min(e.cfg.AnswerLen, int(maxPos))})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (e *env) ragLoss(ctx context.Context, s *torch.Scope, g *generatorModel, qs
 	if err != nil {
 		return nil, err
 	}
-	lab, err := e.labels(ctx, s, g.tok, answers)
+	lab, err := e.labels(ctx, s, g.tok, answers, g.m.Cfg.MaxPositionEmbeddings)
 	if err != nil {
 		return nil, err
 	}
