@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // KILTPage is one page of a KILT knowledge source (kilt_knowledgesource.json):
@@ -170,21 +171,36 @@ func pyIsSpace(r rune) bool {
 // runs of white space become one space, and the ends are trimmed.
 func CleanKILTParagraph(p string) string {
 	p = strings.ReplaceAll(p, "::::", ": ")
-	var b strings.Builder
-	b.Grow(len(p))
+	b := make([]byte, 0, len(p))
 	space := false
-	for _, r := range p {
-		if pyIsSpace(r) {
-			space = true
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			i++
+			if c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f) {
+				space = true
+				continue
+			}
+			if space && len(b) > 0 {
+				b = append(b, ' ')
+			}
+			space = false
+			b = append(b, c)
 			continue
 		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
+		r, n := utf8.DecodeRuneInString(p[i:])
+		if pyIsSpace(r) {
+			space = true
+		} else {
+			if space && len(b) > 0 {
+				b = append(b, ' ')
+			}
+			space = false
+			b = append(b, p[i:i+n]...)
 		}
-		space = false
-		b.WriteRune(r)
+		i += n
 	}
-	return b.String()
+	return string(b)
 }
 
 // SplitKILTPage splits one page into passages (see the comment at the top of

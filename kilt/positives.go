@@ -260,6 +260,23 @@ type PassageMap struct {
 // forms) or "<page>_<i>". A passage without a page is found only by its own
 // id. Duplicate ids are an error.
 func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error) {
+	if pageOf == nil {
+		return newPassageMap(ids, nil)
+	}
+	return newPassageMap(ids, func(_ int, id string) string { return pageOf(id) })
+}
+
+// NewPassageMapPages is NewPassageMap with the pages given as a list:
+// pages[i] is the page of ids[i] ("" or the id itself: none), as
+// data.LoadPassageIDs returns them.
+func NewPassageMapPages(ids, pages []string) (*PassageMap, error) {
+	if len(pages) != len(ids) {
+		return nil, fmt.Errorf("passage map: %d ids but %d pages", len(ids), len(pages))
+	}
+	return newPassageMap(ids, func(i int, _ string) string { return pages[i] })
+}
+
+func newPassageMap(ids []string, pageOf func(i int, id string) string) (*PassageMap, error) {
 	n := len(ids)
 	if n >= math.MaxUint32-1 {
 		return nil, fmt.Errorf("passage map: %d passages is too many", n)
@@ -280,7 +297,7 @@ func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error
 		idBytes += len(id)
 		p := ""
 		if pageOf != nil {
-			if p = pageOf(id); p == id {
+			if p = pageOf(i, id); p == id {
 				p = ""
 			}
 		}

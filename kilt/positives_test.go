@@ -159,6 +159,16 @@ func TestNewPassageMapErrorsAndPages(t *testing.T) {
 	if m.Unranged() != 1 || m.Unpaged() != 1 {
 		t.Errorf("unranged %d unpaged %d", m.Unranged(), m.Unpaged())
 	}
+	m, err = NewPassageMapPages([]string{"K_0", "K_1", "x"}, []string{"K", "K", "x"})
+	if err != nil || m.Pages() != 1 || m.Unpaged() != 1 || m.Unranged() != 0 {
+		t.Fatalf("NewPassageMapPages: %v", err)
+	}
+	if pos, _ := m.Positives([]Evidence{ev("K", 1, 1), ev("x", 0, 0)}); !reflect.DeepEqual(pos, []string{"K_1", "x"}) {
+		t.Errorf("NewPassageMapPages: %v", pos)
+	}
+	if _, err := NewPassageMapPages([]string{"a"}, nil); err == nil {
+		t.Error("pages of another length: no error")
+	}
 }
 
 func TestEvidenceOf(t *testing.T) {

@@ -193,17 +193,11 @@ func dataKILTPositives(c *cli.Context) error {
 	if s := rep.Summary(); s != "" {
 		fmt.Fprintln(errw, s)
 	}
-	pageOf := make(map[string]string, len(ids))
-	for i, id := range ids {
-		if pages[i] != "" {
-			pageOf[id] = pages[i]
-		}
-	}
-	m, err := kilt.NewPassageMap(ids, func(id string) string { return pageOf[id] })
+	m, err := kilt.NewPassageMapPages(ids, pages)
 	if err != nil {
 		return err
 	}
-	ids, pages, pageOf = nil, nil, nil
+	ids, pages = nil, nil
 	m.MinOverlap = c.Float64("min-overlap")
 	recs, err := kilt.ReadFile(c.String("task"))
 	if err != nil {
