@@ -60,7 +60,7 @@ type Config struct {
 	// their folder) of the models made from scratch; a from-scratch BART
 	// shares it ([CLS] as <s>, [SEP] as </s>).
 	Tokenizer string `json:"tokenizer"`
-	// FreezeWordEmbeddings keeps a from-scratch BERT's word, position and
+	// FreezeWordEmbeddings keeps the BERT models' word, position and
 	// token-type embeddings at their initialisation (see trainable).
 	FreezeWordEmbeddings bool `json:"freeze_embeddings"`
 	// Dropout is a from-scratch model's dropout probability (loaded models

@@ -100,13 +100,13 @@ func (e *env) dprTask(name string, q, c *biEncoder, exs []dprExample, devLists [
 			return e.saveDPR(filepath.Join(dir, "ctx_encoder"), c)
 		},
 	}
-	e.trainable(t, "question_encoder", qp, q.src.dir == "")
+	e.trainable(t, "question_encoder", qp)
 	if c.m.Bert != q.m.Bert {
 		cp, err := c.m.Parameters()
 		if err != nil {
 			return nil, err
 		}
-		e.trainable(t, "ctx_encoder", cp, c.src.dir == "")
+		e.trainable(t, "ctx_encoder", cp)
 	}
 	return t, nil
 }
@@ -451,15 +451,16 @@ func (e *env) indexMetrics(ctx context.Context, q *biEncoder, dir string) (map[s
 	return m, err
 }
 
-// trainable adds ps to t's parameter group. For a from-scratch model with
-// FreezeWordEmbeddings, the embeddings are left out (and out of autograd):
+// trainable adds ps to t's parameter group. With FreezeWordEmbeddings
+// (the from-scratch presets), the embeddings are left out (and out of
+// autograd) in every phase:
 // AdamW keeps moving a row for many steps after its word was last seen, so
 // that every word seen in training drifts along a common direction and
 // passages of unseen words sink in every ranking; frozen random embeddings
 // keep seen and unseen words alike. Frozen tensors are still checkpointed,
 // under group+"#frozen", so that a resumed run gets them back.
-func (e *env) trainable(t *Task, group string, ps []torch.Param, scratch bool) {
-	if !e.cfg.FreezeWordEmbeddings || !scratch {
+func (e *env) trainable(t *Task, group string, ps []torch.Param) {
+	if !e.cfg.FreezeWordEmbeddings {
 		t.Params[group] = ps
 		return
 	}

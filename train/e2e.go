@@ -245,13 +245,13 @@ func TrainE2E(ctx context.Context, cfg *Config, ds *Dataset, in E2EInput, out st
 			return e.saveDPR(filepath.Join(dir, "question_encoder"), q)
 		},
 	}
-	e.trainable(t, "reranker", rp, rr.src.dir == "")
+	e.trainable(t, "reranker", rp)
 	if option != Frozen {
 		qp, err := q.m.Parameters()
 		if err != nil {
 			return E2EOutput{}, PhaseReport{}, err
 		}
-		e.trainable(t, "question_encoder", qp, q.src.dir == "")
+		e.trainable(t, "question_encoder", qp)
 	}
 	r, err := Run(ctx, t, cfg.E2E.Opt, cfg.Seed+4, out, ro)
 	if err != nil {

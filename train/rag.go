@@ -293,7 +293,7 @@ func (e *env) ragTask(q *biEncoder, g *generatorModel, trainQ, devQ []Question, 
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalRAG(ctx, q, g, devQ, k) },
 		Save: save,
 	}
-	e.trainable(t, "question_encoder", qp, q.src.dir == "")
+	e.trainable(t, "question_encoder", qp)
 	if sc := e.cfg.Generator.QueryLRScale; sc > 0 && sc != 1 {
 		t.LRScale = map[string]float64{"question_encoder": sc}
 	}

@@ -323,6 +323,6 @@ func (e *env) rerankTask(c *crossEncoder, trainQ []Question, trL lists, dev [][]
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalReranker(ctx, c, e.devQ, dev) },
 		Save: func(dir string) error { return e.saveCross(filepath.Join(dir, "reranker"), c) },
 	}
-	e.trainable(t, "reranker", cp, c.src.dir == "")
+	e.trainable(t, "reranker", cp)
 	return t, nil
 }
