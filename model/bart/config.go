@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/re2g/re2g/model"
 )
@@ -57,7 +59,8 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &c.Raw); err != nil {
+	var err error
+	if c.Raw, err = decodeRaw(b); err != nil {
 		return nil, err
 	}
 	if err := c.Check(); err != nil {
@@ -72,8 +75,12 @@ func ReadConfig(dir string) (*Config, error) {
 	if err := model.ReadJSON(dir, "config.json", c); err != nil {
 		return nil, err
 	}
-	if err := model.ReadJSON(dir, "config.json", &c.Raw); err != nil {
-		return nil, err
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	if c.Raw, err = decodeRaw(b); err != nil {
+		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
 	}
 	if err := c.Check(); err != nil {
 		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
@@ -110,5 +117,5 @@ func (c *Config) embedScale() float64 {
 // MarshalJSON writes Raw overlaid with the typed fields.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	type plain Config
-	return model.MarshalConfig((*plain)(c), c.Raw)
+	return marshalConfig((*plain)(c), c.Raw)
 }

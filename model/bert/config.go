@@ -7,6 +7,8 @@ package bert
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/re2g/re2g/model"
 )
@@ -48,7 +50,8 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(b, &c.Raw); err != nil {
+	var err error
+	if c.Raw, err = decodeRaw(b); err != nil {
 		return nil, err
 	}
 	if err := c.Check(); err != nil {
@@ -63,8 +66,12 @@ func ReadConfig(dir string) (*Config, error) {
 	if err := model.ReadJSON(dir, "config.json", c); err != nil {
 		return nil, err
 	}
-	if err := model.ReadJSON(dir, "config.json", &c.Raw); err != nil {
-		return nil, err
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	if c.Raw, err = decodeRaw(b); err != nil {
+		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
 	}
 	if err := c.Check(); err != nil {
 		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
@@ -92,8 +99,13 @@ func (c *Config) NumLabels() int {
 	if len(c.ID2Label) > 0 {
 		return len(c.ID2Label)
 	}
-	if v, ok := c.Raw["num_labels"].(float64); ok {
+	switch v := c.Raw["num_labels"].(type) {
+	case float64:
 		return int(v)
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return int(n)
+		}
 	}
 	return 2
 }
@@ -101,5 +113,5 @@ func (c *Config) NumLabels() int {
 // MarshalJSON writes Raw overlaid with the typed fields.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	type plain Config
-	return model.MarshalConfig((*plain)(c), c.Raw)
+	return marshalConfig((*plain)(c), c.Raw)
 }
