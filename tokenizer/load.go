@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
@@ -50,7 +52,17 @@ func load(path string, isDir bool) (*Tokenizer, error) {
 	cfg := readTokenizerConfig(path)
 	switch {
 	case exists("tokenizer.json"):
-		return LoadJSONFile(filepath.Join(path, "tokenizer.json"))
+		t, err := LoadJSONFile(filepath.Join(path, "tokenizer.json"))
+		if err != nil {
+			return nil, err
+		}
+		// transformers' BERT tokenizer classes rebuild the normalizer from
+		// tokenizer_config.json (do_lower_case defaulting to true) over
+		// tokenizer.json's own.
+		if _, ok := t.normalizer.(*bertNormalizer); ok && cfg.bertFamily() {
+			t.normalizer = cfg.bertNormalizer()
+		}
+		return t, nil
 	case exists("vocab.txt"):
 		return loadVocabTxt(filepath.Join(path, "vocab.txt"), cfg)
 	case exists("vocab.json") && exists("merges.txt"):
@@ -61,8 +73,9 @@ func load(path string, isDir bool) (*Tokenizer, error) {
 	return nil, errorf("%s: no tokenizer.json, vocab.txt, vocab.json+merges.txt or encoder.json+vocab.bpe", path)
 }
 
-// tokenizerConfig holds the few tokenizer_config.json fields used when
-// building a tokenizer from vocabulary files.
+// tokenizerConfig holds the tokenizer_config.json (and
+// special_tokens_map.json) fields used when building a tokenizer from
+// vocabulary files, as transformers' tokenizer classes build theirs.
 type tokenizerConfig struct {
 	DoLowerCase          *bool   `json:"do_lower_case"`
 	StripAccents         *bool   `json:"strip_accents"`
@@ -70,14 +83,210 @@ type tokenizerConfig struct {
 	AddPrefixSpace       *bool   `json:"add_prefix_space"`
 	TokenizerClass       string  `json:"tokenizer_class"`
 	ModelMaxLength       float64 `json:"model_max_length"`
+	// AddedTokensDecoder is transformers' added_tokens_decoder: id → token.
+	AddedTokensDecoder map[string]tokenSpec `json:"added_tokens_decoder"`
+
+	// named are the named special tokens (unk_token, cls_token, ...):
+	// tokenizer_config.json's, overridden by special_tokens_map.json's.
+	named map[string]tokenSpec
+	// extra are additional_special_tokens / extra_special_tokens.
+	extra []tokenSpec
+	// addedJSON is added_tokens.json (content → id), the legacy file.
+	addedJSON map[string]int
+	// modelType is config.json's model_type (to tell the tokenizer class
+	// when tokenizer_config.json names none).
+	modelType string
 }
+
+// tokenSpec is a special token as transformers writes it: a string, or an
+// AddedToken dict with its matching options.
+type tokenSpec struct {
+	Content    string `json:"content"`
+	LStrip     bool   `json:"lstrip"`
+	RStrip     bool   `json:"rstrip"`
+	Normalized *bool  `json:"normalized"`
+	SingleWord bool   `json:"single_word"`
+	Special    *bool  `json:"special"`
+	dict       bool   // given as a dict (its options count), not a plain string
+}
+
+func (t *tokenSpec) UnmarshalJSON(b []byte) error {
+	var str string
+	if json.Unmarshal(b, &str) == nil {
+		*t = tokenSpec{Content: str}
+		return nil
+	}
+	type plain tokenSpec
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*t = tokenSpec(p)
+	t.dict = true
+	return nil
+}
+
+var namedTokens = []string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
 
 func readTokenizerConfig(dir string) tokenizerConfig {
 	var c tokenizerConfig
-	if b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
-		_ = json.Unmarshal(b, &c) // best effort: these are optional hints
+	c.named = map[string]tokenSpec{}
+	// Best effort: these are optional hints, read as transformers reads them.
+	for _, f := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
+		}
+		if f == "tokenizer_config.json" {
+			_ = json.Unmarshal(b, &c)
+		}
+		var raw map[string]json.RawMessage
+		if json.Unmarshal(b, &raw) != nil {
+			continue
+		}
+		for _, k := range namedTokens {
+			var t tokenSpec
+			if v, ok := raw[k]; ok && json.Unmarshal(v, &t) == nil && t.Content != "" {
+				c.named[k] = t
+			}
+		}
+		for _, k := range []string{"additional_special_tokens", "extra_special_tokens"} {
+			var ts []tokenSpec
+			if v, ok := raw[k]; ok && json.Unmarshal(v, &ts) == nil {
+				c.extra = append(c.extra, ts...)
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "added_tokens.json")); err == nil {
+		_ = json.Unmarshal(b, &c.addedJSON)
+	}
+	var mc struct {
+		ModelType string `json:"model_type"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil && json.Unmarshal(b, &mc) == nil {
+		c.modelType = mc.ModelType
 	}
 	return c
+}
+
+// token is the content of named special token name (default def).
+func (c *tokenizerConfig) token(name, def string) string {
+	if t, ok := c.named[name]; ok {
+		return t.Content
+	}
+	return def
+}
+
+// specialTokens builds the added tokens transformers' tokenizer classes add
+// for vocabulary files: the named special tokens (defaults given in
+// defaults, name → content), additional special tokens,
+// added_tokens_decoder's and added_tokens.json's. A token keeps the options
+// of the first dict that describes it (special_tokens_map.json,
+// tokenizer_config.json, added_tokens_decoder); a plain string has none.
+// Contents not in the vocabulary get the next free ids.
+func (c *tokenizerConfig) specialTokens(vocab map[string]int, defaults map[string]string) []*AddedToken {
+	byContent := map[string]*AddedToken{}
+	var out []*AddedToken
+	next := 0
+	for _, id := range vocab {
+		next = max(next, id+1)
+	}
+	decoderIDs := map[string]int{}
+	decoderSpec := map[string]tokenSpec{}
+	for k, t := range c.AddedTokensDecoder {
+		if id, err := strconv.Atoi(k); err == nil && t.Content != "" {
+			decoderIDs[t.Content], decoderSpec[t.Content] = id, t
+			next = max(next, id+1)
+		}
+	}
+	add := func(t tokenSpec, special bool) {
+		if t.Content == "" {
+			return
+		}
+		if !t.dict {
+			if d, ok := decoderSpec[t.Content]; ok {
+				t = d
+			}
+		}
+		if a, ok := byContent[t.Content]; ok {
+			a.Special = a.Special || special
+			return
+		}
+		id, ok := decoderIDs[t.Content]
+		if !ok {
+			if id, ok = vocab[t.Content]; !ok {
+				id, next = next, next+1
+			}
+		}
+		if t.Special != nil {
+			special = *t.Special
+		}
+		a := &AddedToken{ID: id, Content: t.Content, LStrip: t.LStrip, RStrip: t.RStrip, SingleWord: t.SingleWord,
+			Normalized: !special, Special: special}
+		if t.Normalized != nil {
+			a.Normalized = *t.Normalized
+		}
+		byContent[t.Content] = a
+		out = append(out, a)
+	}
+	for _, name := range namedTokens {
+		if t, ok := c.named[name]; ok {
+			add(t, true)
+		} else if d, ok := defaults[name]; ok {
+			add(tokenSpec{Content: d}, true)
+		}
+	}
+	for _, t := range c.extra {
+		add(t, true)
+	}
+	ids := make([]int, 0, len(decoderIDs))
+	for _, id := range decoderIDs {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		for content, did := range decoderIDs {
+			if did == id {
+				t := decoderSpec[content]
+				add(t, t.Special != nil && *t.Special)
+			}
+		}
+	}
+	for content, id := range c.addedJSON {
+		if _, ok := byContent[content]; !ok {
+			decoderIDs[content] = id
+			add(tokenSpec{Content: content}, false)
+		}
+	}
+	return out
+}
+
+// bertFamily are the tokenizer classes (and model types) that transformers
+// builds with a BertNormalizer from do_lower_case, strip_accents and
+// tokenize_chinese_chars (BertTokenizer and those derived from it), also
+// over a tokenizer.json's own normalizer.
+func (c *tokenizerConfig) bertFamily() bool {
+	switch strings.TrimSuffix(c.TokenizerClass, "Fast") {
+	case "BertTokenizer", "DistilBertTokenizer", "DPRQuestionEncoderTokenizer", "DPRContextEncoderTokenizer",
+		"DPRReaderTokenizer", "ElectraTokenizer", "MobileBertTokenizer", "SqueezeBertTokenizer", "ConvBertTokenizer",
+		"LayoutLMTokenizer", "RetriBertTokenizer", "LxmertTokenizer", "FunnelTokenizer":
+		return true
+	case "":
+		switch c.modelType {
+		case "bert", "distilbert", "dpr", "electra", "mobilebert", "squeezebert", "convbert", "layoutlm", "retribert", "lxmert":
+			return true
+		}
+	}
+	return false
+}
+
+// bertNormalizer is the normalizer transformers' BERT tokenizers build from
+// the config (do_lower_case true, tokenize_chinese_chars true and
+// strip_accents following the lower-casing unless set).
+func (c *tokenizerConfig) bertNormalizer() *bertNormalizer {
+	lower := boolOr(c.DoLowerCase, true)
+	return &bertNormalizer{cleanText: true, chinese: boolOr(c.TokenizeChineseChars, true),
+		stripAccents: boolOr(c.StripAccents, lower), lowercase: lower}
 }
 
 func boolOr(p *bool, d bool) bool {
@@ -107,26 +316,22 @@ func loadVocabTxt(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
 	}
-	lower := boolOr(cfg.DoLowerCase, true)
-	wp, err := newWordPiece(vocab, "[UNK]", "##", 100)
+	unk := cfg.token("unk_token", "[UNK]")
+	wp, err := newWordPiece(vocab, unk, "##", 100)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	t := &Tokenizer{
-		normalizer: &bertNormalizer{cleanText: true, chinese: boolOr(cfg.TokenizeChineseChars, true),
-			stripAccents: boolOr(cfg.StripAccents, lower), lowercase: lower},
+		normalizer:   cfg.bertNormalizer(),
 		preTokenizer: bertPreTokenizer{},
 		model:        wp,
 		decoder:      wordPieceDecoder{prefix: "##", cleanup: true},
 	}
-	var added []*AddedToken
-	for _, s := range []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"} {
-		if id, ok := vocab[s]; ok {
-			added = append(added, &AddedToken{ID: id, Content: s, Special: true})
-		}
-	}
-	cls, okC := vocab["[CLS]"]
-	sep, okS := vocab["[SEP]"]
+	added := cfg.specialTokens(vocab, map[string]string{"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+		"cls_token": "[CLS]", "mask_token": "[MASK]"})
+	t.setAdded(added)
+	cls, okC := t.TokenToID(cfg.token("cls_token", "[CLS]"))
+	sep, okS := t.TokenToID(cfg.token("sep_token", "[SEP]"))
 	if !okC || !okS {
 		return nil, errorf("%s: vocabulary lacks [CLS] or [SEP]", path)
 	}
@@ -135,8 +340,7 @@ func loadVocabTxt(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 		pair: []tplPiece{{seq: -1, ids: []int{cls}}, {seq: 0}, {seq: -1, ids: []int{sep}},
 			{seq: 1, typeID: 1}, {seq: -1, ids: []int{sep}, typeID: 1}},
 	}
-	t.setAdded(added)
-	t.setPad("[PAD]")
+	t.setPad(cfg.token("pad_token", "[PAD]"))
 	return t, nil
 }
 
@@ -184,23 +388,28 @@ func loadBPEFiles(vocabPath, mergesPath string, cfg tokenizerConfig) (*Tokenizer
 		decoder:      byteLevelDecoder{},
 		byteLevelPre: true,
 	}
-	bos, okB := vocab["<s>"]
-	eos, okE := vocab["</s>"]
-	var added []*AddedToken
+	_, okB := vocab["<s>"]
+	_, okE := vocab["</s>"]
 	if okB && okE {
-		// RoBERTa / BART: <s> A </s> and <s> A </s></s> B </s>.
-		for _, s := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
-			if id, ok := vocab[s]; ok {
-				added = append(added, &AddedToken{ID: id, Content: s, Special: true, LStrip: s == "<mask>"})
-			}
+		// RoBERTa / BART (transformers' RobertaTokenizer): cls A sep and
+		// cls A sep sep B sep, special tokens as the config gives them.
+		t.setAdded(cfg.specialTokens(vocab, map[string]string{"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
+			"cls_token": "<s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}))
+		cls, okC := t.TokenToID(cfg.token("cls_token", "<s>"))
+		sep, okS := t.TokenToID(cfg.token("sep_token", "</s>"))
+		if !okC || !okS {
+			return nil, errorf("%s: vocabulary lacks the cls or sep token", vocabPath)
 		}
 		t.template = &template{
-			single: []tplPiece{{seq: -1, ids: []int{bos}}, {seq: 0}, {seq: -1, ids: []int{eos}}},
-			pair: []tplPiece{{seq: -1, ids: []int{bos}}, {seq: 0}, {seq: -1, ids: []int{eos, eos}},
-				{seq: 1}, {seq: -1, ids: []int{eos}}},
+			single: []tplPiece{{seq: -1, ids: []int{cls}}, {seq: 0}, {seq: -1, ids: []int{sep}}},
+			pair: []tplPiece{{seq: -1, ids: []int{cls}}, {seq: 0}, {seq: -1, ids: []int{sep, sep}},
+				{seq: 1}, {seq: -1, ids: []int{sep}}},
 		}
-		t.setPad("<pad>")
-	} else if id, ok := vocab["<|endoftext|>"]; ok {
+		t.setPad(cfg.token("pad_token", "<pad>"))
+		return t, nil
+	}
+	var added []*AddedToken
+	if id, ok := vocab["<|endoftext|>"]; ok {
 		added = append(added, &AddedToken{ID: id, Content: "<|endoftext|>", Special: true, Normalized: true})
 	}
 	t.setAdded(added)
