@@ -126,3 +126,57 @@ func TestHFWordPieceVocabTxt(t *testing.T) {
 func TestHFByteLevelBPEFiles(t *testing.T) {
 	checkHFCases(t, "../testdata/hf/tokenizers/bpe", []string{"vocab.json", "merges.txt"})
 }
+
+// TestHFBertClassRebuildsNormalizer: with a tokenizer.json, transformers'
+// BERT tokenizer classes rebuild the normalizer from tokenizer_config.json
+// (do_lower_case defaulting to true) and PreTrainedTokenizerFast keeps
+// tokenizer.json's. Expected tokens as transformers 5.12.1 gives them for
+// bert-base-uncased's tokenizer.json with its normalizer's lowercase set.
+func TestHFBertClassRebuildsNormalizer(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "tokenizers/bert-base-uncased/tokenizer.json"))
+	if err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	for _, c := range []struct {
+		jsonLower bool
+		cfg       string // tokenizer_config.json ("": none)
+		config    string // config.json ("": none)
+		want      []string
+	}{
+		{true, `{"tokenizer_class": "BertTokenizer", "do_lower_case": false}`, "", []string{"[UNK]", "[UNK]"}},
+		{false, `{"tokenizer_class": "BertTokenizer"}`, "", []string{"hello", "world"}},
+		{false, `{"tokenizer_class": "DPRQuestionEncoderTokenizerFast"}`, "", []string{"hello", "world"}},
+		{false, `{"tokenizer_class": "PreTrainedTokenizerFast"}`, "", []string{"[UNK]", "[UNK]"}},
+		{false, "", `{"model_type": "bert"}`, []string{"hello", "world"}},
+		{true, `{"tokenizer_class": "BertTokenizer", "do_lower_case": true, "strip_accents": false}`, "", []string{"[UNK]", "world"}},
+	} {
+		var j map[string]any
+		if err := json.Unmarshal(b, &j); err != nil {
+			t.Fatal(err)
+		}
+		n := j["normalizer"].(map[string]any)
+		n["lowercase"], n["strip_accents"] = c.jsonLower, nil
+		d := t.TempDir()
+		jb, _ := json.Marshal(j)
+		os.WriteFile(filepath.Join(d, "tokenizer.json"), jb, 0o644)
+		if c.cfg != "" {
+			os.WriteFile(filepath.Join(d, "tokenizer_config.json"), []byte(c.cfg), 0o644)
+		}
+		if c.config != "" {
+			os.WriteFile(filepath.Join(d, "config.json"), []byte(c.config), 0o644)
+		}
+		tok, err := Load(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := tok.Encode("Héllo World")
+		var got []string
+		for _, id := range e.IDs[1 : len(e.IDs)-1] {
+			s, _ := tok.IDToToken(id)
+			got = append(got, s)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("tokenizer.json lowercase %v, %s %s: %v, transformers %v", c.jsonLower, c.cfg, c.config, got, c.want)
+		}
+	}
+}
