@@ -6,6 +6,7 @@ import (
 
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/model/bert"
+	"github.com/re2g/re2g/model/rag"
 	"github.com/re2g/re2g/tokenizer"
 	"github.com/re2g/re2g/torch"
 )
@@ -23,8 +24,12 @@ type Encoder struct {
 }
 
 // LoadEncoder loads an encoder directory: DPRQuestionEncoder,
-// DPRContextEncoder or BertModel.
+// DPRContextEncoder or BertModel; or a RAG directory, whose question encoder
+// it loads (tokenizer from its question_encoder_tokenizer/).
 func LoadEncoder(dir string, opt Options) (*Encoder, error) {
+	if rag.IsDir(dir) {
+		return loadRAGEncoder(dir, opt)
+	}
 	tok, err := loadTokenizer(dir, opt)
 	if err != nil {
 		return nil, err
@@ -50,6 +55,22 @@ func LoadEncoder(dir string, opt Options) (*Encoder, error) {
 		e.pad = cfg.PadTokenID
 	}
 	return e, nil
+}
+
+func loadRAGEncoder(dir string, opt Options) (*Encoder, error) {
+	qdir, _ := rag.TokenizerDirs(dir)
+	tok, err := loadTokenizerIn(dir, qdir, opt)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := rag.LoadQuestionEncoder(dir, model.Options{Device: opt.Device, DType: opt.DType})
+	if err != nil {
+		return nil, err
+	}
+	if opt.MaxLength > 0 && int64(opt.MaxLength) > d.Cfg.MaxPositionEmbeddings {
+		opt.MaxLength = 0
+	}
+	return NewEncoder(d, tok, opt), nil
 }
 
 // NewEncoder wraps an encoder already in memory (e.g. during training).

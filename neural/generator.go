@@ -6,6 +6,7 @@ import (
 
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/model/bart"
+	"github.com/re2g/re2g/model/rag"
 	"github.com/re2g/re2g/tokenizer"
 	"github.com/re2g/re2g/torch"
 )
@@ -17,13 +18,23 @@ type Generator struct {
 	opt Options
 	// Config is the model's generation_config.json (or generate()'s defaults).
 	Config *bart.GenerationConfig
-	// Format lays out the generator's sources (the directory's SourceFile,
-	// else DefaultSourceFormat).
+	// Format lays out the generator's sources (the directory's SourceFile;
+	// RAGFormat for a RAG directory; else DefaultSourceFormat).
 	Format SourceFormat
+	// queryTok, for a RAG generator, is the question encoder's tokenizer:
+	// RAG's sources hold the query as it decodes the question's ids.
+	queryTok *tokenizer.Tokenizer
 }
 
-// LoadGenerator loads a BartForConditionalGeneration directory.
+// LoadGenerator loads a BartForConditionalGeneration directory, or a RAG
+// directory, whose generator it loads: tokenizer from its
+// generator_tokenizer/, generation settings from its generation_config.json
+// or RagConfig, sources laid out as RAG does (RAGFormat), at most the
+// RagConfig's max_combined_length tokens each.
 func LoadGenerator(dir string, opt Options) (*Generator, error) {
+	if rag.IsDir(dir) {
+		return loadRAGGenerator(dir, opt)
+	}
 	tok, err := loadTokenizer(dir, opt)
 	if err != nil {
 		return nil, err
@@ -45,6 +56,71 @@ func LoadGenerator(dir string, opt Options) (*Generator, error) {
 	gen := NewGenerator(m, tok, g, opt)
 	gen.Format = f
 	return gen, nil
+}
+
+func loadRAGGenerator(dir string, opt Options) (*Generator, error) {
+	_, gdir := rag.TokenizerDirs(dir)
+	tok, err := loadTokenizerIn(dir, gdir, opt)
+	if err != nil {
+		return nil, err
+	}
+	m, cfg, err := rag.LoadGenerator(dir, model.Options{Device: opt.Device, DType: opt.DType})
+	if err != nil {
+		return nil, err
+	}
+	g, err := rag.ReadGenerationConfig(dir, cfg)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	f, err := ReadSourceFormat(dir, RAGFormat(cfg))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if opt.MaxLength <= 0 && cfg.MaxCombinedLength > 0 {
+		opt.MaxLength = cfg.MaxCombinedLength
+	}
+	gen := NewGenerator(m, tok, g, opt)
+	gen.Format = f
+	if qdir, _ := rag.TokenizerDirs(dir); hasTokenizerFiles(qdir) {
+		if gen.queryTok, err = tokenizer.Load(qdir); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("question tokenizer for %s: %w", dir, err)
+		}
+	}
+	return gen, nil
+}
+
+// SourceQuery is the query as the generator's sources hold it. For a RAG
+// generator that is the question encoder tokenizer's decoding of the query's
+// ids (RagRetriever builds its sources from the decoded question ids: an
+// uncased question encoder lower-cases the query, strips accents,
+// normalises spaces around punctuation); for others the query itself.
+func (g *Generator) SourceQuery(query string) string {
+	if g.queryTok == nil {
+		return query
+	}
+	ids := g.queryTok.Encode(query).IDs
+	text, err := g.queryTok.Decode(ids, true)
+	if err != nil {
+		return query
+	}
+	return text
+}
+
+// Source is the generator's input for a query and a passage: Format's
+// layout of SourceQuery(query), title and text.
+func (g *Generator) Source(query, title, text string) string {
+	return g.Format.Source(g.SourceQuery(query), title, text)
+}
+
+// RAGFormat is the source layout of a RAG model: passage first, with its
+// RagConfig's title_sep and doc_sep (RagRetriever.postprocess_docs).
+func RAGFormat(cfg *rag.Config) SourceFormat {
+	f := RAGSourceFormat()
+	f.TitleSep, f.DocSep = cfg.TitleSep, cfg.DocSep
+	return f
 }
 
 // NewGenerator wraps a model already in memory.

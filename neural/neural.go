@@ -32,11 +32,17 @@ func (o Options) batch() int {
 
 // loadTokenizer reads the tokenizer from opt.Tokenizer or the model directory.
 func loadTokenizer(dir string, opt Options) (*tokenizer.Tokenizer, error) {
+	return loadTokenizerIn(dir, dir, opt)
+}
+
+// loadTokenizerIn reads the tokenizer of model dir from opt.Tokenizer or
+// from tokDir (the model directory, or a RAG directory's tokenizer subdirectory).
+func loadTokenizerIn(dir, tokDir string, opt Options) (*tokenizer.Tokenizer, error) {
 	p := opt.Tokenizer
 	if p == "" {
-		p = dir
-		if !hasTokenizerFiles(dir) {
-			return nil, fmt.Errorf("model %s has no tokenizer files (tokenizer.json, vocab.txt, vocab.json+merges.txt): pass a tokenizer path", dir)
+		p = tokDir
+		if !hasTokenizerFiles(tokDir) {
+			return nil, fmt.Errorf("model %s has no tokenizer files in %s (tokenizer.json, vocab.txt, vocab.json+merges.txt): pass a tokenizer path", dir, tokDir)
 		}
 	}
 	t, err := tokenizer.Load(p)

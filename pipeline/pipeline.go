@@ -31,9 +31,15 @@ type Config struct {
 	EfSearch int         // HNSW search breadth (0: the index's)
 	BM25     bm25.Params // k1, b (defaults 0.9, 0.4)
 
-	RerankMaxLength int    // tokens per (query, passage) pair (default 128)
-	Separator       string // between query and passage in the generator's input (default " // ", as re2g train)
-	TitleSeparator  string // between title and text (default " / ")
+	RerankMaxLength int // tokens per (query, passage) pair (default 128)
+	// Separator and TitleSeparator, when set, override the separators of
+	// the generator's source format (Generator.Format: the directory's
+	// re2g_source.json, RAG's title_sep/doc_sep, else " // " and " / "):
+	// Separator between query and passage in the generator's input,
+	// TitleSeparator between title and text there and in the reranker's
+	// passages.
+	Separator      string
+	TitleSeparator string
 
 	NumBeams           int // default 4
 	NumReturnSequences int // default 4
@@ -54,12 +60,6 @@ func (c *Config) defaults() {
 	if c.RerankMaxLength <= 0 {
 		c.RerankMaxLength = 128
 	}
-	if c.Separator == "" {
-		c.Separator = " // "
-	}
-	if c.TitleSeparator == "" {
-		c.TitleSeparator = " / "
-	}
 	if c.NumBeams <= 0 {
 		c.NumBeams = 4
 	}
@@ -78,6 +78,7 @@ func (c *Config) defaults() {
 // generate → weight. It is safe for concurrent use.
 type Pipeline struct {
 	cfg      Config
+	format   neural.SourceFormat // generator sources and reranker passages
 	index    *Index
 	encoder  *neural.Encoder
 	reranker *neural.Reranker
@@ -123,6 +124,16 @@ func New(cfg Config) (*Pipeline, error) {
 		if p.gen, err = neural.LoadGenerator(cfg.Generator, cfg.Models); err != nil {
 			return nil, err
 		}
+	}
+	p.format = neural.DefaultSourceFormat()
+	if p.gen != nil {
+		p.format = p.gen.Format
+	}
+	if cfg.Separator != "" {
+		p.format.DocSep = cfg.Separator
+	}
+	if cfg.TitleSeparator != "" {
+		p.format.TitleSep = cfg.TitleSeparator
 	}
 	ok = true
 	return p, nil
@@ -220,7 +231,7 @@ func (p *Pipeline) RerankBatch(ctx context.Context, queries []string, cands [][]
 	var pairs []neural.Pair
 	for i, cs := range cands {
 		for _, c := range cs {
-			pairs = append(pairs, neural.Pair{Query: queries[i], Passage: c.Title + p.cfg.TitleSeparator + c.Text})
+			pairs = append(pairs, neural.Pair{Query: queries[i], Passage: p.format.Passage(c.Title, c.Text)})
 		}
 	}
 	scores, err := p.reranker.Score(ctx, pairs)
@@ -353,10 +364,20 @@ func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) ([]*Result
 	return out, nil
 }
 
-// Source is the generator's input for a query and a passage.
+// Source is the generator's input for a query and a passage, laid out by
+// Format (the query as the generator's sources hold it: see
+// neural.Generator.SourceQuery).
 func (p *Pipeline) Source(query, title, text string) string {
-	return query + p.cfg.Separator + title + p.cfg.TitleSeparator + text
+	if p.gen != nil {
+		query = p.gen.SourceQuery(query)
+	}
+	return p.format.Source(query, title, text)
 }
+
+// Format is how the pipeline lays out generator sources and reranker
+// passages: the generator's Format (DefaultSourceFormat without a
+// generator), with Config's separators where set.
+func (p *Pipeline) Format() neural.SourceFormat { return p.format }
 
 // GenerationConfig is the generator's settings, or nil without a generator.
 func (p *Pipeline) GenerationConfig() *bart.GenerationConfig {

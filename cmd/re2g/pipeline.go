@@ -20,9 +20,9 @@ import (
 func pipelineFlags() []cli.Flag {
 	return append(deviceFlags(),
 		&cli.StringFlag{Name: "index", Required: true, Usage: "index directory (re2g index)"},
-		&cli.StringFlag{Name: "query-encoder", Usage: "DPR question encoder directory (none: no dense retrieval)"},
+		&cli.StringFlag{Name: "query-encoder", Usage: "DPR question encoder directory, or a RAG directory (its question encoder) (none: no dense retrieval)"},
 		&cli.StringFlag{Name: "reranker", Usage: "cross-encoder directory (none: merged order, uniform weights)"},
-		&cli.StringFlag{Name: "generator", Usage: "BART directory (none: retrieval only)"},
+		&cli.StringFlag{Name: "generator", Usage: "BART directory, or a RAG directory (its generator, RAG's source layout) (none: retrieval only)"},
 		&cli.BoolFlag{Name: "no-bm25", Usage: "skip BM25 retrieval"},
 		&cli.IntFlag{Name: "dense-k", Value: 12, Usage: "DPR hits"},
 		&cli.IntFlag{Name: "bm25-k", Value: 12, Usage: "BM25 hits"},
