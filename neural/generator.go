@@ -101,8 +101,13 @@ func (g *Generator) SourceQuery(query string) string {
 	if g.queryTok == nil {
 		return query
 	}
-	ids := g.queryTok.Encode(query).IDs
-	text, err := g.queryTok.Decode(ids, true)
+	return DecodedQuery(g.queryTok, query)
+}
+
+// DecodedQuery is query as tok decodes its ids (special tokens skipped), as
+// RagRetriever puts the question into a RAG generator's sources.
+func DecodedQuery(tok *tokenizer.Tokenizer, query string) string {
+	text, err := tok.Decode(tok.Encode(query).IDs, true)
 	if err != nil {
 		return query
 	}

@@ -63,11 +63,11 @@ type DenseManifest struct {
 // IndexOptions control BuildIndex.
 type IndexOptions struct {
 	Out        string
-	Encoder    *neural.Encoder // context encoder; nil builds BM25 only
-	EncoderDir string          // recorded in the manifest
+	Encoder    *neural.Encoder   // context encoder; nil builds BM25 only
+	EncoderDir string            // recorded in the manifest
 	Extra      map[string]string // recorded in the manifest's dense part (e.g. what produced the encoder)
-	Chunk      int             // passages per encoded chunk, the unit of checkpointing (default 2048)
-	Shard      int             // with NumShards > 1: encode only chunks c with c % NumShards == Shard
+	Chunk      int               // passages per encoded chunk, the unit of checkpointing (default 2048)
+	Shard      int               // with NumShards > 1: encode only chunks c with c % NumShards == Shard
 	NumShards  int
 	Resume     bool
 	BM25       bm25.Options

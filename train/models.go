@@ -61,6 +61,18 @@ type generatorModel struct {
 	gen    *bart.GenerationConfig
 	format neural.SourceFormat
 	rag    *rag.Config
+	// queryTok, for a RAG generator, is its question tokenizer: RAG's
+	// sources hold the question as that tokenizer decodes it.
+	queryTok *tokenizer.Tokenizer
+}
+
+// source is the generator's input for a question and a passage, exactly
+// as neural.Generator.Source lays it out for the same directory.
+func (g *generatorModel) source(query, title, text string) string {
+	if g.queryTok != nil {
+		query = neural.DecodedQuery(g.queryTok, query)
+	}
+	return g.format.Source(query, title, text)
 }
 
 func (g *generatorModel) Close() { g.m.Close() }
@@ -211,14 +223,13 @@ func (e *env) loadGenerator(dir string) (*generatorModel, error) {
 			m.Close()
 			return nil, err
 		}
-		f := neural.RAGSourceFormat()
-		if rc.TitleSep != "" {
-			f.TitleSep = rc.TitleSep
+		qtDir, _ := rag.TokenizerDirs(dir)
+		qt, err := tokenizer.Load(qtDir)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("train: question tokenizer of %s: %w", dir, err)
 		}
-		if rc.DocSep != "" {
-			f.DocSep = rc.DocSep
-		}
-		return &generatorModel{m: m, tok: tok, src: tokSource{tokDir}, gen: gen, format: f, rag: rc}, nil
+		return &generatorModel{m: m, tok: tok, src: tokSource{tokDir}, gen: gen, format: neural.RAGFormat(rc), rag: rc, queryTok: qt}, nil
 	}
 	m, err := bart.Load(dir, opt)
 	if err != nil {

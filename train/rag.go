@@ -33,9 +33,13 @@ func (e *env) generator(g *generatorModel) *neural.Generator {
 	gen := *g.gen
 	gen.MaxLength, gen.MaxNewTokens, gen.MinLength = e.cfg.AnswerLen, 0, 0
 	gen.NumBeams, gen.NumReturnSequences = 1, 1
-	n := neural.NewGenerator(g.m, g.tok, &gen, neural.Options{Device: e.dev, MaxLength: e.cfg.SourceLen, BatchSize: 48})
-	n.Format = g.format
-	return n
+	n := e.cfg.SourceLen
+	if g.rag != nil && g.rag.MaxCombinedLength > 0 {
+		n = min(n, g.rag.MaxCombinedLength) // RAG cuts its sources there
+	}
+	ng := neural.NewGenerator(g.m, g.tok, &gen, neural.Options{Device: e.dev, MaxLength: n, BatchSize: 48})
+	ng.Format = g.format
+	return ng
 }
 
 // labels tokenizes answers with the generator's tokenizer (its template
@@ -90,7 +94,7 @@ func (e *env) ragLoss(ctx context.Context, s *torch.Scope, g *generatorModel, qs
 			return nil, fmt.Errorf("example %s: %d passages, the batch has %d", q.ID, len(passages[i]), k)
 		}
 		for _, p := range passages[i] {
-			srcs = append(srcs, g.format.Source(q.Text, p.Title, p.Text))
+			srcs = append(srcs, g.source(q.Text, p.Title, p.Text))
 		}
 	}
 	ids, mask, err := e.generator(g).Tokenize(ctx, s, srcs)
@@ -119,7 +123,7 @@ func (e *env) answers(ctx context.Context, g *generatorModel, qs []Question, pas
 	var srcs []string
 	for i, q := range qs {
 		for _, p := range passages[i] {
-			srcs = append(srcs, gen.Format.Source(q.Text, p.Title, p.Text))
+			srcs = append(srcs, g.source(q.Text, p.Title, p.Text))
 		}
 	}
 	outs, err := gen.Generate(ctx, srcs, nil)

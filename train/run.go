@@ -166,5 +166,10 @@ func TrainAll(ctx context.Context, cfg *Config, ds *Dataset, in Models, ro RunOp
 		return m, err
 	}
 	m.Final = Models{QueryEncoder: e.QueryEncoder, CtxEncoder: d.CtxEncoder, Reranker: e.Reranker, Generator: e.Generator, RAG: e.RAG, Index: d.Index}
+	if e.RAG != "" {
+		// A RAG generator is served from its RAG directory, which keeps
+		// RAG's question handling (the question tokenizer's decoding).
+		m.Final.Generator = e.RAG
+	}
 	return m, m.write(cfg.Out)
 }
