@@ -29,7 +29,7 @@ func TrainConfig(work string) *train.Config {
 	}
 	cfg.DPR.Stage1 = steps(cfg.DPR.Stage1, 120)
 	cfg.DPR.Stage2 = steps(cfg.DPR.Stage2, 60)
-	cfg.Generator.Opt = steps(cfg.Generator.Opt, 2000)
+	cfg.Generator.Opt = steps(cfg.Generator.Opt, 1200)
 	cfg.Reranker.Opt = steps(cfg.Reranker.Opt, 1000)
 	cfg.E2E.Opt = steps(cfg.E2E.Opt, 60)
 	return cfg

@@ -4,7 +4,8 @@ compares transformers' outputs with re2g's on the same inputs.
 usage: hf_interop.py MODEL_DIR IN.jsonl RE2G_OUT.jsonl [--max-length N] [--num-beams N] [--max-new-tokens N]
 
 The kind comes from config.json's architectures: DPRQuestionEncoder /
-DPRContextEncoder (IN/OUT as `re2g encode`), BertForSequenceClassification
+DPRContextEncoder and RAG directories (their question encoder; IN/OUT as `re2g
+encode`), BertForSequenceClassification
 (as `re2g rerank`), BartForConditionalGeneration (as `re2g generate`). The
 model must load strictly (no missing, unexpected or mis-shaped tensors) and
 the tokenizer from the directory's own files. Exits 1 on any difference
@@ -44,7 +45,8 @@ def main():
     torch.set_grad_enabled(False)
     cfg = json.load(open(f"{a.model}/config.json"))
     arch = cfg["architectures"][0]
-    tok = transformers.AutoTokenizer.from_pretrained(a.model)
+    rag = arch in ("RagTokenForGeneration", "RagSequenceForGeneration")
+    tok = transformers.AutoTokenizer.from_pretrained(f"{a.model}/question_encoder_tokenizer" if rag else a.model)
     rows, ours = read_jsonl(a.inp), {r["id"]: r for r in read_jsonl(a.ours)}
     worst, bad_ids, n = 0.0, 0, 0
     if arch in ("DPRQuestionEncoder", "DPRContextEncoder"):
@@ -58,6 +60,16 @@ def main():
             worst = max(worst, (v - torch.tensor(ours[r["id"]]["vector"])).abs().max().item())
             n += 1
         what = "vector"
+    elif rag:
+        # The whole RAG model must load strictly; re2g encode gave its
+        # question encoder's vectors.
+        model = load(getattr(transformers, arch), a.model)
+        for r in rows:
+            enc = tok(r["text"], truncation=True, max_length=a.max_length, return_tensors="pt")
+            v = model.question_encoder(**enc)[0][0]
+            worst = max(worst, (v - torch.tensor(ours[r["id"]]["vector"])).abs().max().item())
+            n += 1
+        what = "question vector"
     elif arch == "BertForSequenceClassification":
         model = load(transformers.BertForSequenceClassification, a.model)
         for r in rows:

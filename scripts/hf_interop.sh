@@ -44,6 +44,7 @@ for cfg in $(find "$ROOT" -name config.json | sort); do
   case $arch in
   DPRQuestionEncoder) cmd=(encode --max-length 256) in=questions py=(--max-length 256) ;;
   DPRContextEncoder) cmd=(encode --max-length 256) in=passages py=(--max-length 256) ;;
+  RagTokenForGeneration|RagSequenceForGeneration) cmd=(encode --max-length 256) in=questions py=(--max-length 256) ;;
   BertForSequenceClassification) cmd=(rerank --max-length 128) in=pairs py=(--max-length 128) ;;
   BartForConditionalGeneration) cmd=(generate --num-beams 4 --num-return-sequences 4 --max-length 256) in=sources py=(--num-beams 4 --max-length 256) ;;
   *) continue ;;
