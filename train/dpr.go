@@ -488,8 +488,8 @@ type PhaseReport struct {
 	Examples   int                `json:"examples"`
 	Seconds    float64            `json:"seconds"`
 	Throughput float64            `json:"examples_per_second"`
-	FirstLoss  float64            `json:"first_loss"`
-	LastLoss   float64            `json:"last_loss"`
+	FirstLoss  float64            `json:"first_loss"` // mean of the first min(10, steps/4) updates' losses
+	LastLoss   float64            `json:"last_loss"`  // and of the last ones
 	Metrics    map[string]float64 `json:"metrics"` // final evaluation (of the best model)
 }
 
@@ -499,7 +499,15 @@ func report(name, dir string, r *Result) PhaseReport {
 		p.Metrics = map[string]float64{}
 	}
 	if n := len(r.Loss); n > 0 {
-		p.FirstLoss, p.LastLoss = r.Loss[0].Value, r.Loss[n-1].Value
+		w := min(10, max(1, n/4))
+		mean := func(ps []Point) float64 {
+			s := 0.0
+			for _, x := range ps {
+				s += x.Value
+			}
+			return s / float64(len(ps))
+		}
+		p.FirstLoss, p.LastLoss = mean(r.Loss[:w]), mean(r.Loss[n-w:])
 	}
 	return p
 }
