@@ -490,7 +490,7 @@ type PhaseReport struct {
 	Throughput float64            `json:"examples_per_second"`
 	FirstLoss  float64            `json:"first_loss"` // mean of the first min(10, steps/4) updates' losses
 	LastLoss   float64            `json:"last_loss"`  // and of the last ones
-	Metrics    map[string]float64 `json:"metrics"` // final evaluation (of the best model)
+	Metrics    map[string]float64 `json:"metrics"`    // final evaluation (of the best model)
 }
 
 func report(name, dir string, r *Result) PhaseReport {
