@@ -196,9 +196,8 @@ func MinValue(dt torch.DType) float64 {
 	return -math.MaxFloat32
 }
 
-// MarshalConfig writes a config: raw (the file as read, so that unknown
-// fields survive) overlaid with typed's JSON fields.
-func MarshalConfig(typed any, raw map[string]any) ([]byte, error) {
+// overlay is raw overlaid with typed's JSON fields.
+func overlay(typed any, raw map[string]any) ([]byte, error) {
 	b, err := json.Marshal(typed)
 	if err != nil {
 		return nil, err

@@ -60,7 +60,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, err
 	}
 	var err error
-	if c.Raw, err = decodeRaw(b); err != nil {
+	if c.Raw, err = model.DecodeConfig(b); err != nil {
 		return nil, err
 	}
 	if err := c.Check(); err != nil {
@@ -79,7 +79,7 @@ func ReadConfig(dir string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
-	if c.Raw, err = decodeRaw(b); err != nil {
+	if c.Raw, err = model.DecodeConfig(b); err != nil {
 		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
 	}
 	if err := c.Check(); err != nil {
@@ -117,5 +117,5 @@ func (c *Config) embedScale() float64 {
 // MarshalJSON writes Raw overlaid with the typed fields.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	type plain Config
-	return marshalConfig((*plain)(c), c.Raw)
+	return model.MarshalConfig((*plain)(c), c.Raw)
 }

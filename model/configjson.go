@@ -1,18 +1,16 @@
-package bart
+package model
 
 import (
 	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
-
-	"github.com/re2g/re2g/model"
 )
 
-// decodeRaw decodes a config.json into a map that keeps numbers as written
+// DecodeConfig decodes a config.json into a map that keeps numbers as written
 // (json.Number), so that saving writes 0.0 back as 0.0: transformers 5
 // validates its configs' float fields strictly and rejects an int there.
-func decodeRaw(b []byte) (map[string]any, error) {
+func DecodeConfig(b []byte) (map[string]any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var m map[string]any
@@ -22,14 +20,15 @@ func decodeRaw(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// marshalConfig is model.MarshalConfig with typed's float fields written
-// as floats (0.0, not 0) and Raw's numbers as they were read.
-func marshalConfig(typed any, raw map[string]any) ([]byte, error) {
-	b, err := model.MarshalConfig(typed, raw)
+// MarshalConfig writes a config: raw (the file as read by DecodeConfig, so
+// that unknown fields and numbers survive as written) overlaid with typed's
+// JSON fields, its float fields written as floats (0.0, not 0).
+func MarshalConfig(typed any, raw map[string]any) ([]byte, error) {
+	b, err := overlay(typed, raw)
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeRaw(b)
+	m, err := DecodeConfig(b)
 	if err != nil {
 		return nil, err
 	}
