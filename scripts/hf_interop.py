@@ -15,8 +15,21 @@ import argparse
 import json
 import sys
 
+import tokenizers
 import torch
 import transformers
+
+# Debian sid pairs transformers 5.12.1 with tokenizers 0.23.1, which renamed
+# RobertaProcessing's `cls` to `cls_token` while transformers still passes
+# `cls=` (BART's tokenizer cannot be built): accept both names, as
+# scripts/make_hf_fixtures.py does; the processor made is the same.
+_RobertaProcessing = tokenizers.processors.RobertaProcessing
+try:
+    _RobertaProcessing(sep=("</s>", 2), cls=("<s>", 0))
+except TypeError:
+    def _roberta_processing(sep, cls=None, cls_token=None, **kw):
+        return _RobertaProcessing(sep, cls if cls is not None else cls_token, **kw)
+    tokenizers.processors.RobertaProcessing = _roberta_processing
 
 
 def read_jsonl(path):

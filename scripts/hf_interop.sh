@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$1 CORPUS=$2 QUESTIONS=$3 N=${4:-16}
+# token limits (MAXLEN=64 for models with 64 positions, as testdata/hf's)
+L=${MAXLEN:-256} P=${MAXLEN:-128}
 PY=${PYTHON:-python3}
 RE2G=${RE2G:-bin/re2g}
 tmp=$(mktemp -d)
@@ -27,7 +29,7 @@ def first(path, n):
         return [json.loads(l) for _, l in zip(range(n), f)]
 ps, qs = first(corpus, n), first(questions, n)
 def text(q): return q.get("input") or q.get("question") or q.get("text")
-def pid(p): return p.get("_id") or p.get("id")
+def pid(p): return p.get("_id") or p.get("id") or p.get("pid")
 def write(name, rows):
     with open(f"{out}/{name}.jsonl", "w") as f:
         for r in rows: f.write(json.dumps(r) + "\n")
@@ -42,11 +44,11 @@ for cfg in $(find "$ROOT" -name config.json | sort); do
   dir=$(dirname "$cfg")
   arch=$($PY -c 'import json,sys; print((json.load(open(sys.argv[1])).get("architectures") or ["?"])[0])' "$cfg")
   case $arch in
-  DPRQuestionEncoder) cmd=(encode --max-length 256) in=questions py=(--max-length 256) ;;
-  DPRContextEncoder) cmd=(encode --max-length 256) in=passages py=(--max-length 256) ;;
-  RagTokenForGeneration|RagSequenceForGeneration) cmd=(encode --max-length 256) in=questions py=(--max-length 256) ;;
-  BertForSequenceClassification) cmd=(rerank --max-length 128) in=pairs py=(--max-length 128) ;;
-  BartForConditionalGeneration) cmd=(generate --num-beams 4 --num-return-sequences 4 --max-length 256) in=sources py=(--num-beams 4 --max-length 256) ;;
+  DPRQuestionEncoder) cmd=(encode --max-length $L) in=questions py=(--max-length $L) ;;
+  DPRContextEncoder) cmd=(encode --max-length $L) in=passages py=(--max-length $L) ;;
+  RagTokenForGeneration|RagSequenceForGeneration) cmd=(encode --max-length $L) in=questions py=(--max-length $L) ;;
+  BertForSequenceClassification) cmd=(rerank --max-length $P) in=pairs py=(--max-length $P) ;;
+  BartForConditionalGeneration) cmd=(generate --num-beams 4 --num-return-sequences 4 --max-length $L) in=sources py=(--num-beams 4 --max-length $L) ;;
   *) continue ;;
   esac
   "$RE2G" "${cmd[@]}" --model "$dir" --in "$tmp/$in.jsonl" --out "$tmp/out.jsonl" 2>"$tmp/err" || { cat "$tmp/err"; fail=1; continue; }

@@ -447,6 +447,7 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 				cands[r] = cand{score: topScores[bi*k+r], tok: int(flat % int64(v)), beam: int(flat / int64(v))}
 			}
 			added := 0
+			bestRunning := math.Inf(-1) // the best continuing beam's score
 			for rank, c := range cands {
 				src := bi*nb + c.beam
 				if int64(c.tok) == g.EOSTokenID {
@@ -458,6 +459,9 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 					nextSeqs = append(nextSeqs, append(append([]int64(nil), seqs[src]...), int64(c.tok)))
 					nextScores = append(nextScores, c.score)
 					beamIdx = append(beamIdx, int64(src))
+					if added == 0 {
+						bestRunning = c.score
+					}
 					added++
 				}
 				if added == nb {
@@ -467,7 +471,9 @@ func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Te
 			if added < nb {
 				return nil, fmt.Errorf("bart beam search: only %d of %d beams continue (vocabulary too small for num_beams?)", added, nb)
 			}
-			done[bi] = done[bi] || hyps[bi].isDone(cands[0].score, curLen)
+			// As transformers' beam search (v4.50+): whether the best beam still
+			// running could beat the worst finished hypothesis.
+			done[bi] = done[bi] || hyps[bi].isDone(bestRunning, curLen)
 		}
 		// reorder the self-attention cache to follow the surviving beams
 		if err := reorderCache(root, cache, beamIdx); err != nil {
