@@ -12,10 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/ablation.sh TRAIN_OUT [dev|all]}
 pick() { for d in "$@"; do [ -f "$d/config.json" ] && { echo "$d"; return; }; done; echo "no model among: $*" >&2; exit 1; }
-ctx=$(pick "$out/dpr/stage2/model/ctx_encoder")
-# the best of each on dev in re2g train's table: DPR stage 2's question encoder (distillation and the
+# run.json (re2g train all) names the DPR phase's output: the stage better on dev
+dpr_out() { python3 -c 'import json,sys; print(next(p["outputs"][sys.argv[2]] for p in json.load(open(sys.argv[1]))["phases"] if p["phase"] == "dpr"))' "$out/run.json" "$1"; }
+ctx=$(pick "$(dpr_out ctx_encoder)")
+# the best of each on dev in re2g train's table: DPR's question encoder (distillation and the
 # generation phase lowered its Recall@20), the end-to-end (frozen) reranker and generator
-qenc=$(pick "$out/dpr/stage2/model/question_encoder")
+qenc=$(pick "$(dpr_out query_encoder)")
 rr=$(pick "$out/e2e-frozen/model/reranker" "$out/e2e-distill/model/reranker" "$out/reranker/model/reranker")
 gen=$(pick "$out/e2e-frozen/model/generator" "$out/e2e-distill/model/generator" "$out/generator/model/generator")
 split=${2:-dev}
