@@ -222,15 +222,24 @@ func TestHFGeneratorBART(t *testing.T) {
 				t.Errorf("a BART directory's format %+v", g.Format)
 			}
 			checkTokenized(t, g, r.Texts.Sources, r.ids(t, "input_ids"), r.ids(t, "attention_mask"))
-			for _, name := range []string{"greedy", "beam4"} {
+			// beam3_lp2_min6 is early_stopping false with a length penalty:
+			// transformers 5's stopping rule (the best running beam against
+			// the worst finished one).
+			for _, name := range []string{"greedy", "greedy_no_repeat_2", "beam4", "beam3_lp2_min6"} {
 				c := r.Generate[name]
 				cfg := *g.Config
-				cfg.NumBeams, cfg.NumReturnSequences = int(c.Kwargs["num_beams"].(float64)), int(c.Kwargs["num_return_sequences"].(float64))
-				cfg.MaxLength, cfg.EarlyStopping = int(c.Kwargs["max_length"].(float64)), bart.EarlyStopFalse
+				num := func(k string, def float64) float64 {
+					if v, ok := c.Kwargs[k].(float64); ok {
+						return v
+					}
+					return def
+				}
+				cfg.NumBeams, cfg.NumReturnSequences = int(num("num_beams", 1)), int(num("num_return_sequences", 1))
+				cfg.MaxLength, cfg.EarlyStopping = int(num("max_length", 20)), bart.EarlyStopFalse
 				if c.Kwargs["early_stopping"] == true {
 					cfg.EarlyStopping = bart.EarlyStopTrue
 				}
-				cfg.NoRepeatNgramSize, cfg.MinLength, cfg.LengthPenalty = 0, 0, 1
+				cfg.NoRepeatNgramSize, cfg.MinLength, cfg.LengthPenalty = int(num("no_repeat_ngram_size", 0)), int(num("min_length", 0)), num("length_penalty", 1)
 				outs, err := g.Generate(context.Background(), r.Texts.Sources, &cfg)
 				if err != nil {
 					t.Fatal(err)
