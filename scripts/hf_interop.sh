@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 ROOT=$1 CORPUS=$2 QUESTIONS=$3 N=${4:-16}
 # token limits (MAXLEN=64 for models with 64 positions, as testdata/hf's)
 L=${MAXLEN:-256} P=${MAXLEN:-128}
+# NEW=16: generate at most 16 new tokens on both sides (max_new_tokens)
 PY=${PYTHON:-python3}
 RE2G=${RE2G:-bin/re2g}
 tmp=$(mktemp -d)
@@ -48,7 +49,8 @@ for cfg in $(find "$ROOT" -name config.json | sort); do
   DPRContextEncoder) cmd=(encode --max-length $L) in=passages py=(--max-length $L) ;;
   RagTokenForGeneration|RagSequenceForGeneration) cmd=(encode --max-length $L) in=questions py=(--max-length $L) ;;
   BertForSequenceClassification) cmd=(rerank --max-length $P) in=pairs py=(--max-length $P) ;;
-  BartForConditionalGeneration) cmd=(generate --num-beams 4 --num-return-sequences 4 --max-length $L) in=sources py=(--num-beams 4 --max-length $L) ;;
+  BartForConditionalGeneration) cmd=(generate --num-beams 4 --num-return-sequences 4 --max-length $L ${NEW:+--max-new-tokens $NEW}) in=sources
+    py=(--num-beams 4 --max-length $L ${NEW:+--max-new-tokens $NEW}) ;;
   *) continue ;;
   esac
   "$RE2G" "${cmd[@]}" --model "$dir" --in "$tmp/$in.jsonl" --out "$tmp/out.jsonl" 2>"$tmp/err" || { cat "$tmp/err"; fail=1; continue; }
