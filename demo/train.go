@@ -138,16 +138,3 @@ func choose(man *train.Manifest, took time.Duration) (Models, error) {
 	}
 	return m, nil
 }
-
-// packageOfTitle maps a function passage's title ("strings.Contains") to its package.
-func packageOfTitle(t string) string {
-	for i := len(t) - 1; i >= 0; i-- {
-		if t[i] == '.' {
-			return t[:i]
-		}
-		if t[i] == '/' {
-			break
-		}
-	}
-	return t
-}

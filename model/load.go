@@ -454,15 +454,38 @@ func Tensors(src any, prefix string) (map[string]*torch.Tensor, error) {
 // ErrNoConfig is returned when a model directory has no config.json.
 var ErrNoConfig = errors.New("no config.json")
 
-// ReadJSON reads dir/name into v, with errors naming the file.
-func ReadJSON(dir, name string, v any) error {
-	p := filepath.Join(dir, name)
-	b, err := os.ReadFile(p)
+// readFile reads dir/name; a missing config.json is ErrNoConfig.
+func readFile(dir, name string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		if os.IsNotExist(err) && name == "config.json" {
-			return fmt.Errorf("model %s: %w", dir, ErrNoConfig)
+			return nil, fmt.Errorf("model %s: %w", dir, ErrNoConfig)
 		}
-		return fmt.Errorf("model %s: %w", dir, err)
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	return b, nil
+}
+
+// ReadConfig reads dir/config.json once and parses it with parse (a
+// model's ParseConfig), errors naming the file.
+func ReadConfig[T any](dir string, parse func([]byte) (T, error)) (T, error) {
+	b, err := readFile(dir, "config.json")
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	c, err := parse(b)
+	if err != nil {
+		return c, fmt.Errorf("model %s: config.json: %w", dir, err)
+	}
+	return c, nil
+}
+
+// ReadJSON reads dir/name into v, with errors naming the file.
+func ReadJSON(dir, name string, v any) error {
+	b, err := readFile(dir, name)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("model %s: %s: %w", dir, name, err)

@@ -593,28 +593,9 @@ func (u *unpickler) step(op byte) (any, bool, error) {
 			return nil, false, fmt.Errorf("BUILD of a %s is not supported", pyType(t))
 		}
 	case 'q', 'r', 'p':
-		var idx int64
-		switch op {
-		case 'q':
-			b, err := u.take(1)
-			if err != nil {
-				return nil, false, err
-			}
-			idx = int64(b[0])
-		case 'r':
-			b, err := u.take(4)
-			if err != nil {
-				return nil, false, err
-			}
-			idx = int64(binary.LittleEndian.Uint32(b))
-		default:
-			s, err := u.line()
-			if err != nil {
-				return nil, false, err
-			}
-			if idx, err = strconv.ParseInt(s, 10, 64); err != nil {
-				return nil, false, fmt.Errorf("memo index %q: %v", s, err)
-			}
+		idx, err := u.memoIndex(op, 'q', 'r')
+		if err != nil {
+			return nil, false, err
 		}
 		if err := u.memoPut(idx); err != nil {
 			return nil, false, err
@@ -624,28 +605,9 @@ func (u *unpickler) step(op byte) (any, bool, error) {
 			return nil, false, err
 		}
 	case 'h', 'j', 'g':
-		var idx int64
-		switch op {
-		case 'h':
-			b, err := u.take(1)
-			if err != nil {
-				return nil, false, err
-			}
-			idx = int64(b[0])
-		case 'j':
-			b, err := u.take(4)
-			if err != nil {
-				return nil, false, err
-			}
-			idx = int64(binary.LittleEndian.Uint32(b))
-		default:
-			s, err := u.line()
-			if err != nil {
-				return nil, false, err
-			}
-			if idx, err = strconv.ParseInt(s, 10, 64); err != nil {
-				return nil, false, fmt.Errorf("memo index %q: %v", s, err)
-			}
+		idx, err := u.memoIndex(op, 'h', 'j')
+		if err != nil {
+			return nil, false, err
 		}
 		if err := u.memoGet(idx); err != nil {
 			return nil, false, err
@@ -808,4 +770,32 @@ func intTuple(what string, v any) ([]int64, error) {
 		out[i] = n
 	}
 	return out, nil
+}
+
+// memoIndex reads the memo index operand of a PUT or GET opcode: one byte
+// (short), four little-endian bytes (long), or a decimal line (text).
+func (u *unpickler) memoIndex(op, short, long byte) (int64, error) {
+	switch op {
+	case short:
+		b, err := u.take(1)
+		if err != nil {
+			return 0, err
+		}
+		return int64(b[0]), nil
+	case long:
+		b, err := u.take(4)
+		if err != nil {
+			return 0, err
+		}
+		return int64(binary.LittleEndian.Uint32(b)), nil
+	}
+	s, err := u.line()
+	if err != nil {
+		return 0, err
+	}
+	idx, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("memo index %q: %v", s, err)
+	}
+	return idx, nil
 }

@@ -206,7 +206,7 @@ func sortByScore(ids []string, scores []float64) []string {
 	for i := range idx {
 		idx[i] = i
 	}
-	sortStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
 	out := make([]string, len(ids))
 	for i, j := range idx {
 		out[i] = ids[j]
@@ -219,8 +219,12 @@ func sortByScore(ids []string, scores []float64) []string {
 // same code as `re2g index`; an index already finished there for the same
 // encoder weights is kept.
 func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, progress bool) error {
+	key, err := e.weightsKey(encDir)
+	if err != nil {
+		return fmt.Errorf("train: context encoder %s: %w", encDir, err)
+	}
 	if ix, err := pipeline.OpenIndex(out); err == nil {
-		same := ix.Manifest.Dense != nil && ix.Manifest.Dense.Extra["encoder_fingerprint"] == dirFingerprint(encDir)
+		same := ix.Manifest.Dense != nil && ix.Manifest.Dense.Extra["encoder_fingerprint"] == key
 		ix.Close()
 		if same {
 			slog.Info("index already built for these encoder weights", "index", out)
@@ -237,7 +241,7 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 	}
 	os.RemoveAll(out)
 	o := pipeline.IndexOptions{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
-		Extra: map[string]string{"encoder_fingerprint": dirFingerprint(encDir)}}
+		Extra: map[string]string{"encoder_fingerprint": key}}
 	if !progress {
 		o.Progress = nopWriter{}
 	}
@@ -254,18 +258,20 @@ func hnswOf(ix *pipeline.Index) faiss.HNSWConfig {
 	return faiss.HNSWConfig{Metric: faiss.InnerProduct}
 }
 
-// dirFingerprint is a short hash of a model directory's weights ("" when
-// they cannot be read).
-func dirFingerprint(dir string) string {
+// weightsKey is a short hash of a model directory's weight files, read
+// once per directory and phase.
+func (e *env) weightsKey(dir string) (string, error) {
+	if k, ok := e.keys[dir]; ok {
+		return k, nil
+	}
 	h := sha256.New()
 	if err := fingerprint(dir, h); err != nil {
-		return ""
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	k := hex.EncodeToString(h.Sum(nil))[:16]
+	e.keys[dir] = k
+	return k, nil
 }
-
-// sortStable is sort.SliceStable over idx.
-func sortStable(idx []int, less func(a, b int) bool) { sort.SliceStable(idx, less) }
 
 type nopWriter struct{}
 

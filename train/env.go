@@ -24,6 +24,7 @@ type env struct {
 	devQ       []Question // the dev examples evaluated during training (MaxDev)
 	ix         *pipeline.Index
 	scratchTok *tokenizer.Tokenizer
+	keys       map[string]string // weightsKey's hashes by model directory
 }
 
 // newEnv checks cfg and opens the index (nil index: "").
@@ -41,7 +42,7 @@ func newEnv(cfg *Config, ds *Dataset, index string) (*env, error) {
 	if cfg.Threads > 0 {
 		torch.SetNumThreads(cfg.Threads)
 	}
-	e := &env{cfg: cfg, dev: dev, amp: -1, ds: ds}
+	e := &env{cfg: cfg, dev: dev, amp: -1, ds: ds, keys: map[string]string{}}
 	if cfg.DType == "bfloat16" {
 		e.amp = torch.BFloat16
 	}

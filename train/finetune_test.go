@@ -558,7 +558,7 @@ func realKILT(t *testing.T, nTrain, nDev int) (trainPath, devPath, index string)
 	for _, p := range sq.Passages {
 		pg := pageOf(p.ID)
 		para[p.ID] = count[pg]
-		b, _ := json.Marshal(map[string]string{"pid": pageID(pg) + "::[" + itoa(count[pg]) + "," + itoa(count[pg]) + "]", "title": p.Title, "text": p.Text})
+		b, _ := json.Marshal(map[string]string{"pid": pageID(pg) + "::[" + strconv.Itoa(count[pg]) + "," + strconv.Itoa(count[pg]) + "]", "title": p.Title, "text": p.Text})
 		lines = append(lines, b)
 		count[pg]++
 	}
@@ -600,8 +600,6 @@ func pageID(title string) string {
 	}
 	return string(b)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func writeLines(t *testing.T, path string, lines [][]byte) {
 	t.Helper()

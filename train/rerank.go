@@ -41,9 +41,11 @@ func (e *env) listKey(qdir string, denseK, sparseK int, qs []Question) (string, 
 	b, _ := json.Marshal(e.ix.Manifest)
 	h.Write(b)
 	if denseK > 0 {
-		if err := fingerprint(qdir, h); err != nil {
+		k, err := e.weightsKey(qdir)
+		if err != nil {
 			return "", fmt.Errorf("candidate cache: question encoder: %w", err)
 		}
+		h.Write([]byte(k))
 	}
 	fmt.Fprintf(h, "\x00%d\x00%d\x00", denseK, sparseK)
 	for _, q := range qs {

@@ -7,8 +7,6 @@ package bert
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/re2g/re2g/model"
 )
@@ -61,23 +59,7 @@ func ParseConfig(b []byte) (*Config, error) {
 }
 
 // ReadConfig reads and checks dir/config.json.
-func ReadConfig(dir string) (*Config, error) {
-	c := defaultConfig()
-	if err := model.ReadJSON(dir, "config.json", c); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", dir, err)
-	}
-	if c.Raw, err = model.DecodeConfig(b); err != nil {
-		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
-	}
-	if err := c.Check(); err != nil {
-		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
-	}
-	return c, nil
-}
+func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, ParseConfig) }
 
 // Check validates the sizes.
 func (c *Config) Check() error {

@@ -126,20 +126,7 @@ func ParseConfig(b []byte) (*Config, error) {
 }
 
 // ReadConfig reads and checks dir/config.json as a RagConfig.
-func ReadConfig(dir string) (*Config, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("model %s: %w", dir, model.ErrNoConfig)
-		}
-		return nil, fmt.Errorf("model %s: %w", dir, err)
-	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: config.json: %w", dir, err)
-	}
-	return c, nil
-}
+func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, ParseConfig) }
 
 // IsDir reports whether dir holds a RAG model (config.json with model_type "rag").
 func IsDir(dir string) bool {
