@@ -38,6 +38,16 @@ func Version() string { return C.GoString(C.re2g_torch_version()) }
 // CUDAAvailable reports whether the loaded libtorch sees a CUDA device.
 func CUDAAvailable() bool { return C.re2g_cuda_available() != 0 }
 
+// HostTransfers reports how many times this process has copied tensor values
+// back to host memory (reads: Float64s, Int64s, Item, …) and made tensors from
+// host memory (writes: FromInt64, FromFloat32, …). On a GPU each one waits for
+// the device, so loops that must stay on the device are tested by these counts.
+func HostTransfers() (reads, writes int64) {
+	var r, w C.int64_t
+	C.re2g_host_transfers(&r, &w)
+	return int64(r), int64(w)
+}
+
 // CUDADeviceCount is the number of CUDA devices libtorch sees.
 func CUDADeviceCount() int { return int(C.re2g_cuda_device_count()) }
 

@@ -293,9 +293,21 @@ func dropoutP(p float64, train bool) float64 {
 
 // Encode runs the encoder over ids [B, L] with mask [B, L] (1 = token).
 func (m *Model) Encode(s *torch.Scope, ids, mask *torch.Tensor, train bool) *torch.Tensor {
+	return m.EncodeMasked(s, ids, m.AttentionMask(s, mask), train)
+}
+
+// AttentionMask is the additive attention mask of a token mask [B, S]
+// (model.PaddingMask in the model's dtype): nil when nothing is padded. It
+// reads one value back from the device; EncodeMasked and DecodeMasked take
+// it so that generation computes it once, not once per step.
+func (m *Model) AttentionMask(s *torch.Scope, mask *torch.Tensor) *torch.Tensor {
+	return model.PaddingMask(s, mask, m.Encoder.EmbedTokens.DType())
+}
+
+// EncodeMasked is Encode with the additive mask am of AttentionMask.
+func (m *Model) EncodeMasked(s *torch.Scope, ids, am *torch.Tensor, train bool) *torch.Tensor {
 	cfg := m.Cfg
 	x := m.Encoder.embed(s, cfg, ids, 0, train)
-	am := model.PaddingMask(s, mask, x.DType())
 	for i := range m.Encoder.Layers {
 		ly, in := &m.Encoder.Layers[i], x
 		x = s.Run(func(c *torch.Scope) *torch.Tensor {
@@ -336,13 +348,18 @@ func (c *Cache) Tensors() []*torch.Tensor {
 // output enc [B, S, D] (encMask [B, S]) and returns the LM logits [B, T, V].
 // With a cache, ids are the new positions only and the cache is updated.
 func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *Cache, train bool) *torch.Tensor {
+	return m.DecodeMasked(s, ids, enc, m.AttentionMask(s, encMask), cache, train)
+}
+
+// DecodeMasked is Decode with the encoder's additive mask cm of
+// AttentionMask; it makes no host transfer of its own.
+func (m *Model) DecodeMasked(s *torch.Scope, ids, enc, cm *torch.Tensor, cache *Cache, train bool) *torch.Tensor {
 	cfg := m.Cfg
 	past := int64(0)
 	if cache != nil {
 		past = cache.Len
 	}
 	x := m.Decoder.embed(s, cfg, ids, past, train)
-	cm := model.PaddingMask(s, encMask, x.DType())
 	for i := range m.Decoder.Layers {
 		ly, in := &m.Decoder.Layers[i], x
 		var sc, cc *kv

@@ -122,3 +122,56 @@ func TestGenerateRuns(t *testing.T) {
 		t.Fatal("cancelled generation succeeded")
 	}
 }
+
+// TestDecodeStepHostTransfers holds the decode loop to one upload and one
+// read-back per step, greedy and beam, with no_repeat_ngram_size, min_length
+// and forced tokens on: on a GPU every other host transfer would wait for the
+// device. It counts the shim's transfers for two lengths; the difference per
+// extra step must be exactly one of each, and the per-call overhead (the
+// padding mask, the processors' constants) small and fixed.
+func TestDecodeStepHostTransfers(t *testing.T) {
+	torch.ManualSeed(7)
+	m, err := New(tinyConfig(), torch.CPUDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := torch.NewScope().NoGrad()
+	defer s.Close()
+	src := s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
+	mask := s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bos, eos := int64(0), int64(2)
+	count := func(beams, newTokens int) (reads, writes int64) {
+		g := DefaultGenerationConfig(m.Cfg)
+		g.NumBeams, g.NumReturnSequences, g.MaxNewTokens = beams, 1, newTokens
+		// min_length at the limit keeps every hypothesis running to it
+		g.MinLength, g.NoRepeatNgramSize = newTokens, 2
+		g.ForcedBOSTokenID, g.ForcedEOSTokenID = &bos, &eos
+		r0, w0 := torch.HostTransfers()
+		out, err := m.Generate(context.Background(), src, mask, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1, w1 := torch.HostTransfers()
+		if n := len(out[0][0].IDs); n != newTokens+1 {
+			t.Fatalf("beams %d: %d tokens, want %d (the search must reach the limit)", beams, n, newTokens+1)
+		}
+		return r1 - r0, w1 - w0
+	}
+	for _, beams := range []int{1, 4} {
+		r6, w6 := count(beams, 6)
+		r10, w10 := count(beams, 10)
+		perRead, perWrite := float64(r10-r6)/4, float64(w10-w6)/4
+		fixedR, fixedW := r6-6*int64(perRead), w6-6*int64(perWrite)
+		t.Logf("beams %d: per step %.0f reads, %.0f writes; per call %d reads, %d writes", beams, perRead, perWrite, fixedR, fixedW)
+		if perRead != 1 || perWrite != 1 {
+			t.Errorf("beams %d: %.2f reads and %.2f writes per decode step, want 1 and 1", beams, perRead, perWrite)
+		}
+		if fixedR > 1 || fixedW > 1 {
+			t.Errorf("beams %d: %d reads and %d writes outside the steps, want at most 1 each (mask check, constants)", beams, fixedR, fixedW)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package bart
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -140,20 +139,28 @@ type Sequence struct {
 
 // Generate runs generate() for a batch of encoder inputs ids [B, S] and mask
 // [B, S] and returns, per input, NumReturnSequences sequences best first.
+//
+// The decode loop makes two host transfers per step whatever the batch and
+// beam sizes: one upload of the step's inputs (last tokens, beam scores, the
+// cache's beam order, banned n-gram tokens) and one read-back of what the
+// host decides on (the top candidates, or the chosen tokens); masks and
+// processor constants are made once per call.
 func (m *Model) Generate(ctx context.Context, ids, mask *torch.Tensor, g *GenerationConfig) ([][]Sequence, error) {
 	if err := g.Check(); err != nil {
 		return nil, err
 	}
 	root := torch.NewScope().NoGrad()
 	defer root.Close()
-	enc := m.Encode(root, ids, mask, false)
+	am := m.AttentionMask(root, mask)
+	enc := m.EncodeMasked(root, ids, am, false)
 	if err := root.Err(); err != nil {
 		return nil, fmt.Errorf("bart encode: %w", err)
 	}
+	p := newProcessors(root, g, enc.Device())
 	if g.NumBeams == 1 {
-		return m.greedy(ctx, root, enc, mask, g)
+		return m.greedy(ctx, root, enc, am, g, p)
 	}
-	return m.beam(ctx, root, enc, mask, g)
+	return m.beam(ctx, root, enc, am, g, p)
 }
 
 // bannedTokens lists, for each hypothesis, the tokens that would repeat an
@@ -180,47 +187,120 @@ func bannedTokens(seq []int64, n int) []int64 {
 	return out
 }
 
-// process applies generate()'s logits processors, in transformers' order
-// (no-repeat n-gram, min length, forced BOS, forced EOS), to scores [N, V]
-// on the device, for hypotheses seqs (all of one length).
-func process(s *torch.Scope, scores *torch.Tensor, seqs [][]int64, g *GenerationConfig, maxLen int) *torch.Tensor {
-	n, v := scores.Size(0), scores.Size(1)
-	dev := scores.Device()
-	negInf := math.Inf(-1)
-	cur := len(seqs[0])
-	var banned []int64
+// processors holds generate()'s logits processors for one call, with their
+// token indices already on the device.
+type processors struct {
+	g                    *GenerationConfig
+	maxLen               int
+	eos                  *torch.Tensor // [1] EOS, for min_length
+	forcedBOS, forcedEOS *torch.Tensor // [1] the forced token, or nil
+}
+
+func newProcessors(s *torch.Scope, g *GenerationConfig, dev torch.Device) *processors {
+	p := &processors{g: g, maxLen: g.maxLength()}
+	// One upload for the three indices; the processors slice it.
+	all := s.To(s.FromInt64([]int64{g.EOSTokenID, deref(g.ForcedBOSTokenID), deref(g.ForcedEOSTokenID)}, 3), dev)
+	p.eos = s.Slice(all, 0, 0, 1, 1)
+	if g.ForcedBOSTokenID != nil {
+		p.forcedBOS = s.Slice(all, 0, 1, 2, 1)
+	}
+	if g.ForcedEOSTokenID != nil {
+		p.forcedEOS = s.Slice(all, 0, 2, 3, 1)
+	}
+	return p
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// banned gathers the flat indices (row·V + token) that no_repeat_ngram_size
+// forbids for hypotheses seqs, as float64 for the step's upload.
+func (p *processors) banned(seqs [][]int64, v int) []float64 {
+	var out []float64
 	for i, seq := range seqs {
-		for _, t := range bannedTokens(seq, g.NoRepeatNgramSize) {
-			banned = append(banned, int64(i)*v+t)
+		for _, t := range bannedTokens(seq, p.g.NoRepeatNgramSize) {
+			out = append(out, float64(int64(i)*int64(v)+t))
 		}
 	}
-	if len(banned) > 0 {
-		idx := s.To(s.FromInt64(banned, int64(len(banned))), dev)
-		scores = s.View(s.IndexFill(s.Reshape(scores, n*v), 0, idx, negInf), n, v)
+	return out
+}
+
+// apply runs the processors, in transformers' order (no-repeat n-gram, min
+// length, forced BOS, forced EOS), on scores [N, V] of hypotheses of length
+// cur; banned holds the flat indices to forbid (int64 on the device) or nil.
+func (p *processors) apply(s *torch.Scope, scores, banned *torch.Tensor, cur int) *torch.Tensor {
+	n, v := scores.Size(0), scores.Size(1)
+	negInf := math.Inf(-1)
+	if banned != nil {
+		scores = s.View(s.IndexFill(s.Reshape(scores, n*v), 0, banned, negInf), n, v)
 	}
-	only := func(tok int64) *torch.Tensor {
-		return s.IndexFill(s.Full(negInf, scores.DType(), dev, n, v), 1, s.To(s.FromInt64([]int64{tok}, 1), dev), 0)
+	only := func(tok *torch.Tensor) *torch.Tensor {
+		return s.IndexFill(s.Full(negInf, scores.DType(), scores.Device(), n, v), 1, tok, 0)
 	}
-	if cur < g.MinLength {
-		scores = s.IndexFill(scores, 1, s.To(s.FromInt64([]int64{g.EOSTokenID}, 1), dev), negInf)
+	if cur < p.g.MinLength {
+		scores = s.IndexFill(scores, 1, p.eos, negInf)
 	}
-	if g.ForcedBOSTokenID != nil && cur == 1 {
-		scores = only(*g.ForcedBOSTokenID)
+	if p.forcedBOS != nil && cur == 1 {
+		scores = only(p.forcedBOS)
 	}
-	if g.ForcedEOSTokenID != nil && cur == maxLen-1 {
-		scores = only(*g.ForcedEOSTokenID)
+	if p.forcedEOS != nil && cur == p.maxLen-1 {
+		scores = only(p.forcedEOS)
 	}
 	return scores
 }
 
-// step runs one decoder step for the last tokens of seqs and returns the
-// last position's log-softmax [N, V] (float32, on the model's device) in s.
-// The cache's new tensors are moved into keep; the previous step's are freed.
-func (m *Model) step(s, keep *torch.Scope, enc, encMask *torch.Tensor, cache *Cache, last []int64) (*torch.Tensor, error) {
+// upload is a step's host-to-device transfer: float64 sections of given
+// lengths, sent as one tensor and sliced on the device.
+type upload struct {
+	data []float64
+	ends []int
+}
+
+func (u *upload) add(xs ...float64) int {
+	u.data = append(u.data, xs...)
+	u.ends = append(u.ends, len(u.data))
+	return len(u.ends) - 1
+}
+
+// send makes the device tensor; part(i) is then section i.
+func (u *upload) send(s *torch.Scope, dev torch.Device) func(i int, dt torch.DType) *torch.Tensor {
+	t := s.To(s.FromFloat64(u.data, int64(len(u.data))), dev)
+	return func(i int, dt torch.DType) *torch.Tensor {
+		start := 0
+		if i > 0 {
+			start = u.ends[i-1]
+		}
+		if start == u.ends[i] {
+			return nil
+		}
+		return s.ToDType(s.Slice(t, 0, int64(start), int64(u.ends[i]), 1), dt)
+	}
+}
+
+// readBack copies ts (any dtypes, each flattened) to the host as float64 in
+// one transfer.
+func readBack(s *torch.Scope, ts ...*torch.Tensor) ([]float64, error) {
+	parts := make([]*torch.Tensor, len(ts))
+	for i, t := range ts {
+		parts[i] = s.Reshape(s.ToDType(t, torch.Float64), t.Numel())
+	}
+	out := s.Cat(0, parts...)
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return out.Float64s()
+}
+
+// step runs one decoder step for tokens in [N, 1] (int64, on the device) and
+// returns the last position's log-softmax [N, V] (float32) in s. The cache's
+// new tensors are moved into keep; the previous step's are freed.
+func (m *Model) step(s, keep *torch.Scope, enc, cm *torch.Tensor, cache *Cache, in *torch.Tensor) (*torch.Tensor, error) {
 	old := cache.Tensors()
-	n := int64(len(last))
-	in := s.To(s.FromInt64(last, n, 1), enc.Device())
-	logits := m.Decode(s, in, enc, encMask, cache, false)
+	logits := m.DecodeMasked(s, in, enc, cm, cache, false)
 	lp := s.LogSoftmax(s.ToDType(s.Select(logits, 1, 0), torch.Float32), -1)
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("bart decode: %w", err)
@@ -242,8 +322,17 @@ func (m *Model) step(s, keep *torch.Scope, enc, encMask *torch.Tensor, cache *Ca
 	return lp, nil
 }
 
-func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.Tensor, g *GenerationConfig) ([][]Sequence, error) {
+func lastTokens(seqs [][]int64) []float64 {
+	out := make([]float64, len(seqs))
+	for i, seq := range seqs {
+		out[i] = float64(seq[len(seq)-1])
+	}
+	return out
+}
+
+func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, cm *torch.Tensor, g *GenerationConfig, p *processors) ([][]Sequence, error) {
 	b := int(enc.Size(0))
+	v := int(m.Cfg.VocabSize)
 	maxLen := g.maxLength()
 	seqs := make([][]int64, b)
 	scores := make([]float64, b)
@@ -256,24 +345,21 @@ func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		last := make([]int64, b)
-		for i := range seqs {
-			last[i] = seqs[i][len(seqs[i])-1]
-		}
 		s := root.Child()
-		lp, err := m.step(s, root, enc, mask, cache, last)
+		var u upload
+		tokPart, banPart := u.add(lastTokens(seqs)...), u.add(p.banned(seqs, v)...)
+		part := u.send(s, enc.Device())
+		lp, err := m.step(s, root, enc, cm, cache, s.View(part(tokPart, torch.Int64), int64(b), 1))
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		// transformers processes raw logits for greedy search; log-softmax
 		// is monotonic per row, so the argmax is the same token.
-		next := s.Argmax(process(s, lp, seqs, g, maxLen), 1, true)
-		chosen := s.Gather(lp, 1, next)
-		ids, err1 := next.Int64s()
-		lps, err2 := chosen.Float64s()
+		next := s.Argmax(p.apply(s, lp, part(banPart, torch.Int64), len(seqs[0])), 1, true)
+		res, err := readBack(s, next, s.Gather(lp, 1, next))
 		s.Close()
-		if err := errors.Join(s.Err(), err1, err2); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("bart greedy search: %w", err)
 		}
 		all := true
@@ -282,9 +368,10 @@ func (m *Model) greedy(ctx context.Context, root *torch.Scope, enc, mask *torch.
 				seqs[i] = append(seqs[i], g.PadTokenID)
 				continue
 			}
-			seqs[i] = append(seqs[i], ids[i])
-			scores[i] += lps[i]
-			if ids[i] == g.EOSTokenID {
+			tok := int64(res[i])
+			seqs[i] = append(seqs[i], tok)
+			scores[i] += res[b+i]
+			if tok == g.EOSTokenID {
 				done[i] = true
 			}
 			all = all && done[i]
@@ -309,223 +396,200 @@ func trimPad(seq []int64, g *GenerationConfig) []int64 {
 	return append([]int64(nil), seq[:end]...)
 }
 
-// hypotheses is transformers' BeamHypotheses: the n best finished sequences.
+// hypotheses holds one input's n best finished beams, as transformers 5's
+// beam search keeps them (its beam_scores / sequences for finished beams).
 type hypotheses struct {
-	n          int
-	lp         float64
-	early      EarlyStopping
-	maxLen     int
-	beams      []scored
-	worstScore float64
+	n      int
+	lp     float64
+	early  EarlyStopping
+	maxLen int
+	beams  []scored
+	// done is transformers' satisfied early-stop heuristic (or, with
+	// early_stopping true, a full set): sticky, and no further hypothesis
+	// is accepted once it holds.
+	done bool
 }
 
 type scored struct {
 	score float64
-	ids   []int64
+	ids   []int64 // decoder start token and the finishing token included
+	len   int     // the length the score was normalised by
 }
 
-func (h *hypotheses) add(ids []int64, sumLogprobs float64) {
-	score := sumLogprobs / math.Pow(float64(len(ids)), h.lp)
-	if len(h.beams) < h.n || score > h.worstScore {
-		h.beams = append(h.beams, scored{score, append([]int64(nil), ids...)})
-		if len(h.beams) > h.n {
-			// drop the worst (the earliest added among equals), as transformers does
-			worst := 0
-			for i, b := range h.beams {
-				if b.score < h.beams[worst].score {
-					worst = i
-				}
-			}
-			h.beams = append(h.beams[:worst], h.beams[worst+1:]...)
-			h.worstScore = h.beams[0].score
-			for _, b := range h.beams {
-				h.worstScore = math.Min(h.worstScore, b.score)
-			}
-		} else {
-			h.worstScore = math.Min(score, h.worstScore)
-		}
+// add offers a hypothesis: ids (its finishing token included) with summed
+// log-probabilities sum, normalised by length^length_penalty where length
+// is the hypothesis' length before its finishing token, as transformers 5
+// does for both an end token and the length limit.
+func (h *hypotheses) add(ids []int64, sum float64, length int) {
+	score := sum / math.Pow(float64(length), h.lp)
+	if len(h.beams) == h.n && score <= h.worst() {
+		return
+	}
+	h.beams = append(h.beams, scored{score, append([]int64(nil), ids...), length})
+	// best first; among equals the earlier stays ahead
+	sort.SliceStable(h.beams, func(a, c int) bool { return h.beams[a].score > h.beams[c].score })
+	if len(h.beams) > h.n {
+		h.beams = h.beams[:h.n]
 	}
 }
 
-func (h *hypotheses) isDone(bestSumLogprobs float64, curLen int) bool {
-	if len(h.beams) < h.n {
-		return false
+func (h *hypotheses) worst() float64 { return h.beams[len(h.beams)-1].score }
+
+// update applies transformers 5's early-stop heuristic after a step whose
+// best running beam has summed log-probabilities best and length curLen
+// (before the step's token): the search of this input is over when every
+// slot holds a finished hypothesis and, unless early_stopping is true, the
+// best running beam cannot beat the worst of them even at its best
+// hypothetical length (max_length − 1 for "never" with a positive
+// length_penalty, its current length otherwise).
+func (h *hypotheses) update(best float64, curLen int) {
+	if h.done || len(h.beams) < h.n {
+		return
 	}
-	switch h.early {
-	case EarlyStopTrue:
-		return true
-	case EarlyStopFalse:
-		return h.worstScore >= bestSumLogprobs/math.Pow(float64(curLen), h.lp)
-	default:
-		var cur float64
-		if h.lp > 0 {
-			cur = bestSumLogprobs / math.Pow(float64(h.maxLen), h.lp)
-		} else {
-			cur = bestSumLogprobs / math.Pow(float64(curLen), h.lp)
-		}
-		return h.worstScore >= cur
+	if h.early == EarlyStopTrue {
+		h.done = true
+		return
 	}
+	l := curLen
+	if h.early == EarlyStopNever && h.lp > 0 {
+		l = h.maxLen - 1
+	}
+	h.done = best/math.Pow(float64(l), h.lp) <= h.worst()
 }
 
-func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, mask *torch.Tensor, g *GenerationConfig) ([][]Sequence, error) {
+// beam is transformers 5's beam search (GenerationMixin._beam_search): per
+// step the top 2·num_beams (beam, token) candidates of each input; among the
+// top num_beams of them, those that meet a stopping criterion (the end
+// token, or the length limit on the last step) become finished hypotheses;
+// the best num_beams others run on.
+func (m *Model) beam(ctx context.Context, root *torch.Scope, enc, cm *torch.Tensor, g *GenerationConfig, p *processors) ([][]Sequence, error) {
 	b := int(enc.Size(0))
 	nb := g.NumBeams
 	maxLen := g.maxLength()
 	v := int(m.Cfg.VocabSize)
+	if 2*nb > v {
+		return nil, fmt.Errorf("bart beam search: num_beams %d needs a vocabulary of at least %d tokens, the model has %d", nb, 2*nb, v)
+	}
 	// expand the encoder output and mask to one row per beam
 	enc = root.RepeatInterleave(enc, int64(nb), 0)
-	if mask != nil {
-		mask = root.RepeatInterleave(mask, int64(nb), 0)
+	if cm != nil {
+		cm = root.RepeatInterleave(cm, int64(nb), 0)
 	}
 	if err := root.Err(); err != nil {
 		return nil, err
 	}
-	seqs := make([][]int64, b*nb)
-	beamScores := make([]float64, b*nb)
+	n := b * nb
+	seqs := make([][]int64, n)
+	beamScores := make([]float64, n)
 	for i := range seqs {
 		seqs[i] = []int64{g.DecoderStartTokenID}
 		if i%nb != 0 {
 			beamScores[i] = -1e9
 		}
 	}
+	var beamIdx []float64 // the cache rows the current beams continue; nil at first
 	hyps := make([]*hypotheses, b)
-	done := make([]bool, b)
 	for i := range hyps {
-		hyps[i] = &hypotheses{n: nb, lp: g.LengthPenalty, early: g.EarlyStopping, maxLen: maxLen, worstScore: 1e9}
+		hyps[i] = &hypotheses{n: nb, lp: g.LengthPenalty, early: g.EarlyStopping, maxLen: maxLen}
 	}
 	cache := m.NewCache()
-	type cand struct {
-		score float64
-		tok   int
-		beam  int
-	}
+	k := 2 * nb
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		last := make([]int64, len(seqs))
-		for i := range seqs {
-			last[i] = seqs[i][len(seqs[i])-1]
-		}
+		curLen := len(seqs[0])
 		s := root.Child()
-		lp, err := m.step(s, root, enc, mask, cache, last)
+		var u upload
+		tokPart, scorePart, idxPart, banPart := u.add(lastTokens(seqs)...), u.add(beamScores...), u.add(beamIdx...), u.add(p.banned(seqs, v)...)
+		part := u.send(s, enc.Device())
+		if beamIdx != nil {
+			// reorder the self-attention cache to follow the surviving beams
+			if err := reorderCache(root, cache, part(idxPart, torch.Int64)); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		lp, err := m.step(s, root, enc, cm, cache, s.View(part(tokPart, torch.Int64), int64(n), 1))
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		// as transformers: processed log-probabilities plus the beam scores,
 		// the top 2·num_beams over (beam, token) of each input, on the device
-		bs := make([]float32, len(beamScores))
-		for i, x := range beamScores {
-			bs[i] = float32(x)
-		}
-		sc := s.Add(process(s, lp, seqs, g, maxLen), s.To(s.FromFloat32(bs, int64(len(bs)), 1), lp.Device()))
-		vals, idx := s.TopK(s.View(sc, int64(b), int64(nb*v)), int64(2*nb), 1)
-		topScores, err1 := vals.Float64s()
-		topIdx, err2 := idx.Int64s()
+		sc := s.Add(p.apply(s, lp, part(banPart, torch.Int64), curLen), s.View(part(scorePart, torch.Float32), int64(n), 1))
+		vals, idx := s.TopK(s.View(sc, int64(b), int64(nb*v)), int64(k), 1)
+		res, err := readBack(s, vals, idx)
 		s.Close()
-		if err := errors.Join(s.Err(), err1, err2); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("bart beam search: %w", err)
 		}
-		curLen := len(seqs[0])
-		nextSeqs := make([][]int64, 0, len(seqs))
-		nextScores := make([]float64, 0, len(seqs))
-		beamIdx := make([]int64, 0, len(seqs))
-		for bi := 0; bi < b; bi++ {
-			if done[bi] {
-				for j := 0; j < nb; j++ {
-					nextSeqs = append(nextSeqs, append(append([]int64(nil), seqs[0]...), g.PadTokenID))
-					nextScores = append(nextScores, 0)
-					beamIdx = append(beamIdx, 0)
-				}
-				continue
-			}
-			k := 2 * nb
-			cands := make([]cand, k)
-			for r := 0; r < k; r++ {
-				flat := topIdx[bi*k+r]
-				cands[r] = cand{score: topScores[bi*k+r], tok: int(flat % int64(v)), beam: int(flat / int64(v))}
-			}
-			added := 0
-			bestRunning := math.Inf(-1) // the best continuing beam's score
-			for rank, c := range cands {
-				src := bi*nb + c.beam
-				if int64(c.tok) == g.EOSTokenID {
-					if rank >= nb {
-						continue
-					}
-					hyps[bi].add(seqs[src], c.score)
-				} else {
-					nextSeqs = append(nextSeqs, append(append([]int64(nil), seqs[src]...), int64(c.tok)))
-					nextScores = append(nextScores, c.score)
-					beamIdx = append(beamIdx, int64(src))
-					if added == 0 {
-						bestRunning = c.score
-					}
-					added++
-				}
-				if added == nb {
-					break
-				}
-			}
-			if added < nb {
-				return nil, fmt.Errorf("bart beam search: only %d of %d beams continue (vocabulary too small for num_beams?)", added, nb)
-			}
-			// As transformers' beam search (v4.50+): whether the best beam still
-			// running could beat the worst finished hypothesis.
-			done[bi] = done[bi] || hyps[bi].isDone(bestRunning, curLen)
-		}
-		// reorder the self-attention cache to follow the surviving beams
-		if err := reorderCache(root, cache, beamIdx); err != nil {
-			return nil, err
-		}
-		seqs, beamScores = nextSeqs, nextScores
+		topScores, topIdx := res[:b*k], res[b*k:]
+		// the length limit is a stopping criterion for every candidate of
+		// the last step
+		final := curLen+1 >= maxLen
+		nextSeqs := make([][]int64, 0, n)
+		nextScores := make([]float64, 0, n)
+		beamIdx = make([]float64, 0, n)
 		allDone := true
-		for _, d := range done {
-			allDone = allDone && d
+		for bi := 0; bi < b; bi++ {
+			h := hyps[bi]
+			best := math.Inf(-1) // the best running beam's score
+			for r := 0; r < k; r++ {
+				flat := int64(topIdx[bi*k+r])
+				tok, src := flat%int64(v), bi*nb+int(flat/int64(v))
+				score := topScores[bi*k+r]
+				if final || tok == g.EOSTokenID {
+					// only the top num_beams finish; none once the input is done
+					if r < nb && !h.done {
+						h.add(append(append([]int64(nil), seqs[src]...), tok), score, curLen)
+					}
+					continue
+				}
+				if len(nextSeqs) < (bi+1)*nb {
+					if len(nextSeqs) == bi*nb {
+						best = score
+					}
+					nextSeqs = append(nextSeqs, append(append([]int64(nil), seqs[src]...), tok))
+					nextScores = append(nextScores, score)
+					beamIdx = append(beamIdx, float64(src))
+				}
+			}
+			if !final && len(nextSeqs) < (bi+1)*nb {
+				// at most num_beams of the 2·num_beams candidates end
+				return nil, fmt.Errorf("bart beam search: only %d of %d beams continue", len(nextSeqs)-bi*nb, nb)
+			}
+			h.update(best, curLen)
+			allDone = allDone && h.done
 		}
-		if allDone || len(seqs[0]) >= maxLen {
+		if final || allDone {
 			break
 		}
-	}
-	// finalize: every unfinished batch adds its live beams
-	for bi := 0; bi < b; bi++ {
-		if done[bi] {
-			continue
-		}
-		for j := 0; j < nb; j++ {
-			hyps[bi].add(seqs[bi*nb+j], beamScores[bi*nb+j])
-		}
+		seqs, beamScores = nextSeqs, nextScores
 	}
 	out := make([][]Sequence, b)
 	for bi, h := range hyps {
-		sorted := append([]scored(nil), h.beams...)
-		sort.SliceStable(sorted, func(a, c int) bool { return sorted[a].score < sorted[c].score })
-		for j := 0; j < g.NumReturnSequences; j++ {
-			// transformers pops from the end of the ascending sort; sequences
-			// shorter than max_length get the end-of-sequence token appended.
-			best := sorted[len(sorted)-1-j]
-			ids := best.ids
-			if len(ids) < maxLen {
-				ids = append(append([]int64(nil), ids...), g.EOSTokenID)
-			}
-			out[bi] = append(out[bi], Sequence{IDs: ids, Score: best.score, Length: len(best.ids)})
+		if len(h.beams) < g.NumReturnSequences {
+			return nil, fmt.Errorf("bart beam search: input %d has %d finished hypotheses, fewer than num_return_sequences %d", bi, len(h.beams), g.NumReturnSequences)
+		}
+		for _, hy := range h.beams[:g.NumReturnSequences] {
+			out[bi] = append(out[bi], Sequence{IDs: hy.ids, Score: hy.score, Length: hy.len})
 		}
 	}
 	return out, nil
 }
 
-func reorderCache(root *torch.Scope, cache *Cache, beamIdx []int64) error {
+// reorderCache makes row i of the self-attention cache the old row idx[i]
+// (idx int64 on the device).
+func reorderCache(root *torch.Scope, cache *Cache, idx *torch.Tensor) error {
 	s := root.Child()
 	defer s.Close()
-	idx := s.FromInt64(beamIdx, int64(len(beamIdx)))
 	for i := range cache.self {
 		c := &cache.self[i]
 		if c.k == nil {
 			continue
 		}
-		ix := s.To(idx, c.k.Device())
-		k, v := s.IndexSelect(c.k, 0, ix), s.IndexSelect(c.v, 0, ix)
+		k, v := s.IndexSelect(c.k, 0, idx), s.IndexSelect(c.v, 0, idx)
 		if err := s.Err(); err != nil {
 			return fmt.Errorf("bart beam search: reorder cache: %w", err)
 		}

@@ -228,11 +228,19 @@ re2g_err re2g_attention(int grad, re2g_t hq, re2g_t hk, re2g_t hv, re2g_t hmask,
   double sc = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   at::Tensor mask;
   if (hmask != nullptr) mask = T(hmask);
-  if (causal) {
-    int64_t lq = q.size(2), lk = k.size(2);
-    auto keep = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(lk - lq);
-    auto cm = at::zeros({lq, lk}, q.options()).masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());
-    mask = mask.defined() ? mask + cm : cm;
+  // Causal masking: a one-token query (a cached decode step) sees every key
+  // and needs no mask; a square one without another mask goes to the fused
+  // kernel as is_causal, which CUDA runs without materialising a mask.
+  int64_t lq = q.size(2), lk = k.size(2);
+  bool fused_causal = false;
+  if (causal && lq > 1) {
+    if (!mask.defined() && lq == lk) {
+      fused_causal = true;
+    } else {
+      auto keep = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(lk - lq);
+      auto cm = at::zeros({lq, lk}, q.options()).masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());
+      mask = mask.defined() ? mask + cm : cm;
+    }
   }
 #if TORCH_VERSION_MAJOR >= 2
   // The fused kernel, except on the CPU in 16-bit floats: there libtorch's
@@ -242,10 +250,14 @@ re2g_err re2g_attention(int grad, re2g_t hq, re2g_t hk, re2g_t hv, re2g_t hmask,
   if (q.is_cuda() || !(autocast_on(q) || q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf)) {
     c10::optional<at::Tensor> m;
     if (mask.defined()) m = mask.to(q.scalar_type());
-    *out = wrap(at::scaled_dot_product_attention(q, k, v, m, dropout_p, false, sc));
+    *out = wrap(at::scaled_dot_product_attention(q, k, v, m, dropout_p, fused_causal, sc));
     return nullptr;
   }
 #endif
+  if (fused_causal) {
+    auto keep = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(0);
+    mask = at::zeros({lq, lk}, q.options()).masked_fill(keep.logical_not(), -std::numeric_limits<float>::infinity());
+  }
   // Under autocast the products run in its 16-bit type (autocast casts
   // them) and the softmax in float32, as CUDA autocast does.
   at::Tensor s = at::matmul(q, k.transpose(-2, -1)).mul(sc);

@@ -154,6 +154,10 @@ re2g_err re2g_adamw_get_state(re2g_adamw_t o, int i, int *has, re2g_t *exp_avg, 
                               int64_t *step);
 re2g_err re2g_adamw_set_state(re2g_adamw_t o, int i, re2g_t exp_avg, re2g_t exp_avg_sq, int64_t step);
 
+// Host transfers so far in this process: copies of tensor values to host
+// memory (reads: copy_out, item) and tensors made from host memory (writes).
+void re2g_host_transfers(int64_t *reads, int64_t *writes);
+
 #ifdef __cplusplus
 }
 #endif

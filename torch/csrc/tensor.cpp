@@ -1,4 +1,5 @@
 // Library state, tensor creation, introspection and read-back.
+#include <atomic>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -58,8 +59,20 @@ re2g_err re2g_cuda_synchronize(int device) {
   RE2G_CATCH
 }
 
+// Host transfers: tensors made from host memory (writes) and copies of
+// tensor values back to host memory (reads). On a GPU each is a copy that
+// waits for the device stream; counting them on any device lets tests hold
+// the number a decode step makes (re2g_host_transfers).
+static std::atomic<int64_t> host_reads{0}, host_writes{0};
+
+void re2g_host_transfers(int64_t *reads, int64_t *writes) {
+  *reads = host_reads.load(std::memory_order_relaxed);
+  *writes = host_writes.load(std::memory_order_relaxed);
+}
+
 re2g_err re2g_from_data(const void *data, int dtype, const int64_t *shape, int ndim, re2g_t *out) {
   RE2G_TRY(0)
+  host_writes.fetch_add(1, std::memory_order_relaxed);
   auto opts = at::TensorOptions().dtype(to_scalar(dtype));
   at::Tensor t = at::empty(dims(shape, ndim), opts);
   if (t.numel() > 0) {
@@ -73,6 +86,7 @@ re2g_err re2g_from_data(const void *data, int dtype, const int64_t *shape, int n
 re2g_err re2g_from_blob_to(const void *data, int dtype, const int64_t *shape, int ndim, int to_dtype,
                            int dev_type, int dev_index, re2g_t *out) {
   RE2G_TRY(0)
+  host_writes.fetch_add(1, std::memory_order_relaxed);
   auto opts = at::TensorOptions().dtype(to_scalar(dtype));
   at::Tensor view = at::from_blob(const_cast<void *>(data), dims(shape, ndim), opts);
   at::Tensor t = view.to(to_device(dev_type, dev_index), to_scalar(to_dtype), /*non_blocking=*/false,
@@ -121,6 +135,7 @@ int re2g_defined(re2g_t t) { return t != nullptr && t->t.defined() ? 1 : 0; }
 
 re2g_err re2g_copy_out(re2g_t h, void *dst, size_t nbytes) {
   RE2G_TRY(0)
+  host_reads.fetch_add(1, std::memory_order_relaxed);
   at::Tensor t = T(h).detach().to(at::kCPU).contiguous();
   size_t need = static_cast<size_t>(t.numel()) * t.element_size();
   if (need != nbytes)
@@ -132,6 +147,7 @@ re2g_err re2g_copy_out(re2g_t h, void *dst, size_t nbytes) {
 
 re2g_err re2g_item(re2g_t h, double *out) {
   RE2G_TRY(0)
+  host_reads.fetch_add(1, std::memory_order_relaxed);
   *out = T(h).item().toDouble();
   RE2G_CATCH
 }
