@@ -149,6 +149,12 @@ func (e *Encoder) EncodeQueries(ctx context.Context, texts []string) ([][]float3
 
 // EncodePassages embeds passages.
 func (e *Encoder) EncodePassages(ctx context.Context, ps []Passage) ([][]float32, error) {
+	return e.encode(ctx, passageInputs(ps))
+}
+
+// passageInputs is DPR's passage input: title and text as a pair, or the
+// text alone.
+func passageInputs(ps []Passage) []tokenizer.Input {
 	in := make([]tokenizer.Input, len(ps))
 	for i, p := range ps {
 		if p.Title == "" {
@@ -157,52 +163,27 @@ func (e *Encoder) EncodePassages(ctx context.Context, ps []Passage) ([][]float32
 			in[i] = tokenizer.Input{A: p.Title, B: p.Text, Pair: true}
 		}
 	}
-	return e.encode(ctx, in)
+	return in
 }
 
-// encode embeds inputs batch by batch. Tokenization of the next batch (on
-// all cores) overlaps the model's forward pass over the current one.
+// encode embeds inputs in length-sorted batches (runByLength), results in
+// input order.
 func (e *Encoder) encode(ctx context.Context, in []tokenizer.Input) ([][]float32, error) {
-	out := make([][]float32, 0, len(in))
 	dim := e.Dim()
-	size := e.opt.batch()
-	type tokenized struct {
-		encs []tokenizer.Encoding
-		err  error
+	tokenize := func(ctx context.Context, lo, hi int) ([]tokenizer.Encoding, error) {
+		return e.tok.EncodeBatch(ctx, in[lo:hi], tokenizer.Options{MaxLength: e.opt.MaxLength, Truncation: tokenizer.LongestFirst})
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan tokenized, 1)
-	go func() {
-		defer close(ch)
-		for lo := 0; lo < len(in); lo += size {
-			encs, err := e.tok.EncodeBatch(ctx, in[lo:min(len(in), lo+size)], tokenizer.Options{MaxLength: e.opt.MaxLength, Truncation: tokenizer.LongestFirst})
-			select {
-			case ch <- tokenized{encs, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for t := range ch {
-		if t.err != nil {
-			return nil, t.err
-		}
-		vs, err := e.forwardEncodings(t.encs)
+	return runByLength(ctx, len(in), e.opt, tokenize, func(encs []tokenizer.Encoding) ([][]float32, error) {
+		vs, err := e.forwardEncodings(encs)
 		if err != nil {
 			return nil, err
 		}
-		for i := range t.encs {
-			out = append(out, vs[i*dim:(i+1)*dim:(i+1)*dim])
+		out := make([][]float32, len(encs))
+		for i := range out {
+			out[i] = vs[i*dim : (i+1)*dim : (i+1)*dim]
 		}
-	}
-	if err := ctx.Err(); err != nil && len(out) < len(in) {
-		return nil, err
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 func (e *Encoder) forwardEncodings(encs []tokenizer.Encoding) ([]float32, error) {

@@ -19,8 +19,13 @@ type Options struct {
 	Device    torch.Device
 	DType     torch.DType // float32 (zero value); bfloat16 or float16 on CUDA
 	BatchSize int         // sequences per forward pass (default 32)
-	MaxLength int         // tokens per input, special tokens included (default: the model's limit)
-	Tokenizer string      // tokenizer path, when not inside the model directory
+	// SortWindow is how many batches' inputs are tokenized together and
+	// sorted by token length before batching, so that a batch pads to
+	// lengths close to its own (default 32; 1 keeps input order). Results
+	// always come back in input order.
+	SortWindow int
+	MaxLength  int    // tokens per input, special tokens included (default: the model's limit)
+	Tokenizer  string // tokenizer path, when not inside the model directory
 }
 
 func (o Options) batch() int {

@@ -57,42 +57,55 @@ type Pair struct{ Query, Passage string }
 // Tokenize encodes pairs into device tensors in s; when the query alone
 // leaves no room for the passage, the query is truncated too.
 func (r *Reranker) Tokenize(ctx context.Context, s *torch.Scope, pairs []Pair) (bert.Inputs, error) {
-	in := make([]tokenizer.Input, len(pairs))
-	for i, p := range pairs {
-		in[i] = tokenizer.Input{A: p.Query, B: p.Passage, Pair: true}
-	}
-	encs, err := r.tok.EncodeBatch(ctx, in, tokenizer.Options{MaxLength: r.opt.MaxLength, Truncation: tokenizer.OnlySecond})
+	encs, err := r.encodePairs(ctx, pairs)
 	if err != nil {
-		// only_second fails when the query alone is too long: cut both then.
-		encs, err = r.tok.EncodeBatch(ctx, in, tokenizer.Options{MaxLength: r.opt.MaxLength, Truncation: tokenizer.LongestFirst})
-		if err != nil {
-			return bert.Inputs{}, err
-		}
+		return bert.Inputs{}, err
 	}
 	ids, types, mask := batchTensors(s, encs, r.pad, r.opt.Device)
 	return bert.Inputs{IDs: ids, TypeIDs: types, Mask: mask}, s.Err()
 }
 
-// Score returns each pair's relevance logit.
+// encodePairs tokenizes pairs with only_second truncation; a pair whose
+// query alone is too long for it (an error for the whole batch) is cut
+// longest_first instead, pair by pair.
+func (r *Reranker) encodePairs(ctx context.Context, pairs []Pair) ([]tokenizer.Encoding, error) {
+	in := make([]tokenizer.Input, len(pairs))
+	for i, p := range pairs {
+		in[i] = tokenizer.Input{A: p.Query, B: p.Passage, Pair: true}
+	}
+	only := tokenizer.Options{MaxLength: r.opt.MaxLength, Truncation: tokenizer.OnlySecond}
+	encs, err := r.tok.EncodeBatch(ctx, in, only)
+	if err == nil {
+		return encs, nil
+	}
+	encs = make([]tokenizer.Encoding, len(in))
+	for i := range in {
+		e, err := r.tok.EncodeBatch(ctx, in[i:i+1], only)
+		if err != nil {
+			e, err = r.tok.EncodeBatch(ctx, in[i:i+1], tokenizer.Options{MaxLength: r.opt.MaxLength, Truncation: tokenizer.LongestFirst})
+			if err != nil {
+				return nil, err
+			}
+		}
+		encs[i] = e[0]
+	}
+	return encs, nil
+}
+
+// Score returns each pair's relevance logit, computed in length-sorted
+// batches (runByLength), in input order.
 func (r *Reranker) Score(ctx context.Context, pairs []Pair) ([]float64, error) {
-	out := make([]float64, 0, len(pairs))
-	err := inBatches(ctx, len(pairs), r.opt.batch(), func(lo, hi int) error {
+	tokenize := func(ctx context.Context, lo, hi int) ([]tokenizer.Encoding, error) {
+		return r.encodePairs(ctx, pairs[lo:hi])
+	}
+	return runByLength(ctx, len(pairs), r.opt, tokenize, func(encs []tokenizer.Encoding) ([]float64, error) {
 		s := torch.NewScope().NoGrad()
 		defer s.Close()
-		in, err := r.Tokenize(ctx, s, pairs[lo:hi])
-		if err != nil {
-			return err
-		}
-		sc := r.m.Scores(s, in, false)
+		ids, types, mask := batchTensors(s, encs, r.pad, r.opt.Device)
+		sc := r.m.Scores(s, bert.Inputs{IDs: ids, TypeIDs: types, Mask: mask}, false)
 		if err := s.Err(); err != nil {
-			return fmt.Errorf("rerank: %w", err)
+			return nil, fmt.Errorf("rerank: %w", err)
 		}
-		v, err := sc.Float64s()
-		if err != nil {
-			return err
-		}
-		out = append(out, v...)
-		return nil
+		return sc.Float64s()
 	})
-	return out, err
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/model"
+	"github.com/re2g/re2g/model/bert"
+	"github.com/re2g/re2g/neural"
+	"github.com/re2g/re2g/tokenizer"
+	"github.com/re2g/re2g/torch"
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	subcommand("bench", "benchmarks against a peer, measured in the same run", &cli.Command{
+		Name: "batching",
+		Usage: "passage encoding in length-sorted batches vs corpus order, on SQuADShifts, SciFact and ArguAna " +
+			"(real tokenizer, a randomly initialised BERT of the given shape)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Value: "../shared/data", Usage: "the shared data folder"},
+			&cli.StringFlag{Name: "tokenizer-json", Value: "../shared/data/tokenizers/bert-base-uncased/tokenizer.json"},
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda"},
+			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "float32, bfloat16 or float16 (cuda)"},
+			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch CPU threads (0: one per core)"},
+			&cli.IntFlag{Name: "layers", Value: 4}, &cli.Int64Flag{Name: "hidden", Value: 256}, &cli.Int64Flag{Name: "heads", Value: 4},
+			&cli.IntFlag{Name: "batch", Value: 32, Usage: "passages per forward pass"},
+			&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage (DPR: 256)"},
+			&cli.IntFlag{Name: "sample", Value: 1024, Usage: "passages timed per corpus (the first, in corpus order); 0: all"},
+			&cli.IntFlag{Name: "rounds", Value: 2, Usage: "alternations of the two orders; the best counts"},
+		},
+		Action: benchBatching,
+	})
+}
+
+func benchBatching(c *cli.Context) error {
+	if c.Int("batch") < 1 || c.Int("max-length") < 8 || c.Int("sample") < 0 || c.Int("rounds") < 1 {
+		return fmt.Errorf("bench batching: --batch, --rounds must be positive, --max-length at least 8, --sample not negative")
+	}
+	dev, dt, dir, err := benchSetup(c)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tok, err := tokenizer.Load(c.String("tokenizer-json"))
+	if err != nil {
+		return err
+	}
+	root := c.String("data")
+	corpora := []struct {
+		name string
+		load func() ([]data.Passage, error)
+	}{
+		{"SQuADShifts new_wiki", func() ([]data.Passage, error) {
+			sq, err := data.LoadSQuAD(filepath.Join(root, "squadshifts/new_wiki_v1.0.json"), nil)
+			if err != nil {
+				return nil, err
+			}
+			return sq.Passages, nil
+		}},
+		{"SciFact", func() ([]data.Passage, error) {
+			sf, err := data.OpenSciFact(filepath.Join(root, "scifact/scifact_hf_csv.zip"))
+			if err != nil {
+				return nil, err
+			}
+			defer sf.Close()
+			return sf.Corpus(nil)
+		}},
+		{"ArguAna", func() ([]data.Passage, error) {
+			return data.LoadCorpus(filepath.Join(root, "arguana/corpus.jsonl.gz"), nil)
+		}},
+	}
+	h := c.Int64("hidden")
+	cfg := &bert.Config{ModelType: "dpr", VocabSize: int64(tok.VocabSize()), HiddenSize: h, NumHiddenLayers: c.Int("layers"),
+		NumAttentionHeads: c.Int64("heads"), IntermediateSize: 4 * h, HiddenAct: "gelu", MaxPositionEmbeddings: 512,
+		TypeVocabSize: 2, LayerNormEps: 1e-12}
+	torch.ManualSeed(3)
+	d, err := bert.NewDPR(cfg, false, torch.CPUDevice)
+	if err != nil {
+		return err
+	}
+	err = d.Save(dir)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	batch, maxLen := c.Int("batch"), c.Int("max-length")
+	encoders := make([]*neural.Encoder, 2)
+	for i, window := range []int{1, 0} {
+		m, err := bert.LoadDPR(dir, model.Options{Device: dev, DType: dt})
+		if err != nil {
+			return err
+		}
+		encoders[i] = neural.NewEncoder(m, tok, neural.Options{Device: dev, DType: dt, BatchSize: batch, MaxLength: maxLen, SortWindow: window})
+		defer encoders[i].Close()
+	}
+	fmt.Printf("DPR passage encoding, corpus order vs length-sorted windows of 32 batches: BERT %d layers, hidden %d, batch %d, "+
+		"max length %d, %s %s, %d CPU threads, libtorch %s\n", cfg.NumHiddenLayers, h, batch, maxLen, dev, dt, torch.NumThreads(), torch.Version())
+	fmt.Printf("%-22s %9s %11s %13s %13s %8s %11s %11s %8s\n", "corpus", "passages", "tokens", "padded:order", "padded:sorted",
+		"ratio", "p/s order", "p/s sorted", "speed-up")
+	ctx := c.Context
+	logSum, n := 0.0, 0
+	for _, cp := range corpora {
+		ps, err := cp.load()
+		if err != nil {
+			return fmt.Errorf("bench batching: %s: %w", cp.name, err)
+		}
+		in := make([]neural.Passage, len(ps))
+		tin := make([]tokenizer.Input, len(ps))
+		for i, p := range ps {
+			in[i] = neural.Passage{Title: p.Title, Text: p.Text}
+			tin[i] = tokenizer.Input{A: p.Text}
+			if p.Title != "" {
+				tin[i] = tokenizer.Input{A: p.Title, B: p.Text, Pair: true}
+			}
+		}
+		encs, err := tok.EncodeBatch(ctx, tin, tokenizer.Options{MaxLength: maxLen, Truncation: tokenizer.LongestFirst})
+		if err != nil {
+			return err
+		}
+		real := 0
+		for _, e := range encs {
+			real += len(e.IDs)
+		}
+		// padding over the whole corpus, windows as neural sorts them
+		var plain, sorted int
+		win := 32 * batch
+		for lo := 0; lo < len(encs); lo += win {
+			w := encs[lo:min(len(encs), lo+win)]
+			plain += neural.PaddedTokens(w, batch, false)
+			sorted += neural.PaddedTokens(w, batch, true)
+		}
+		sample := in
+		if k := c.Int("sample"); k > 0 && k < len(in) {
+			sample = in[:k]
+		}
+		var best [2]time.Duration
+		for r := 0; r < c.Int("rounds"); r++ {
+			for i, e := range encoders {
+				t, err := timeEncode(ctx, e, sample)
+				if err != nil {
+					return err
+				}
+				if best[i] == 0 || t < best[i] {
+					best[i] = t
+				}
+			}
+		}
+		rate := func(t time.Duration) float64 { return float64(len(sample)) / t.Seconds() }
+		up := best[0].Seconds() / best[1].Seconds()
+		logSum += math.Log(up)
+		n++
+		fmt.Printf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f\n", cp.name, len(ps), real, plain, sorted,
+			float64(plain)/float64(sorted), rate(best[0]), rate(best[1]), up)
+	}
+	fmt.Printf("sorted/corpus-order encoding throughput ratio (geometric mean): %.3f\n", math.Exp(logSum/float64(n)))
+	return nil
+}
+
+func timeEncode(ctx context.Context, e *neural.Encoder, ps []neural.Passage) (time.Duration, error) {
+	t0 := time.Now()
+	_, err := e.EncodePassages(ctx, ps)
+	return time.Since(t0), err
+}
