@@ -149,14 +149,30 @@ func Held(dir string) (held bool, pid int) {
 	return true, readPID(path)
 }
 
-// MoveTo moves the held lock's file into dir, keeping the lock: for a
-// directory built elsewhere and renamed into the locked one's place.
-func (l *Lock) MoveTo(dir string) error {
-	path := filepath.Join(dir, FileName)
-	if err := os.Rename(l.path, path); err != nil {
-		return fmt.Errorf("lock: move %s: %w", l.path, err)
+// ReplaceDir puts the directory src in the place of the locked directory,
+// which must hold nothing but the lock file, keeping the lock throughout:
+// the lock file moves into src, the locked directory is removed, and src is
+// renamed to its name. src must be on the same file system.
+func (l *Lock) ReplaceDir(src string) error {
+	dir := filepath.Dir(l.path)
+	moved := filepath.Join(src, FileName)
+	if err := os.Rename(l.path, moved); err != nil {
+		return fmt.Errorf("replace %s: %w", dir, err)
 	}
-	l.path = path
+	if err := os.Remove(dir); err != nil {
+		if berr := os.Rename(moved, l.path); berr != nil {
+			l.path = moved
+		}
+		return fmt.Errorf("replace %s: %w", dir, err)
+	}
+	if err := os.Rename(src, dir); err != nil {
+		l.path = moved
+		return fmt.Errorf("replace %s: %w", dir, err)
+	}
+	if d, err := os.Open(filepath.Dir(dir)); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return nil
 }
 

@@ -168,14 +168,31 @@ func TestOneWriterPerProcessToo(t *testing.T) {
 	if _, err := Acquire(context.Background(), dir, 100*time.Millisecond); !errors.As(err, &busy) || busy.PID != os.Getpid() {
 		t.Fatalf("a second lock in the same process: %v", err)
 	}
-	// the lock moves with its file, as when a finished directory is renamed
-	// into the locked one's place
-	other := t.TempDir()
-	if err := a.MoveTo(other); err != nil {
+	// a directory built elsewhere replaces the locked one, which stays
+	// locked throughout
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "data"), []byte("x"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "stray"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if held, _ := Held(other); !held {
-		t.Fatal("moved lock not held")
+	if err := a.ReplaceDir(src); err == nil {
+		t.Fatal("replaced a directory that holds more than the lock")
+	}
+	if held, _ := Held(dir); !held {
+		t.Fatal("failed replace: lock lost")
+	}
+	os.Remove(filepath.Join(dir, "stray"))
+	if err := a.ReplaceDir(src); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := Held(dir); !held {
+		t.Fatal("replaced directory not held")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "data")); err != nil || string(b) != "x" {
+		t.Fatalf("replaced directory's file: %q %v", b, err)
+	}
+	if _, err := os.Stat(src); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("source directory still there: %v", err)
 	}
 	if err := a.Release(); err != nil {
 		t.Fatal(err)
@@ -183,7 +200,10 @@ func TestOneWriterPerProcessToo(t *testing.T) {
 	if err := a.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if held, _ := Held(other); held {
+	if held, _ := Held(dir); held {
 		t.Fatal("held after release")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("after release the directory holds %v, want its one file", ents)
 	}
 }
