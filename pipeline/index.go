@@ -163,6 +163,9 @@ func BuildIndex(ctx context.Context, corpusPath string, corpus *Corpus, o IndexO
 	}
 	pr := buildState{CorpusSHA256: sum, Shard: o.shardLabel()}
 	progPath := filepath.Join(o.Out, progressFile)
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

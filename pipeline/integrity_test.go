@@ -304,6 +304,7 @@ var (
 	squadOnce sync.Once
 	squadIdx  string
 	squadErr  error
+	squadTmp  string
 )
 
 // squadIndex builds (once per test binary) the BM25 index of all 1,581
@@ -319,11 +320,10 @@ func squadIndex(t *testing.T) string {
 		if corpus, squadErr = LoadCorpus(src); squadErr != nil {
 			return
 		}
-		var tmp string
-		if tmp, squadErr = os.MkdirTemp("", "re2g-pipeline-squad-"); squadErr != nil {
+		if squadTmp, squadErr = os.MkdirTemp("", "re2g-pipeline-squad-"); squadErr != nil {
 			return
 		}
-		squadIdx = filepath.Join(tmp, "index")
+		squadIdx = filepath.Join(squadTmp, "index")
 		_, squadErr = BuildIndex(context.Background(), src, corpus, IndexOptions{Out: squadIdx, Progress: io.Discard})
 	})
 	if squadErr != nil {
