@@ -23,6 +23,7 @@ import (
 	"github.com/blevesearch/bleve/v2/mapping"
 	index "github.com/blevesearch/bleve_index_api"
 	"github.com/schollz/progressbar/v3"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/re2g/re2g/data"
 )
@@ -65,6 +66,9 @@ const (
 	keyTotal      = "_passages" // in the statistics: the passage count they describe
 )
 
+// ErrReadOnly reports a change to an index opened by OpenReadOnly.
+var ErrReadOnly = errors.New("bm25: the index was opened read-only")
+
 // Options configure a new index.
 type Options struct {
 	Fields string // Flat (default) or MultiField
@@ -97,6 +101,7 @@ type Index struct {
 	scratch sync.Pool
 
 	genericPostings bool // tests: score through bleve's term field readers
+	readOnly        bool // opened by OpenReadOnly: Add, Delete and Optimize fail
 
 	closeOnce sync.Once
 	closeErr  error
@@ -175,12 +180,48 @@ func Create(dir string, o Options) (*Index, error) {
 	return wrap(bi, c, map[string]fieldStats{}, dir)
 }
 
-// Open opens an index made by Create.
+// Open opens an index made by Create for reading and writing. It takes the
+// store's exclusive lock, which a reader or writer in another process holds
+// against it.
 func Open(dir string) (*Index, error) {
+	return open(context.Background(), dir, false)
+}
+
+// OpenReadOnly opens an index made by Create for searching only: nothing in
+// dir is written (it may be on a read-only file system), and any number of
+// processes may have it open at once. While a process holds it open for
+// writing (Create, Open), OpenReadOnly waits until ctx ends.
+func OpenReadOnly(ctx context.Context, dir string) (*Index, error) {
+	return open(ctx, dir, true)
+}
+
+// openBleve opens dir's bleve index; read-only, it waits for a writer's
+// exclusive lock in short steps so that ctx can end the wait.
+func openBleve(ctx context.Context, dir string, readOnly bool) (bleve.Index, error) {
+	if !readOnly {
+		return bleve.Open(dir)
+	}
+	logged := false
+	for {
+		bi, err := bleve.OpenUsing(dir, map[string]interface{}{"read_only": true, "bolt_timeout": "100ms"})
+		if !errors.Is(err, bolterrors.ErrTimeout) {
+			return bi, err
+		}
+		if !logged {
+			slog.Info("bm25: waiting for a process that has the index open for writing", "dir", dir)
+			logged = true
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("another process has it open for writing: %w", ctx.Err())
+		}
+	}
+}
+
+func open(ctx context.Context, dir string, readOnly bool) (*Index, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("bm25: open: %w", err)
 	}
-	bi, err := bleve.Open(dir)
+	bi, err := openBleve(ctx, dir, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
 	}
@@ -210,15 +251,17 @@ func Open(dir string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
+	ix.readOnly = readOnly
 	n, err := bi.DocCount()
 	if err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
 	}
 	if uint64(st[keyTotal].Docs) != n {
-		// A crash between a batch and its statistics: count again.
+		// A crash between a batch and its statistics: count again (read-only:
+		// in memory only).
 		slog.Warn("bm25: statistics out of date, recounting", "dir", dir, "passages", n, "recorded", st[keyTotal].Docs)
-		if err := ix.recount(context.Background()); err != nil {
+		if err := ix.recount(ctx); err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
 		}
@@ -266,6 +309,17 @@ func (ix *Index) recount(ctx context.Context) error {
 			s.SumLen -= v.SumLen
 			st[f] = s
 		}
+	}
+	if ix.readOnly {
+		n, err := ix.bi.DocCount()
+		if err != nil {
+			return err
+		}
+		st[keyTotal] = fieldStats{Docs: int64(n)}
+		ix.smu.Lock()
+		ix.stats = st
+		ix.smu.Unlock()
+		return nil
 	}
 	ix.smu.Lock()
 	ix.stats = map[string]fieldStats{}
@@ -328,6 +382,9 @@ const maxText = 8 << 20
 // no text at all or over 8 MiB of text is an error, and nothing of its batch
 // is written.
 func (ix *Index) Add(ctx context.Context, ps []data.Passage, progress io.Writer) error {
+	if ix.readOnly {
+		return ErrReadOnly
+	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
 	var bar *progressbar.ProgressBar
@@ -530,6 +587,9 @@ func (ix *Index) commitStats(delta map[string]fieldStats) error {
 // Delete removes passages by id; ids not in the index are ignored. It
 // returns how many were removed.
 func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
+	if ix.readOnly {
+		return 0, ErrReadOnly
+	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
 	r, err := ix.adv.Reader()
@@ -581,6 +641,9 @@ func (ix *Index) Passage(id string) (data.Passage, bool, error) {
 // Optimize merges the index into one segment, which makes searches faster;
 // call it after a bulk load.
 func (ix *Index) Optimize(ctx context.Context) error {
+	if ix.readOnly {
+		return ErrReadOnly
+	}
 	s, ok := ix.adv.(*scorch.Scorch)
 	if !ok {
 		return errors.New("bm25: optimize: not a scorch index")

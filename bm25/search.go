@@ -56,8 +56,9 @@ type Hit struct {
 // MaxK bounds the number of hits one search may ask for.
 const MaxK = 100_000
 
-// Search returns the k best passages for the query text, best first (equal
-// scores in index order).
+// Search returns the k best passages for the query text, best first, equal
+// scores by passage id (so that two indexes of the same passages, however
+// built, give the same list).
 func (ix *Index) Search(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
 	p, err := p.withDefaults()
 	if err != nil {
@@ -203,6 +204,14 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 			return nil, err
 		}
 	}
+	return ix.best(r, sc, k)
+}
+
+// best returns the k best scored documents of sc, by score, equal scores by
+// passage id, so that the order does not depend on the order in which the
+// passages were indexed. Only the documents tied with the k-th score need
+// their ids before the final sort.
+func (ix *Index) best(r index.IndexReader, sc *scratch, k int) ([]Hit, error) {
 	h := topK(make([]cand, 0, min(k, len(sc.touched))))
 	for _, d := range sc.touched {
 		c := cand{d, sc.acc[d]}
@@ -214,20 +223,73 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 			h.down(0, len(h))
 		}
 	}
-	// Heap-sort in place: repeatedly move the worst to the end.
-	for n := len(h) - 1; n > 0; n-- {
-		h[0], h[n] = h[n], h[0]
-		h.down(0, n)
+	chosen := []cand(h)
+	if len(h) == k && len(sc.touched) > k {
+		// Every document above the k-th score is in; of those at it, the
+		// smallest ids are.
+		kth := h[0].score
+		chosen = chosen[:0:0]
+		for _, c := range h {
+			if c.score > kth {
+				chosen = append(chosen, c)
+			}
+		}
+		var tied []cand
+		for _, d := range sc.touched {
+			if sc.acc[d] == kth {
+				tied = append(tied, cand{d, kth})
+			}
+		}
+		if len(chosen)+len(tied) > k {
+			ids, err := externalIDs(r, tied)
+			if err != nil {
+				return nil, err
+			}
+			sort.Sort(byID{tied, ids})
+			tied = tied[:k-len(chosen)]
+		}
+		chosen = append(chosen, tied...)
 	}
-	out := make([]Hit, len(h))
-	for i, c := range h {
+	ids, err := externalIDs(r, chosen)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Hit, len(chosen))
+	for i, c := range chosen {
+		out[i] = Hit{ID: ids[i], Score: c.score}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func externalIDs(r index.IndexReader, cs []cand) ([]string, error) {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
 		id, err := r.ExternalID(index.NewIndexInternalID(nil, c.doc))
 		if err != nil {
 			return nil, fmt.Errorf("bm25: document %d: %w", c.doc, err)
 		}
-		out[i] = Hit{ID: id, Score: c.score}
+		ids[i] = id
 	}
-	return out, nil
+	return ids, nil
+}
+
+// byID sorts candidates by their passage ids.
+type byID struct {
+	cs  []cand
+	ids []string
+}
+
+func (b byID) Len() int           { return len(b.cs) }
+func (b byID) Less(i, j int) bool { return b.ids[i] < b.ids[j] }
+func (b byID) Swap(i, j int) {
+	b.cs[i], b.cs[j] = b.cs[j], b.cs[i]
+	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
 }
 
 // scoreGeneric feeds add from bleve's term field readers (any index type).
@@ -327,7 +389,8 @@ type cand struct {
 	score float64
 }
 
-// worse orders candidates: lower score, then later in index order.
+// worse orders candidates for the heap: lower score, then later in index
+// order (best resolves ties at the k-th score by passage id).
 func worse(a, b cand) bool {
 	if a.score != b.score {
 		return a.score < b.score
@@ -382,6 +445,7 @@ func (ix *Index) searchBleve(ctx context.Context, text string, k int, p Params) 
 		qs = append(qs, mq)
 	}
 	req := bleve.NewSearchRequestOptions(query.NewDisjunctionQuery(qs), k, 0, false)
+	req.SortBy([]string{"-_score", "_id"})
 	bleveMu.Lock()
 	defer bleveMu.Unlock()
 	search.BM25_k1, search.BM25_b = p.K1, p.B

@@ -2,11 +2,13 @@ package faiss
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -295,6 +297,19 @@ func TestErrors(t *testing.T) {
 	os.WriteFile(MetaPath(good), []byte(`{"format":"re2g-faiss/1","dim":7,"metric":"ip"}`), 0o644)
 	if _, err := Load(good); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("mismatched sidecar: got %v, want ErrCorrupt", err)
+	}
+	// A sidecar whose vector count disagrees (a file cut or swapped).
+	if err := ix.Save(good); err != nil {
+		t.Fatal(err)
+	}
+	side, _ := os.ReadFile(MetaPath(good))
+	var sm map[string]any
+	json.Unmarshal(side, &sm)
+	sm["ntotal"] = sm["ntotal"].(float64) + 1
+	side, _ = json.Marshal(sm)
+	os.WriteFile(MetaPath(good), side, 0o644)
+	if _, err := Load(good); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "vectors") {
+		t.Errorf("sidecar with another vector count: got %v, want ErrCorrupt", err)
 	}
 	os.Remove(MetaPath(good))
 	plain, err := Load(good) // FAISS file alone: metric from FAISS

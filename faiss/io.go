@@ -168,6 +168,10 @@ func Load(path string) (*Index, error) {
 		return nil, fmt.Errorf("faiss: load %s: %w: sidecar says %s d=%d but the index file holds %s d=%d",
 			path, ErrCorrupt, mm, m.Dim, metric, nd)
 	}
+	if n := ix.Ntotal(); n != m.Ntotal {
+		ix.Close()
+		return nil, fmt.Errorf("faiss: load %s: %w: the index file holds %d vectors, its sidecar says %d", path, ErrCorrupt, n, m.Ntotal)
+	}
 	ix.dim, ix.metric, ix.phi = m.Dim, mm, m.Phi
 	return ix, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/dirlock"
 	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/neural"
 )
@@ -48,6 +50,12 @@ type Manifest struct {
 	// Shard is "I/N" for the partial output of one encoding shard, which
 	// holds vectors only, until MergeShards combines the shards.
 	Shard string `json:"shard,omitempty"`
+	// Files are every other file of the directory, checked when it is
+	// opened (empty for indexes from before version 2).
+	Files []FileSum `json:"files,omitempty"`
+	// ManifestSHA256 is the SHA-256 of this file as written with the field
+	// all zeros. It must stay the last field.
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
 // DenseManifest describes the dense half of an index.
@@ -73,6 +81,9 @@ type IndexOptions struct {
 	BM25       bm25.Options
 	HNSW       faiss.HNSWConfig
 	Progress   io.Writer // progress bars (nil: stderr)
+	// LockTimeout is how long to wait for the directory's writer lock while
+	// another build or merge holds it (0: not at all).
+	LockTimeout time.Duration
 	// afterChunk is a test hook called after each chunk is stored.
 	afterChunk func(done int) error
 }
@@ -155,6 +166,17 @@ func BuildIndex(ctx context.Context, corpusPath string, corpus *Corpus, o IndexO
 	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
 		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
 	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	lock, err := lockIndex(ctx, o.Out, o.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseLock(lock)
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
 	if _, err := os.Stat(progPath); err == nil {
 		if !o.Resume {
 			return nil, fmt.Errorf("index: %s holds an unfinished build: pass --resume to continue it, or remove it", o.Out)
@@ -169,17 +191,14 @@ func BuildIndex(ctx context.Context, corpusPath string, corpus *Corpus, o IndexO
 		pr = old
 		slog.Info("resuming index build", "dir", o.Out, "bm25_done", pr.BM25Done, "dense_done", pr.DenseDone)
 	} else {
-		if ents, err := os.ReadDir(o.Out); err == nil && len(ents) > 0 {
+		if empty, err := emptyDir(o.Out); err != nil || !empty {
 			return nil, fmt.Errorf("index: %s exists and is not empty", o.Out)
-		}
-		if err := os.MkdirAll(o.Out, 0o755); err != nil {
-			return nil, fmt.Errorf("index: %w", err)
 		}
 		if err := writeJSON(progPath, pr); err != nil {
 			return nil, err
 		}
 	}
-	man := &Manifest{Version: 1, Corpus: corpusPath, CorpusSHA256: sum, Passages: len(corpus.Passages), Pages: corpus.Pages != nil, Shard: pr.Shard}
+	man := &Manifest{Corpus: corpusPath, CorpusSHA256: sum, Passages: len(corpus.Passages), Pages: corpus.Pages != nil, Shard: pr.Shard}
 	if corpus.Pages != nil {
 		if err := writeJSON(filepath.Join(o.Out, pagesFile), corpus.Pages); err != nil {
 			return nil, err
@@ -212,7 +231,7 @@ func BuildIndex(ctx context.Context, corpusPath string, corpus *Corpus, o IndexO
 		man.Dense = dm
 	}
 	man.Created = time.Now().UTC()
-	if err := writeJSON(filepath.Join(o.Out, manifestFile), man); err != nil {
+	if err := writeManifest(ctx, o.Out, man); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(progPath); err != nil {
@@ -324,36 +343,119 @@ func buildHNSW(ctx context.Context, out string, cfg faiss.HNSWConfig, w io.Write
 	return nil
 }
 
+// lockIndex takes dir's writer lock: builds and merges, never searches.
+func lockIndex(ctx context.Context, dir string, timeout time.Duration) (*dirlock.Lock, error) {
+	l, err := dirlock.Acquire(ctx, dir, timeout)
+	var busy *dirlock.BusyError
+	if errors.As(err, &busy) {
+		return nil, fmt.Errorf("index %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return l, nil
+}
+
+func releaseLock(l *dirlock.Lock) {
+	if err := l.Release(); err != nil {
+		slog.Warn("index: releasing the lock", "dir", l.Dir(), "err", err)
+	}
+}
+
+// emptyDir reports whether dir holds nothing but its lock file.
+func emptyDir(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if e.Name() != dirlock.FileName {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // MergeShards combines encoding shards (BuildIndex with NumShards > 1, in any
-// order, on any machines) of one corpus into a finished index at out: the
-// vectors are merged, and the BM25 and HNSW indexes built.
-func MergeShards(ctx context.Context, corpusPath string, corpus *Corpus, out string, shardDirs []string, o IndexOptions) (*Manifest, error) {
+// order, on any machines) of one corpus into a finished index at out, which
+// must be missing or empty: the vectors are merged, and the BM25 and HNSW
+// indexes built. It builds in a temporary directory beside out and renames
+// it into place, holding out's writer lock, so a failed merge leaves nothing
+// behind.
+func MergeShards(ctx context.Context, corpusPath string, corpus *Corpus, out string, shardDirs []string, o IndexOptions) (_ *Manifest, err error) {
+	if len(shardDirs) == 0 {
+		return nil, errors.New("index merge: no shards given")
+	}
 	sum, err := fileSHA256(corpusPath)
 	if err != nil {
 		return nil, fmt.Errorf("index merge: corpus: %w", err)
 	}
-	var dm *DenseManifest
-	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("index merge: %s exists and is not empty", out)
+	out = filepath.Clean(out)
+	_, statErr := os.Stat(out)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("index merge: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(out, denseDir), 0o755); err != nil {
+	lock, err := lockIndex(ctx, out, o.LockTimeout)
+	if err != nil {
+		if created {
+			os.Remove(out)
+		}
 		return nil, err
 	}
+	defer func() {
+		releaseLock(lock)
+		if err != nil && created {
+			os.Remove(out) // only if still empty
+		}
+	}()
+	if empty, err := emptyDir(out); err != nil || !empty {
+		return nil, fmt.Errorf("index merge: %s exists and is not empty", out)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".merge-*")
+	if err != nil {
+		return nil, fmt.Errorf("index merge: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("index merge: %w", err)
+	}
+	man, err := mergeInto(ctx, tmp, sum, corpusPath, corpus, shardDirs, o)
+	if err != nil {
+		return nil, err
+	}
+	// Swap the finished directory in, out locked throughout.
+	if err := lock.ReplaceDir(tmp); err != nil {
+		return nil, fmt.Errorf("index merge: %w", err)
+	}
+	return man, nil
+}
+
+// mergeInto builds the merged index in dir.
+func mergeInto(ctx context.Context, dir, sum, corpusPath string, corpus *Corpus, shardDirs []string, o IndexOptions) (*Manifest, error) {
+	var dm *DenseManifest
 	var dst *dense.Store
 	for _, d := range shardDirs {
-		var m Manifest
-		if err := readJSON(filepath.Join(d, manifestFile), &m); err != nil {
+		m, err := readManifest(d)
+		if err != nil {
 			return nil, fmt.Errorf("index merge: shard %s is not finished: %w", d, err)
 		}
 		if m.CorpusSHA256 != sum || m.Dense == nil {
 			return nil, fmt.Errorf("index merge: shard %s was built from another corpus or has no vectors", d)
+		}
+		if err := verifyFiles(ctx, d, m); err != nil {
+			return nil, fmt.Errorf("index merge: shard %s: %w", d, err)
 		}
 		src, err := dense.Open(filepath.Join(d, denseDir))
 		if err != nil {
 			return nil, err
 		}
 		if dst == nil {
-			dst, err = dense.Create(filepath.Join(out, denseDir), src.Dim(), src.DType())
+			dst, err = dense.Create(filepath.Join(dir, denseDir), src.Dim(), src.DType())
 			if err != nil {
 				return nil, err
 			}
@@ -363,28 +465,28 @@ func MergeShards(ctx context.Context, corpusPath string, corpus *Corpus, out str
 			return nil, err
 		}
 	}
-	if dst == nil {
-		return nil, errors.New("index merge: no shards given")
-	}
 	if dst.Count() != len(corpus.Passages) {
 		return nil, fmt.Errorf("index merge: the shards hold %d vectors, the corpus %d passages (a shard is missing?)", dst.Count(), len(corpus.Passages))
 	}
 	if corpus.Pages != nil {
-		if err := writeJSON(filepath.Join(out, pagesFile), corpus.Pages); err != nil {
+		if err := writeJSON(filepath.Join(dir, pagesFile), corpus.Pages); err != nil {
 			return nil, err
 		}
 	}
-	if err := buildBM25(ctx, filepath.Join(out, bm25Dir), corpus.Passages, o); err != nil {
+	if err := buildBM25(ctx, filepath.Join(dir, bm25Dir), corpus.Passages, o); err != nil {
 		return nil, err
 	}
-	if err := buildHNSW(ctx, out, o.HNSW, o.progressOut()); err != nil {
+	if err := buildHNSW(ctx, dir, o.HNSW, o.progressOut()); err != nil {
 		return nil, err
 	}
 	dm.Vectors, dm.HNSW = dst.Count(), o.HNSW
-	man := &Manifest{Version: 1, Created: time.Now().UTC(), Corpus: corpusPath, CorpusSHA256: sum, Passages: len(corpus.Passages),
+	man := &Manifest{Created: time.Now().UTC(), Corpus: corpusPath, CorpusSHA256: sum, Passages: len(corpus.Passages),
 		Pages: corpus.Pages != nil, Dense: dm}
 	man.BM25 = &struct {
 		Fields string `json:"fields"`
 	}{Fields: o.BM25.Fields}
-	return man, writeJSON(filepath.Join(out, manifestFile), man)
+	if err := writeManifest(ctx, dir, man); err != nil {
+		return nil, err
+	}
+	return man, nil
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/internal/dirlock"
 )
 
 // Index is an opened index directory, safe for concurrent searches.
@@ -22,46 +23,44 @@ type Index struct {
 	hnsw     *faiss.Index
 	store    *dense.Store
 	pages    map[string]string
-	abs      string
 }
 
-// openDirs holds the index directories open in this process: bleve locks
-// its files, so a second open of the same directory would wait forever.
-var openDirs sync.Map
-
-// OpenIndex opens a finished index directory. One directory can be open
-// once per process; share the Index (or Pipeline), which is safe for
-// concurrent use.
+// OpenIndex opens a finished index directory for searching; see
+// OpenIndexContext.
 func OpenIndex(dir string) (*Index, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", dir, err)
-	}
-	if _, busy := openDirs.LoadOrStore(abs, true); busy {
-		return nil, fmt.Errorf("index %s is already open in this process (share the Pipeline: it is safe for concurrent use)", dir)
-	}
-	ix, err := openIndex(dir)
-	if err != nil {
-		openDirs.Delete(abs)
-		return nil, err
-	}
-	ix.abs = abs
-	return ix, nil
+	return OpenIndexContext(context.Background(), dir)
 }
 
-func openIndex(dir string) (*Index, error) {
+// OpenIndexContext opens a finished index directory for searching. It
+// writes nothing there (the directory may be read-only), and any number of
+// processes (and Indexes in one process) may have it open at once. Every
+// file is checked against the sizes and CRC-32C checksums in the manifest
+// first, so a damaged file is an error naming it; an index from before
+// checksums opens with a warning. ctx bounds the wait for a process that
+// has the BM25 store open for writing.
+func OpenIndexContext(ctx context.Context, dir string) (*Index, error) {
 	ix := &Index{Dir: dir}
-	if err := readJSON(filepath.Join(dir, manifestFile), &ix.Manifest); err != nil {
+	m, err := readManifest(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("index %s: %w", dir, err)
+		}
+		if held, pid := dirlock.Held(dir); held {
+			return nil, fmt.Errorf("index %s is being built by PID %d: wait for it to finish", dir, pid)
+		}
 		if _, perr := os.Stat(filepath.Join(dir, progressFile)); perr == nil {
 			return nil, fmt.Errorf("index %s: the build did not finish (re2g index --resume continues it)", dir)
 		}
 		return nil, fmt.Errorf("index %s: %w", dir, err)
 	}
+	ix.Manifest = *m
 	if ix.Manifest.Shard != "" {
 		return nil, fmt.Errorf("index %s: shard %s of an index: merge the shards first (re2g index merge)", dir, ix.Manifest.Shard)
 	}
-	var err error
-	if ix.sparse, err = bm25.Open(filepath.Join(dir, bm25Dir)); err != nil {
+	if err := verifyFiles(ctx, dir, m); err != nil {
+		return nil, fmt.Errorf("index %s: %w", dir, err)
+	}
+	if ix.sparse, err = bm25.OpenReadOnly(ctx, filepath.Join(dir, bm25Dir)); err != nil {
 		return nil, fmt.Errorf("index %s: %w", dir, err)
 	}
 	if ix.Manifest.Pages {
@@ -70,7 +69,7 @@ func openIndex(dir string) (*Index, error) {
 			return nil, fmt.Errorf("index %s: %w", dir, err)
 		}
 	}
-	if ix.Manifest.Dense != nil {
+	if d := ix.Manifest.Dense; d != nil {
 		if ix.store, err = dense.Open(filepath.Join(dir, denseDir)); err != nil {
 			ix.Close()
 			return nil, fmt.Errorf("index %s: %w", dir, err)
@@ -79,9 +78,13 @@ func openIndex(dir string) (*Index, error) {
 			ix.Close()
 			return nil, fmt.Errorf("index %s: %w", dir, err)
 		}
-		if ix.hnsw.Dim() != ix.Manifest.Dense.Dim {
+		if ix.hnsw.Dim() != d.Dim || ix.store.Dim() != d.Dim {
 			ix.Close()
-			return nil, fmt.Errorf("index %s: HNSW dimension %d, manifest says %d", dir, ix.hnsw.Dim(), ix.Manifest.Dense.Dim)
+			return nil, fmt.Errorf("index %s: HNSW dimension %d, vector store %d, manifest says %d", dir, ix.hnsw.Dim(), ix.store.Dim(), d.Dim)
+		}
+		if n := ix.hnsw.Ntotal(); n != int64(d.Vectors) || ix.store.Count() != d.Vectors {
+			ix.Close()
+			return nil, fmt.Errorf("index %s: HNSW holds %d vectors, the vector store %d, manifest says %d", dir, n, ix.store.Count(), d.Vectors)
 		}
 	}
 	return ix, nil
@@ -95,10 +98,6 @@ func (ix *Index) Close() error {
 	}
 	if ix.hnsw != nil {
 		errs = append(errs, ix.hnsw.Close())
-	}
-	if ix.abs != "" {
-		openDirs.Delete(ix.abs)
-		ix.abs = ""
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/model/bart"
@@ -18,7 +19,10 @@ import (
 // retrieval, without a reranker the merged list keeps its order (and
 // passages are weighted uniformly), without a generator only retrieval runs.
 type Config struct {
-	Index        string // index directory (re2g index)
+	Index string // index directory (re2g index)
+	// LockTimeout bounds the wait for a process that has the index open for
+	// writing (0: as long as the context allows).
+	LockTimeout  time.Duration
 	QueryEncoder string // DPR question encoder directory ("": no dense retrieval)
 	Reranker     string // cross-encoder directory ("": no reranking)
 	Generator    string // BART directory ("": retrieval only)
@@ -85,10 +89,25 @@ type Pipeline struct {
 	gen      *neural.Generator
 }
 
-// New opens the index and loads the models the config names.
+// New opens the index and loads the models the config names; see
+// NewContext.
 func New(cfg Config) (*Pipeline, error) {
+	return NewContext(context.Background(), cfg)
+}
+
+// NewContext opens the index (read-only: any number of pipelines, in any
+// number of processes, may share it) and loads the models the config names.
+// ctx, and LockTimeout, bound the wait for a process that has the index open
+// for writing.
+func NewContext(ctx context.Context, cfg Config) (*Pipeline, error) {
 	cfg.defaults()
-	ix, err := OpenIndex(cfg.Index)
+	octx := ctx
+	if cfg.LockTimeout > 0 {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
+		defer cancel()
+	}
+	ix, err := OpenIndexContext(octx, cfg.Index)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/data"
@@ -193,13 +194,46 @@ func TestShardsMergeIntoOneIndex(t *testing.T) {
 		}
 		dirs = append(dirs, d)
 	}
-	out := filepath.Join(t.TempDir(), "merged")
+	parent := t.TempDir()
+	out := filepath.Join(parent, "merged")
 	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs[:2], IndexOptions{}); err == nil {
 		t.Fatal("merging without a shard succeeded")
 	}
+	// a failed merge leaves nothing behind: no half-written dense/, no
+	// temporary directory
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Fatalf("a failed merge left %v", ents)
+	}
+	// a directory that holds something is not merged into, nor touched
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(out, "keep"), []byte("x"), 0o644)
+	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs, IndexOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("merge into a non-empty directory: %v", err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 1 {
+		t.Fatalf("the non-empty directory now holds %v", ents)
+	}
 	os.RemoveAll(out)
+	// a damaged shard is an error naming its file
+	bad := copyDir(t, dirs[1])
+	vec := filepath.Join(bad, denseDir, "chunk-000001.g1.vec")
+	raw, err := os.ReadFile(vec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[40] ^= 1
+	os.WriteFile(vec, raw, 0o644)
+	if _, err := MergeShards(ctx, corpusPath, corpus, out, []string{dirs[0], bad, dirs[2]}, IndexOptions{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), vec) {
+		t.Fatalf("merging a damaged shard: %v", err)
+	}
 	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs, IndexOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+		t.Fatalf("after the merge the parent holds %v, want the index alone", ents)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("merged index directory: %v %v", st.Mode(), err)
 	}
 	single := filepath.Join(t.TempDir(), "single")
 	if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: single, Encoder: enc, Chunk: 4}); err != nil {
@@ -277,9 +311,15 @@ func TestTinyEndToEnd(t *testing.T) {
 	if _, err := p.Answer(ctx, "who elects delegates"); err == nil {
 		t.Fatal("a cancelled context was answered")
 	}
-	if _, err := New(Config{Index: idx}); err == nil {
-		t.Fatal("an index open twice in one process")
+	// readers share the index: a second pipeline on it opens at once
+	other, err := New(Config{Index: idx})
+	if err != nil {
+		t.Fatalf("a second pipeline on the same index: %v", err)
 	}
+	if _, err := other.Retrieve(context.Background(), "who elects delegates"); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
 	p.Close()
 	// retrieval only, BM25 only
 	p2, err := New(Config{Index: idx})

@@ -162,7 +162,7 @@ func evalRetrieval(c *cli.Context) error {
 func openOrBuild(ctx context.Context, dir, corpus, fields string, rep *data.Report) (*closingIndex, bool, error) {
 	if dir != "" {
 		if _, err := os.Stat(dir); err == nil {
-			ix, err := bm25.Open(dir)
+			ix, err := bm25.OpenReadOnly(ctx, dir)
 			if err != nil {
 				return nil, false, err
 			}

@@ -34,6 +34,7 @@ func pipelineFlags() []cli.Flag {
 		&cli.IntFlag{Name: "num-return-sequences", Value: 4, Usage: "sequences per passage"},
 		&cli.IntFlag{Name: "max-new-tokens", Value: 32, Usage: "answer length limit"},
 		&cli.IntFlag{Name: "batch-size", Value: 16, Usage: "model batch size"},
+		&cli.DurationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "longest wait for a process that has the index open for writing"},
 	)
 }
 
@@ -49,6 +50,7 @@ func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
 		DenseK: c.Int("dense-k"), SparseK: c.Int("bm25-k"), RerankK: c.Int("rerank-k"), EfSearch: c.Int("ef-search"),
 		BM25: bm25.Params{K1: c.Float64("k1"), B: c.Float64("b")}, NumBeams: c.Int("num-beams"),
 		NumReturnSequences: c.Int("num-return-sequences"), MaxNewTokens: c.Int("max-new-tokens"),
+		LockTimeout: c.Duration("lock-timeout"),
 	}, nil
 }
 
@@ -68,28 +70,40 @@ func indexOptions(c *cli.Context) (pipeline.IndexOptions, error) {
 	if c.Bool("multifield") {
 		fields = bm25.MultiField
 	}
+	for _, name := range []string{"corpus", "out"} {
+		if !c.IsSet(name) {
+			return pipeline.IndexOptions{}, fmt.Errorf("--%s is required", name)
+		}
+	}
 	return pipeline.IndexOptions{
-		Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields},
+		Out: c.String("out"), Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields}, LockTimeout: c.Duration("lock-timeout"),
 		HNSW: faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search")},
 	}, nil
 }
 
 func init() {
-	indexFlags := append(deviceFlags(),
-		&cli.StringFlag{Name: "corpus", Required: true, Usage: "KILT passages, BEIR corpus (jsonl[.gz]) or SQuAD JSON"},
-		&cli.StringFlag{Name: "out", Required: true, Usage: "index directory"},
-		&cli.IntFlag{Name: "chunk", Value: 2048, Usage: "passages per encoded chunk (the unit of checkpointing)"},
-		&cli.IntFlag{Name: "hnsw-m", Value: 32, Usage: "HNSW links per node"},
-		&cli.IntFlag{Name: "ef-construction", Value: 80, Usage: "HNSW build breadth"},
-		&cli.IntFlag{Name: "ef-search", Value: 128, Usage: "HNSW default search breadth"},
-		&cli.BoolFlag{Name: "multifield", Usage: "BM25 over title and text as separate fields (default: one field)"},
-		&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "passages per encoder forward pass"},
-		&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage"},
-	)
+	// indexFlags are index's and index merge's flags. --corpus and --out are
+	// checked by the actions: urfave/cli checks a command's required flags
+	// before it runs a subcommand, so `index merge --corpus ... --out ...`
+	// failed on index's own.
+	indexFlags := func() []cli.Flag {
+		return append(deviceFlags(),
+			&cli.StringFlag{Name: "corpus", Usage: "KILT passages, BEIR corpus (jsonl[.gz]) or SQuAD JSON (required)"},
+			&cli.StringFlag{Name: "out", Usage: "index directory (required)"},
+			&cli.IntFlag{Name: "chunk", Value: 2048, Usage: "passages per encoded chunk (the unit of checkpointing)"},
+			&cli.IntFlag{Name: "hnsw-m", Value: 32, Usage: "HNSW links per node"},
+			&cli.IntFlag{Name: "ef-construction", Value: 80, Usage: "HNSW build breadth"},
+			&cli.IntFlag{Name: "ef-search", Value: 128, Usage: "HNSW default search breadth"},
+			&cli.BoolFlag{Name: "multifield", Usage: "BM25 over title and text as separate fields (default: one field)"},
+			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "passages per encoder forward pass"},
+			&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage"},
+			&cli.DurationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "longest wait while another build or merge holds --out"},
+		)
+	}
 	commands = append(commands, &cli.Command{
 		Name:  "index",
 		Usage: "index a corpus: passages, BM25, and DPR vectors in FAISS HNSW",
-		Flags: append(indexFlags,
+		Flags: append(indexFlags(),
 			&cli.StringFlag{Name: "ctx-encoder", Usage: "DPR context encoder directory (none: BM25 only)"},
 			&cli.StringFlag{Name: "shard", Usage: "I/N: encode only this shard of the corpus (merge with re2g index merge)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"}),
@@ -101,7 +115,7 @@ func init() {
 			if o.Shard, o.NumShards, err = parseShard(c.String("shard")); err != nil {
 				return err
 			}
-			o.Out, o.Resume = c.String("out"), c.Bool("resume")
+			o.Resume = c.Bool("resume")
 			corpus, err := pipeline.LoadCorpus(c.String("corpus"))
 			if err != nil {
 				return err
@@ -134,18 +148,25 @@ func init() {
 			Name:      "merge",
 			Usage:     "combine encoding shards (re2g index --shard I/N) into one index",
 			ArgsUsage: "SHARD_DIR...",
-			Flags:     indexFlags,
+			Flags:     indexFlags(),
 			Action: func(c *cli.Context) error {
 				o, err := indexOptions(c)
 				if err != nil {
 					return err
 				}
+				if c.NArg() == 0 {
+					return fmt.Errorf("index merge: no shard directories given (re2g index merge --corpus C --out DIR SHARD_DIR...)")
+				}
 				corpus, err := pipeline.LoadCorpus(c.String("corpus"))
 				if err != nil {
 					return err
 				}
-				_, err = pipeline.MergeShards(c.Context, c.String("corpus"), corpus, c.String("out"), c.Args().Slice(), o)
-				return err
+				man, err := pipeline.MergeShards(c.Context, c.String("corpus"), corpus, o.Out, c.Args().Slice(), o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "merged %d shards (%d passages) into %s\n", c.NArg(), man.Passages, o.Out)
+				return nil
 			},
 		}},
 	})
@@ -164,7 +185,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			p, err := pipeline.New(cfg)
+			p, err := pipeline.NewContext(c.Context, cfg)
 			if err != nil {
 				return err
 			}
@@ -207,7 +228,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			p, err := pipeline.New(cfg)
+			p, err := pipeline.NewContext(c.Context, cfg)
 			if err != nil {
 				return err
 			}

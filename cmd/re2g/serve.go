@@ -89,7 +89,7 @@ in flight finish (up to --shutdown-timeout).`,
 			errc := make(chan error, 1)
 			go func() { errc <- s.Serve(c.Context, ln) }()
 			start := time.Now()
-			p, err := pipeline.New(pcfg)
+			p, err := pipeline.NewContext(c.Context, pcfg)
 			if err != nil {
 				ln.Close()
 				<-errc

@@ -1,0 +1,232 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/re2g/re2g/internal/atomicfile"
+)
+
+// manifestVersion 2 records every file's size and CRC-32C, and the
+// manifest's own SHA-256; version 1 manifests (older builds) have neither.
+const manifestVersion = 2
+
+// ErrCorrupt reports an index file that does not match the manifest.
+var ErrCorrupt = errors.New("damaged")
+
+// FileSum is one file of an index directory as the manifest records it.
+type FileSum struct {
+	Path   string `json:"path"` // relative to the index directory, slash-separated
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sumKey is the manifest's own checksum field; it is the last field the
+// manifest is written with, so its last occurrence is the real one.
+const sumKey = `"manifest_sha256": "`
+
+// indexFiles lists and checksums every file under dir that the manifest
+// covers: all but the manifest itself, the build's progress file, and names
+// starting with a dot (the lock, temporary files).
+func indexFiles(ctx context.Context, dir string) ([]FileSum, error) {
+	var out []FileSum
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() || rel == manifestFile || rel == progressFile {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		size, crc, err := checksum(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, FileSum{Path: rel, Size: size, CRC32C: crc})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index %s: checksums: %w", dir, err)
+	}
+	return out, nil
+}
+
+func checksum(path string) (int64, uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, h.Sum32(), nil
+}
+
+// writeManifest records dir's files in man and writes it, with its own
+// SHA-256, atomically as dir/manifest.json.
+func writeManifest(ctx context.Context, dir string, man *Manifest) error {
+	files, err := indexFiles(ctx, dir)
+	if err != nil {
+		return err
+	}
+	man.Version, man.Files = manifestVersion, files
+	man.ManifestSHA256 = strings.Repeat("0", sha256.Size*2)
+	b, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	at := bytes.LastIndex(b, []byte(sumKey)) + len(sumKey)
+	sum := sha256.Sum256(b)
+	man.ManifestSHA256 = hex.EncodeToString(sum[:])
+	copy(b[at:], man.ManifestSHA256)
+	return atomicfile.WriteFile(filepath.Join(dir, manifestFile), b, 0o644)
+}
+
+// readManifest reads and checks dir/manifest.json: its SHA-256 if it has
+// one; a manifest without one must be from before checksums (version 1).
+func readManifest(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, manifestFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+	}
+	at := bytes.LastIndex(b, []byte(sumKey))
+	if at < 0 {
+		if m.Version >= manifestVersion || len(m.Files) > 0 {
+			return nil, fmt.Errorf("%s: %w: no manifest_sha256", path, ErrCorrupt)
+		}
+		return &m, nil
+	}
+	at += len(sumKey)
+	if at+sha256.Size*2 > len(b) {
+		return nil, fmt.Errorf("%s: %w: manifest_sha256 cut short", path, ErrCorrupt)
+	}
+	recorded := string(b[at : at+sha256.Size*2])
+	zeroed := bytes.Clone(b)
+	copy(zeroed[at:], strings.Repeat("0", sha256.Size*2))
+	sum := sha256.Sum256(zeroed)
+	if got := hex.EncodeToString(sum[:]); got != recorded || m.ManifestSHA256 != recorded {
+		return nil, fmt.Errorf("%s: %w: SHA-256 %s, the file says %s", path, ErrCorrupt, got, recorded)
+	}
+	if m.Version > manifestVersion {
+		return nil, fmt.Errorf("%s: version %d, made by a newer re2g (this one reads up to %d)", path, m.Version, manifestVersion)
+	}
+	return &m, nil
+}
+
+// verifyFiles checks every file the manifest lists against its size and
+// CRC-32C, a few at a time; the first mismatch names the file. A manifest
+// from before checksums passes with a warning.
+func verifyFiles(ctx context.Context, dir string, m *Manifest) error {
+	if m.ManifestSHA256 == "" {
+		slog.Warn("index has no checksums (built by an older re2g): damaged files are not detected; rebuild it to add them", "dir", dir)
+		return nil
+	}
+	start := time.Now()
+	work := make(chan FileSum)
+	errs := make(chan error, len(m.Files))
+	var wg sync.WaitGroup
+	for range min(runtime.NumCPU(), 4, max(1, len(m.Files))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				errs <- verifyFile(dir, f)
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, f := range m.Files {
+			if ctx.Err() != nil {
+				return
+			}
+			work <- f
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		return first
+	}
+	slog.Debug("index files verified", "dir", dir, "files", len(m.Files), "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+func verifyFile(dir string, f FileSum) error {
+	if f.Path == "" || filepath.IsAbs(f.Path) || strings.HasPrefix(filepath.Clean(filepath.FromSlash(f.Path)), "..") {
+		return fmt.Errorf("%s: %w: file path %q outside the index", filepath.Join(dir, manifestFile), ErrCorrupt, f.Path)
+	}
+	path := filepath.Join(dir, filepath.FromSlash(f.Path))
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w: the file is missing", path, ErrCorrupt)
+		}
+		return err
+	}
+	if st.Size() != f.Size {
+		return fmt.Errorf("%s: %w: %d bytes, the manifest says %d", path, ErrCorrupt, st.Size(), f.Size)
+	}
+	size, crc, err := checksum(path)
+	if err != nil {
+		return err
+	}
+	if size != f.Size || crc != f.CRC32C {
+		return fmt.Errorf("%s: %w: CRC-32C %08x, the manifest says %08x", path, ErrCorrupt, crc, f.CRC32C)
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/neural"
+)
+
+// kiltCorpus writes n SQuADShifts paragraphs as KILT passages (with pages).
+func kiltCorpus(t *testing.T, n int) string {
+	t.Helper()
+	_, ps := tinyCorpus(t, n)
+	p := filepath.Join(t.TempDir(), "passages.jsonl")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, x := range ps {
+		enc.Encode(map[string]string{"id": x.ID, "wikipedia_id": "page-" + x.Title, "title": x.Title, "text": x.Text})
+	}
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var (
+	denseOnce sync.Once
+	denseIdx  string
+	denseErr  error
+	denseTmp  string
+)
+
+// denseIndex builds (once per test binary) a finished index of 30 KILT
+// passages with pages, BM25, vectors in 4 chunks and HNSW, and returns its
+// directory; tests copy it before changing anything.
+func denseIndex(t *testing.T) string {
+	t.Helper()
+	tokenizerJSON(t)
+	denseOnce.Do(func() {
+		denseTmp, denseErr = os.MkdirTemp("", "re2g-pipeline-index-")
+		if denseErr != nil {
+			return
+		}
+		_, ctxDir, _, _ := tinyModels(t)
+		corpusPath := kiltCorpus(t, 30)
+		corpus, err := LoadCorpus(corpusPath)
+		if err != nil {
+			denseErr = err
+			return
+		}
+		enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
+		if err != nil {
+			denseErr = err
+			return
+		}
+		defer enc.Close()
+		denseIdx = filepath.Join(denseTmp, "index")
+		_, denseErr = BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: denseIdx, Encoder: enc, Chunk: 8, Progress: io.Discard})
+	})
+	if denseErr != nil {
+		t.Fatal(denseErr)
+	}
+	return denseIdx
+}
+
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// files lists every regular file under dir, relative and slash-separated.
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	sort.Strings(out)
+	return out
+}
+
+// TestOpenIndexDetectsDamage damages each file of an index directory in turn
+// (cut in half, one byte flipped, removed): opening it is an error naming
+// the file, never a crash (a flipped byte in hnsw.faiss used to open and
+// crash the process in the first search).
+func TestOpenIndexDetectsDamage(t *testing.T) {
+	good := denseIndex(t)
+	ix, err := OpenIndex(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	all := files(t, good)
+	for _, want := range []string{"manifest.json", "pages.json", "bm25/store/root.bolt", "bm25/index_meta.json", "dense/manifest.json",
+		"dense/chunk-000003.g1.vec", "dense/chunk-000003.g1.ids", "dense/hnsw.faiss", "dense/hnsw.faiss.json"} {
+		if !slicesContains(all, want) {
+			t.Fatalf("the index has no %s: %v", want, all)
+		}
+	}
+	damages := []struct {
+		name string
+		do   func(path string) error
+	}{
+		{"truncate", func(p string) error {
+			st, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(p, st.Size()/2)
+		}},
+		{"flip", func(p string) error {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 0xff
+			return os.WriteFile(p, b, 0o644)
+		}},
+		{"delete", os.Remove},
+	}
+	for _, rel := range all {
+		for _, d := range damages {
+			t.Run(rel+"/"+d.name, func(t *testing.T) {
+				dir := copyDir(t, good)
+				if err := d.do(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+					t.Fatal(err)
+				}
+				ix, err := OpenIndex(dir)
+				if err == nil {
+					ix.Close()
+					t.Fatalf("opened an index with %s damaged (%s)", rel, d.name)
+				}
+				if !strings.Contains(err.Error(), filepath.Join(dir, filepath.FromSlash(rel))) {
+					t.Fatalf("the error does not name %s: %v", rel, err)
+				}
+				if !(rel == manifestFile && d.name == "delete") && !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("want ErrCorrupt, got %v", err)
+				}
+			})
+		}
+	}
+	t.Run("manifest.json/edited", func(t *testing.T) {
+		dir := copyDir(t, good)
+		p := filepath.Join(dir, manifestFile)
+		b, _ := os.ReadFile(p)
+		edited := bytes.Replace(b, []byte(`"passages": 30`), []byte(`"passages": 31`), 1)
+		if bytes.Equal(b, edited) {
+			t.Fatalf("manifest has no passage count: %s", b)
+		}
+		os.WriteFile(p, edited, 0o644)
+		if _, err := OpenIndex(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("an edited manifest: %v", err)
+		}
+	})
+}
+
+func slicesContains(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOpenLegacyIndexWarns: an index whose manifest predates checksums
+// (version 1, no files, no manifest_sha256) still opens, with a warning.
+func TestOpenLegacyIndexWarns(t *testing.T) {
+	dir := copyDir(t, denseIndex(t))
+	p := filepath.Join(dir, manifestFile)
+	var m map[string]any
+	b, _ := os.ReadFile(p)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "files")
+	delete(m, "manifest_sha256")
+	m["version"] = 1
+	b, _ = json.MarshalIndent(m, "", "  ")
+	os.WriteFile(p, b, 0o644)
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(old)
+	ix, err := OpenIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if !strings.Contains(logs.String(), "no checksums") || !strings.Contains(logs.String(), dir) {
+		t.Fatalf("no warning logged: %q", logs.String())
+	}
+	if hs, err := ix.SparseSearch(context.Background(), "city", 3, bm25.Params{}); err != nil || len(hs) == 0 {
+		t.Fatalf("search: %v %v", hs, err)
+	}
+	// a version-2 manifest stripped of its checksum is damage, not age
+	m["version"] = 2
+	b, _ = json.MarshalIndent(m, "", "  ")
+	os.WriteFile(p, b, 0o644)
+	if _, err := OpenIndex(dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("version 2 without a checksum: %v", err)
+	}
+}
+
+// state records every file and directory under dir: mode, mtime, size and
+// the contents' SHA-256.
+func state(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rec := fmt.Sprintf("%v %v %d", info.Mode(), info.ModTime().UnixNano(), info.Size())
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rec += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out[p] = rec
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// chmodTree sets every file's and directory's permission bits.
+func chmodTree(t *testing.T, dir string, file, folder os.FileMode) {
+	t.Helper()
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		} else {
+			os.Chmod(p, file)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Chmod(dirs[i], folder)
+	}
+}
+
+// TestOpenAndSearchWriteNothing: opening an index and searching it (BM25,
+// HNSW, passages, stored vectors) leaves every byte, size and mtime as it
+// was, in a directory without write permission (which stops the writes
+// outright unless the test runs as root; then only the comparison does).
+// bleve used to open its store read-write, changing root.bolt on a query and
+// failing on a read-only file system.
+func TestOpenAndSearchWriteNothing(t *testing.T) {
+	t.Run("dense", func(t *testing.T) { openAndSearchWriteNothing(t, copyDir(t, denseIndex(t)), true) })
+	// bleve's read-write open changed root.bolt of an index this size on the
+	// first query
+	t.Run("bm25-squadshifts", func(t *testing.T) { openAndSearchWriteNothing(t, copyDir(t, squadIndex(t)), false) })
+}
+
+var (
+	squadOnce sync.Once
+	squadIdx  string
+	squadErr  error
+	squadTmp  string
+)
+
+// squadIndex builds (once per test binary) the BM25 index of all 1,581
+// SQuADShifts New Wiki paragraphs.
+func squadIndex(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(shared, "squadshifts/new_wiki_v1.0.json")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	squadOnce.Do(func() {
+		var corpus *Corpus
+		if corpus, squadErr = LoadCorpus(src); squadErr != nil {
+			return
+		}
+		if squadTmp, squadErr = os.MkdirTemp("", "re2g-pipeline-squad-"); squadErr != nil {
+			return
+		}
+		squadIdx = filepath.Join(squadTmp, "index")
+		_, squadErr = BuildIndex(context.Background(), src, corpus, IndexOptions{Out: squadIdx, Progress: io.Discard})
+	})
+	if squadErr != nil {
+		t.Fatal(squadErr)
+	}
+	return squadIdx
+}
+
+func openAndSearchWriteNothing(t *testing.T, dir string, dense bool) {
+	chmodTree(t, dir, 0o444, 0o555)
+	t.Cleanup(func() { chmodTree(t, dir, 0o644, 0o755) })
+	time.Sleep(20 * time.Millisecond) // so that a rewrite would show in the mtimes
+	before := state(t, dir)
+	for range 2 {
+		ix, err := OpenIndex(dir)
+		if err != nil {
+			t.Fatalf("a read-only index: %v", err)
+		}
+		if dense {
+			searchAll(t, ix)
+		} else if hs, err := ix.SparseSearch(context.Background(), "who elects the delegates", 10, bm25.Params{}); err != nil || len(hs) != 10 {
+			t.Fatalf("BM25 search: %v %v", hs, err)
+		}
+		if err := ix.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := state(t, dir); !reflect.DeepEqual(before, after) {
+		for p, v := range after {
+			if before[p] != v {
+				t.Errorf("%s changed: %s -> %s", p, before[p], v)
+			}
+		}
+		for p := range before {
+			if _, ok := after[p]; !ok {
+				t.Errorf("%s removed", p)
+			}
+		}
+		t.Fatal("opening and searching the index changed it")
+	}
+}
+
+// searchAll runs every kind of search an Index has.
+func searchAll(t *testing.T, ix *Index) {
+	t.Helper()
+	ctx := context.Background()
+	hs, err := ix.SparseSearch(ctx, "city university", 5, bm25.Params{})
+	if err != nil || len(hs) == 0 {
+		t.Fatalf("BM25 search: %v %v", hs, err)
+	}
+	q := make([]float32, ix.Dim())
+	for i := range q {
+		q[i] = float32(i%7) - 3
+	}
+	dh, err := ix.DenseSearch(ctx, [][]float32{q}, 5, 0)
+	if err != nil || len(dh) != 1 || len(dh[0]) != 5 {
+		t.Fatalf("dense search: %v %v", dh, err)
+	}
+	if _, found, err := ix.Vectors([]string{hs[0].ID}); err != nil || !found[0] {
+		t.Fatalf("stored vectors: %v %v", found, err)
+	}
+	if ix.Page(hs[0].ID) == hs[0].ID {
+		t.Fatalf("no page for %s", hs[0].ID)
+	}
+}
