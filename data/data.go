@@ -9,6 +9,9 @@
 // error naming the file and line; with a report, the record is skipped and
 // the skip (file, line, reason) is recorded, so that nothing is dropped
 // silently: callers print Report.Summary.
+//
+// A byte order mark at the start of a file is dropped (package bom), by
+// every loader.
 package data
 
 import (
@@ -21,6 +24,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // Passage is one retrievable unit of text.
@@ -115,7 +120,8 @@ func (r *Report) skip(file string, line int, format string, args ...any) error {
 }
 
 // Open opens path for reading, decompressing gzip transparently (detected by
-// its magic bytes, whatever the file name).
+// its magic bytes, whatever the file name), a leading byte order mark
+// dropped (see package bom).
 func Open(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -132,21 +138,22 @@ func Open(path string) (io.ReadCloser, error) {
 		return struct {
 			io.Reader
 			io.Closer
-		}{zr, f}, nil
+		}{bom.Reader(zr), f}, nil
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{br, f}, nil
+	}{bom.Reader(br), f}, nil
 }
 
 // maxLine bounds one line of a jsonl or TSV file.
 const maxLine = 256 << 20
 
-// eachLine calls fn with every line of r (without its newline) and its
-// 1-based number; the bytes are only valid during the call.
+// eachLine calls fn with every line of r (without its newline, a leading
+// byte order mark dropped) and its 1-based number; the bytes are only valid
+// during the call.
 func eachLine(r io.Reader, name string, fn func(line []byte, n int) error) error {
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(bom.Reader(r))
 	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
 	n := 0
 	for sc.Scan() {

@@ -1,6 +1,7 @@
 package bert
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,5 +167,27 @@ func TestAllowedExtras(t *testing.T) {
 	}
 	if err := model.ReadJSON(old, "config.json", &probe); err != nil || probe.ModelType != "" {
 		t.Fatalf("model_type not removed: %v %q", err, probe.ModelType)
+	}
+}
+
+// TestConfigByteOrderMark: a config.json saved with a UTF-8 byte order mark
+// loads (it used to fail with "invalid character 'ï'").
+func TestConfigByteOrderMark(t *testing.T) {
+	dir := fixturedir.Copy(t, "../../testdata/hf/dpr-ctx/safetensors")
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append([]byte("\xef\xbb\xbf"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadDPR(dir, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Dim() != 16 {
+		t.Errorf("dim %d, want the fixture's projection 16", d.Dim())
 	}
 }
