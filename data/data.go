@@ -8,7 +8,8 @@
 // Every loader takes a *Report. With a nil report a malformed record is an
 // error naming the file and line; with a report, the record is skipped and
 // the skip (file, line, reason) is recorded, so that nothing is dropped
-// silently: callers print Report.Summary.
+// silently: callers print Report.Summary. A corpus record without a "text"
+// field is an error either way: the file is not in the format assumed.
 //
 // A byte order mark at the start of a file is dropped (package bom), by
 // every loader.
@@ -148,6 +149,14 @@ func Open(path string) (io.ReadCloser, error) {
 
 // maxLine bounds one line of a jsonl or TSV file.
 const maxLine = 256 << 20
+
+// missingText is the error for a corpus record without a "text" field (or
+// with null): not a malformed record to skip but a sign that the file is not
+// in the format it was read as (Pyserini's {"id", "contents"}, say), so an
+// error even with a report, rather than passages without text.
+func missingText(file string, line int, format string) error {
+	return fmt.Errorf("%s:%d: record has no \"text\" field (passages here are %s)", file, line, format)
+}
 
 // eachLine calls fn with every line of r (without its newline, a leading
 // byte order mark dropped) and its 1-based number; the bytes are only valid
