@@ -180,9 +180,12 @@ func Open(dir string) (*Index, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("bm25: open: %w", err)
 	}
+	if err := checkFiles(dir); err != nil {
+		return nil, err
+	}
 	bi, err := bleve.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
+		return nil, openError(dir, err)
 	}
 	fail := func(err error) (*Index, error) {
 		bi.Close()
