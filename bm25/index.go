@@ -221,9 +221,12 @@ func open(ctx context.Context, dir string, readOnly bool) (*Index, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("bm25: open: %w", err)
 	}
+	if err := checkFiles(dir); err != nil {
+		return nil, err
+	}
 	bi, err := openBleve(ctx, dir, readOnly)
 	if err != nil {
-		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
+		return nil, openError(dir, err)
 	}
 	fail := func(err error) (*Index, error) {
 		bi.Close()

@@ -12,7 +12,8 @@ import (
 
 // LoadCorpus reads a BEIR corpus.jsonl file (optionally gzipped): one
 // {"_id", "title", "text"} object a line. Lines with bad JSON, a missing or
-// duplicate id, or neither title nor text are malformed.
+// duplicate id, or neither title nor text are malformed. A record without a
+// "text" field is an error even with a report (see missingText).
 func LoadCorpus(path string, rep *Report) ([]Passage, error) {
 	f, err := Open(path)
 	if err != nil {
@@ -33,10 +34,13 @@ func ReadCorpus(r io.Reader, name string, rep *Report) ([]Passage, error) {
 		var rec struct {
 			ID    *flexString `json:"_id"`
 			Title string      `json:"title"`
-			Text  string      `json:"text"`
+			Text  *string     `json:"text"`
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return rep.skip(name, n, "bad JSON: %v", err)
+		}
+		if rec.Text == nil {
+			return missingText(name, n, `{"_id", "title", "text"}`)
 		}
 		if rec.ID == nil {
 			return rep.skip(name, n, "no _id")
@@ -48,11 +52,11 @@ func ReadCorpus(r io.Reader, name string, rep *Report) ([]Passage, error) {
 		if seen[id] {
 			return rep.skip(name, n, "duplicate id")
 		}
-		if strings.TrimSpace(rec.Title) == "" && strings.TrimSpace(rec.Text) == "" {
+		if strings.TrimSpace(rec.Title) == "" && strings.TrimSpace(*rec.Text) == "" {
 			return rep.skip(name, n, "empty title and text")
 		}
 		seen[id] = true
-		out = append(out, Passage{ID: id, Title: rec.Title, Text: rec.Text})
+		out = append(out, Passage{ID: id, Title: rec.Title, Text: *rec.Text})
 		return nil
 	})
 	return out, err

@@ -8,7 +8,11 @@
 // Every loader takes a *Report. With a nil report a malformed record is an
 // error naming the file and line; with a report, the record is skipped and
 // the skip (file, line, reason) is recorded, so that nothing is dropped
-// silently: callers print Report.Summary.
+// silently: callers print Report.Summary. A corpus record without a "text"
+// field is an error either way: the file is not in the format assumed.
+//
+// A byte order mark at the start of a file is dropped (package bom), by
+// every loader.
 package data
 
 import (
@@ -21,6 +25,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // Passage is one retrievable unit of text.
@@ -115,7 +121,8 @@ func (r *Report) skip(file string, line int, format string, args ...any) error {
 }
 
 // Open opens path for reading, decompressing gzip transparently (detected by
-// its magic bytes, whatever the file name).
+// its magic bytes, whatever the file name), a leading byte order mark
+// dropped (see package bom).
 func Open(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -132,21 +139,30 @@ func Open(path string) (io.ReadCloser, error) {
 		return struct {
 			io.Reader
 			io.Closer
-		}{zr, f}, nil
+		}{bom.Reader(zr), f}, nil
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{br, f}, nil
+	}{bom.Reader(br), f}, nil
 }
 
 // maxLine bounds one line of a jsonl or TSV file.
 const maxLine = 256 << 20
 
-// eachLine calls fn with every line of r (without its newline) and its
-// 1-based number; the bytes are only valid during the call.
+// missingText is the error for a corpus record without a "text" field (or
+// with null): not a malformed record to skip but a sign that the file is not
+// in the format it was read as (Pyserini's {"id", "contents"}, say), so an
+// error even with a report, rather than passages without text.
+func missingText(file string, line int, format string) error {
+	return fmt.Errorf("%s:%d: record has no \"text\" field (passages here are %s)", file, line, format)
+}
+
+// eachLine calls fn with every line of r (without its newline, a leading
+// byte order mark dropped) and its 1-based number; the bytes are only valid
+// during the call.
 func eachLine(r io.Reader, name string, fn func(line []byte, n int) error) error {
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(bom.Reader(r))
 	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
 	n := 0
 	for sc.Scan() {

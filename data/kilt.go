@@ -75,8 +75,8 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 		}
 		t := bytes.TrimSpace(rec.Text)
 		switch {
-		case len(t) == 0:
-			return rep.skip(path, n, "no text")
+		case len(t) == 0 || string(t) == "null":
+			return missingText(path, n, `{"id", "wikipedia_id", "title", "text"}, {"pid", "title", "text"} or KILT pages`)
 		case t[0] == '"':
 			var s string
 			if err := json.Unmarshal(t, &s); err != nil {

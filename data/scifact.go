@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // SciFact is the SciFact CSV export (scifact_hf_csv.zip).
@@ -36,7 +38,7 @@ func (s *SciFact) csv(member string, fn func(rec []string, line int, col map[str
 		return fmt.Errorf("scifact: %s: %w", name, err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	r := csv.NewReader(bom.Reader(f))
 	r.FieldsPerRecord = -1
 	header, err := r.Read()
 	if err != nil {

@@ -3,7 +3,7 @@ package data
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 )
 
@@ -46,9 +46,14 @@ func (s *SQuAD) Qrels() Qrels {
 // questions without id or text are malformed; their "line" is the 1-based
 // article number, since the file is one JSON document.
 func LoadSQuAD(path string, rep *Report) (*SQuAD, error) {
-	b, err := os.ReadFile(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("squad: %w", err)
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("squad: %s: %w", path, err)
 	}
 	var doc struct {
 		Data []struct {

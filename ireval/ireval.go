@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // Hit is one retrieved document.
@@ -231,10 +232,11 @@ func WriteRun(w io.Writer, run Run, order []string, tag string) error {
 	return bw.Flush()
 }
 
-// ReadRun reads a TREC run file; name is used in messages.
+// ReadRun reads a TREC run file (a leading byte order mark dropped); name
+// is used in messages.
 func ReadRun(r io.Reader, name string) (Run, error) {
 	run := Run{}
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(bom.Reader(r))
 	sc.Buffer(make([]byte, 0, 1<<16), 1<<20)
 	n := 0
 	for sc.Scan() {

@@ -129,3 +129,17 @@ func TestRunFile(t *testing.T) {
 		t.Error("short line: no error")
 	}
 }
+
+// TestRunFileByteOrderMark: a run file saved with a UTF-8 byte order mark
+// reads as without it (the first query id used to carry the mark).
+func TestRunFileByteOrderMark(t *testing.T) {
+	const run = "q1 Q0 d1 1 2.5 tag\nq2 Q0 d2 1 1.0 tag\n"
+	want, err := ReadRun(strings.NewReader(run), "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRun(strings.NewReader("\xef\xbb\xbf"+run), "marked")
+	if err != nil || !reflect.DeepEqual(got, want) || len(got["q1"]) != 1 {
+		t.Fatalf("with a mark: %v, %v; want %v", got, err, want)
+	}
+}

@@ -329,3 +329,20 @@ func TestReadWrite(t *testing.T) {
 		t.Error("absent file: want an error")
 	}
 }
+
+// TestReadByteOrderMark: a KILT file with a UTF-8 byte order mark reads as
+// without it, from a reader and from a file.
+func TestReadByteOrderMark(t *testing.T) {
+	const in = `{"id": "a", "input": "q", "output": [{"answer": "x"}]}` + "\n" + `{"id": "b", "input": "q2"}` + "\n"
+	recs, err := Read(strings.NewReader("\xef\xbb\xbf"+in), "in.jsonl")
+	if err != nil || len(recs) != 2 || recs[0].ID != "a" || recs[0].Line != 1 {
+		t.Fatalf("read: %+v, %v", recs, err)
+	}
+	path := filepath.Join(t.TempDir(), "marked.jsonl")
+	if err := os.WriteFile(path, []byte("\xef\xbb\xbf"+in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := ReadFile(path); err != nil || len(recs) != 2 || recs[0].ID != "a" {
+		t.Fatalf("read file: %+v, %v", recs, err)
+	}
+}

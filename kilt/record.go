@@ -34,6 +34,7 @@ import (
 	"sort"
 
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // MaxLineBytes bounds one line of a KILT file.
@@ -297,18 +298,15 @@ func decodeNumber(data []byte, v any) error {
 }
 
 // Read reads a KILT JSON-lines stream; name labels errors. Blank lines are
-// skipped.
+// skipped, a leading byte order mark dropped.
 func Read(r io.Reader, name string) ([]Record, error) {
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(bom.Reader(r))
 	sc.Buffer(make([]byte, 0, 64<<10), MaxLineBytes)
 	var recs []Record
 	line := 0
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
-		if line == 1 {
-			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
-		}
 		if len(text) == 0 {
 			continue
 		}

@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/re2g/re2g/internal/bom"
 	"github.com/re2g/re2g/torch"
 )
 
@@ -59,6 +60,10 @@ type Checkpoint struct {
 	Dir   string
 	files map[string]tensorFile // by file name
 	where map[string]string     // tensor name -> file name
+	// source is the weight file opened, or the index of the shards.
+	source string
+	// accounted holds the tensors some Fill used or was told to ignore.
+	accounted map[string]bool
 }
 
 // The weight files OpenCheckpoint looks for, in order of preference.
@@ -74,7 +79,10 @@ const (
 // (torch.save, read without Python, tensors only: see torch.OpenPyTorch);
 // the shards listed in pytorch_model.bin.index.json.
 func OpenCheckpoint(dir string) (*Checkpoint, error) {
-	ck := &Checkpoint{Dir: dir, files: map[string]tensorFile{}, where: map[string]string{}}
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
+	ck := &Checkpoint{Dir: dir, files: map[string]tensorFile{}, where: map[string]string{}, accounted: map[string]bool{}}
 	openST := func(p string) (tensorFile, error) { return torch.OpenSafetensors(p) }
 	openPT := func(p string) (tensorFile, error) { return torch.OpenPyTorch(p) }
 	var err error
@@ -98,6 +106,7 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 }
 
 func (ck *Checkpoint) openSingle(name string, open func(string) (tensorFile, error)) error {
+	ck.source = name
 	f, err := open(filepath.Join(ck.Dir, name))
 	if err != nil {
 		return err
@@ -111,6 +120,7 @@ func (ck *Checkpoint) openSingle(name string, open func(string) (tensorFile, err
 
 func (ck *Checkpoint) openSharded(index string, open func(string) (tensorFile, error)) error {
 	dir := ck.Dir
+	ck.source = index
 	idx := filepath.Join(dir, index)
 	b, err := os.ReadFile(idx)
 	if err != nil {
@@ -214,45 +224,53 @@ func (c *Checkpoint) Close() {
 }
 
 // Options controls loading.
+//
+// Loading is strict: every tensor of the checkpoint must be used by the
+// model its config describes, except the known-harmless extras each loader
+// allows (old position_ids buffers, a pooler where the model has none, tied
+// copies of an embedding, pretraining heads; see the loaders), so that a
+// config.json that does not describe its weights (fewer layers, say) is an
+// error rather than a model that silently computes something else.
 type Options struct {
 	Device torch.Device
 	DType  torch.DType // floating-point weights are converted to it (zero value: float32); -1 keeps the stored type
-	// Strict turns unexpected tensors (present in the file, used by no field)
-	// into an error instead of a report.
-	Strict bool
-	// Ignore lists name prefixes that are never reported as unexpected.
+	// Ignore lists further tensor name prefixes (absolute, not relative to
+	// the model's prefix) that are never unexpected.
 	Ignore []string
-}
-
-// Report says what loading found besides the tensors it used.
-type Report struct {
-	Unexpected []string // in the checkpoint, used by no field
 }
 
 // LoadError lists every problem found while loading, by tensor name.
 type LoadError struct {
 	Dir        string
+	File       string // the weight file, or the index of the shards ("" if unknown)
 	Missing    []string
 	Mismatched []string // "name: checkpoint [a b], model wants [c d]"
-	Unexpected []string // only in strict mode
+	Unexpected []string // in the checkpoint, used by no part of the model
 }
+
+// shown is how many names of each kind an error lists.
+const shown = 5
 
 func (e *LoadError) Error() string {
 	var parts []string
-	add := func(what string, names []string) {
+	add := func(what string, names []string, why string) {
 		if len(names) == 0 {
 			return
 		}
 		show := names
-		if len(show) > 8 {
-			show = append(append([]string{}, show[:8]...), fmt.Sprintf("... (%d more)", len(names)-8))
+		if len(show) > shown {
+			show = append(append([]string{}, show[:shown]...), fmt.Sprintf("... (%d more)", len(names)-shown))
 		}
-		parts = append(parts, fmt.Sprintf("%s %d: %s", what, len(names), strings.Join(show, ", ")))
+		parts = append(parts, fmt.Sprintf("%s %d: %s%s", what, len(names), strings.Join(show, ", "), why))
 	}
-	add("missing", e.Missing)
-	add("wrong shape", e.Mismatched)
-	add("unexpected", e.Unexpected)
-	return fmt.Sprintf("checkpoint %s: %s", e.Dir, strings.Join(parts, "; "))
+	add("missing", e.Missing, "")
+	add("wrong shape", e.Mismatched, "")
+	add("unexpected", e.Unexpected, " (in the weights, but used by no part of the model that config.json describes)")
+	where := e.Dir
+	if e.File != "" {
+		where = filepath.Join(e.Dir, e.File)
+	}
+	return fmt.Sprintf("checkpoint %s: %s", where, strings.Join(parts, "; "))
 }
 
 // Shaper is implemented by layers that know the shapes their tensors must have.
@@ -349,14 +367,18 @@ func walk(v reflect.Value, prefix string, out *[]field) error {
 
 // Fill loads every tagged tensor of dst (a pointer to a model struct) from
 // ck, names prefixed with prefix, into tensors owned by s. It returns a
-// LoadError naming every missing or mis-shaped tensor.
-func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (*Report, error) {
+// LoadError naming every missing or mis-shaped tensor. The tensors it uses,
+// and those under opt.Ignore, are accounted for: CheckUnexpected, once the
+// model is filled, reports the rest.
+func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) error {
+	if err := torch.CheckDevice(opt.Device); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", ck.Dir, err)
+	}
 	var fields []field
 	if err := walk(reflect.ValueOf(dst), prefix, &fields); err != nil {
-		return nil, err
+		return err
 	}
-	lerr := &LoadError{Dir: ck.Dir}
-	used := map[string]bool{}
+	lerr := &LoadError{Dir: ck.Dir, File: ck.source}
 	loaded := map[string]*torch.Tensor{}
 	for _, f := range fields {
 		name := f.name
@@ -375,7 +397,7 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 			}
 			continue
 		}
-		used[name] = true
+		ck.accounted[name] = true
 		info, _ := ck.Info(name)
 		if f.shape != nil && !EqualShape(info.Shape, f.shape) {
 			lerr.Mismatched = append(lerr.Mismatched, fmt.Sprintf("%s: checkpoint %v, model wants %v", name, info.Shape, f.shape))
@@ -388,33 +410,85 @@ func Fill(s *torch.Scope, ck *Checkpoint, prefix string, dst any, opt Options) (
 		}
 		t, err := ck.Load(s, name, opt.Device, opt.DType)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		loaded[key] = t
 		*f.ptr = t
 	}
-	rep := &Report{}
 	for _, n := range ck.Names() {
-		if used[n] || !strings.HasPrefix(n, prefix) {
+		if hasPrefix(n, opt.Ignore) {
+			ck.accounted[n] = true
+		}
+	}
+	if len(lerr.Missing)+len(lerr.Mismatched) > 0 {
+		return lerr
+	}
+	return nil
+}
+
+func hasPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Unexpected lists, sorted, the checkpoint's tensors that no Fill used or
+// ignored and that are under none of the prefixes in allow.
+func (c *Checkpoint) Unexpected(allow ...string) []string {
+	var out []string
+	for _, n := range c.Names() {
+		if !c.accounted[n] && !hasPrefix(n, allow) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// CheckUnexpected is a *LoadError naming the Unexpected(allow...) tensors,
+// or nil when there are none. Loaders call it once the whole model is
+// filled.
+func (c *Checkpoint) CheckUnexpected(allow ...string) error {
+	if u := c.Unexpected(allow...); len(u) > 0 {
+		return &LoadError{Dir: c.Dir, File: c.source, Unexpected: u}
+	}
+	return nil
+}
+
+// Layers counts the layers stored under prefix (e.g. "encoder.layer."):
+// one more than the largest N of the tensors named prefix+"N.*"; 0 if none.
+func (c *Checkpoint) Layers(prefix string) int {
+	n := 0
+	for name := range c.where {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
 			continue
 		}
-		ignored := false
-		for _, ig := range opt.Ignore {
-			if strings.HasPrefix(n, ig) {
-				ignored = true
-			}
-		}
-		if !ignored {
-			rep.Unexpected = append(rep.Unexpected, n)
+		num, _, ok := strings.Cut(rest, ".")
+		if i, err := strconv.Atoi(num); ok && err == nil && i >= 0 {
+			n = max(n, i+1)
 		}
 	}
-	if opt.Strict {
-		lerr.Unexpected = rep.Unexpected
+	return n
+}
+
+// CheckLayers refuses a config whose layer count (field, e.g.
+// "num_hidden_layers", = want) differs from the layers the checkpoint holds
+// under prefix. A checkpoint with no layers there is left to Fill, which
+// names the missing tensors.
+func (c *Checkpoint) CheckLayers(prefix string, want int, field string) error {
+	got := c.Layers(prefix)
+	if got == 0 || got == want {
+		return nil
 	}
-	if len(lerr.Missing)+len(lerr.Mismatched)+len(lerr.Unexpected) > 0 {
-		return rep, lerr
+	where := c.Dir
+	if c.source != "" {
+		where = filepath.Join(c.Dir, c.source)
 	}
-	return rep, nil
+	return fmt.Errorf("checkpoint %s: the config has %s %d, but the checkpoint holds %d layers (%s0 to %s%d): config.json does not describe these weights",
+		where, field, want, got, prefix, prefix, got-1)
 }
 
 // EqualShape reports whether two shapes are the same.
@@ -454,8 +528,27 @@ func Tensors(src any, prefix string) (map[string]*torch.Tensor, error) {
 // ErrNoConfig is returned when a model directory has no config.json.
 var ErrNoConfig = errors.New("no config.json")
 
-// readFile reads dir/name; a missing config.json is ErrNoConfig.
+// CheckDir says clearly when dir is not a model directory at all: it does
+// not exist, or is a file.
+func CheckDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("model directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("model directory %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("model %s is a file, not a model directory", dir)
+	}
+	return nil
+}
+
+// readFile reads dir/name (a leading byte order mark dropped); a missing
+// config.json is ErrNoConfig.
 func readFile(dir, name string) ([]byte, error) {
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		if os.IsNotExist(err) && name == "config.json" {
@@ -463,15 +556,26 @@ func readFile(dir, name string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
+	if b, err = bom.Bytes(b); err != nil {
+		return nil, fmt.Errorf("model %s: %s: %w", dir, name, err)
+	}
 	return b, nil
 }
 
-// ReadConfig reads dir/config.json once and parses it with parse (a
-// model's ParseConfig), errors naming the file.
-func ReadConfig[T any](dir string, parse func([]byte) (T, error)) (T, error) {
+// ReadConfig reads dir/config.json once, refuses it unless its model_type
+// and architectures fit role (see Role.Check), and parses it with parse (a
+// model's ParseConfig); errors name the file.
+func ReadConfig[T any](dir string, role Role, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	b, err := readFile(dir, "config.json")
 	if err != nil {
-		var zero T
+		return zero, err
+	}
+	var k Kind
+	if err := json.Unmarshal(b, &k); err != nil {
+		return zero, fmt.Errorf("model %s: config.json: %w", dir, err)
+	}
+	if err := CheckRole(dir, k, role.Name, role); err != nil {
 		return zero, err
 	}
 	c, err := parse(b)
@@ -479,6 +583,13 @@ func ReadConfig[T any](dir string, parse func([]byte) (T, error)) (T, error) {
 		return c, fmt.Errorf("model %s: config.json: %w", dir, err)
 	}
 	return c, nil
+}
+
+// ReadKind reads the model_type and architectures of dir/config.json.
+func ReadKind(dir string) (Kind, error) {
+	var k Kind
+	err := ReadJSON(dir, "config.json", &k)
+	return k, err
 }
 
 // ReadJSON reads dir/name into v, with errors naming the file.
@@ -531,24 +642,35 @@ func isNormWeight(name string) bool {
 
 // Load opens dir's checkpoint and fills dst (names prefixed with prefix)
 // into a new scope that owns the weights; the caller closes the scope to
-// free them.
-func Load(dir string, dst any, prefix string, opt Options) (*torch.Scope, *Report, error) {
+// free them. Every tensor of the checkpoint must be used (or ignored, see
+// Options).
+func Load(dir string, dst any, prefix string, opt Options) (*torch.Scope, error) {
 	ck, err := OpenCheckpoint(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer ck.Close()
-	return LoadFrom(ck, dst, prefix, opt)
+	s, err := LoadFrom(ck, dst, prefix, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := ck.CheckUnexpected(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-// LoadFrom is Load from a checkpoint already open (for loaders that first
-// look at its names to tell which layout it is).
-func LoadFrom(ck *Checkpoint, dst any, prefix string, opt Options) (*torch.Scope, *Report, error) {
+// LoadFrom fills dst from a checkpoint already open (for loaders that first
+// look at its names to tell which layout it is, or fill several models from
+// one checkpoint) into a new scope that owns the weights. It does not check
+// for unexpected tensors: the caller does, with ck.CheckUnexpected, once
+// every part is filled.
+func LoadFrom(ck *Checkpoint, dst any, prefix string, opt Options) (*torch.Scope, error) {
 	s := torch.NewScope()
-	rep, err := Fill(s, ck, prefix, dst, opt)
-	if err != nil {
+	if err := Fill(s, ck, prefix, dst, opt); err != nil {
 		s.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return s, rep, nil
+	return s, nil
 }

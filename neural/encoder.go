@@ -25,9 +25,14 @@ type Encoder struct {
 
 // LoadEncoder loads an encoder directory: DPRQuestionEncoder,
 // DPRContextEncoder or BertModel; or a RAG directory, whose question encoder
-// it loads (tokenizer from its question_encoder_tokenizer/).
+// it loads (tokenizer from its question_encoder_tokenizer/). Any other model
+// (a reranker, a generator) is refused, saying what it is.
 func LoadEncoder(dir string, opt Options) (*Encoder, error) {
-	if rag.IsDir(dir) {
+	k, err := checkModel(dir, "an encoder", opt, bert.DPRRole, bert.EncoderRole, rag.Role)
+	if err != nil {
+		return nil, err
+	}
+	if k.ModelType == "rag" {
 		return loadRAGEncoder(dir, opt)
 	}
 	tok, err := loadTokenizer(dir, opt)
@@ -36,14 +41,27 @@ func LoadEncoder(dir string, opt Options) (*Encoder, error) {
 	}
 	e := &Encoder{tok: tok, opt: opt}
 	mo := model.Options{Device: opt.Device, DType: opt.DType}
-	if d, derr := bert.LoadDPR(dir, mo); derr == nil {
-		e.dpr, e.Question = d, d.Question
-	} else {
-		enc, err := bert.LoadEncoder(dir, mo)
-		if err != nil {
+	switch {
+	case !bert.EncoderRole.Fits(k): // DPR by its config
+		if e.dpr, err = bert.LoadDPR(dir, mo); err != nil {
+			return nil, err
+		}
+	case !bert.DPRRole.Fits(k): // BertModel by its config
+		if e.enc, err = bert.LoadEncoder(dir, mo); err != nil {
+			return nil, err
+		}
+	default: // a config that says neither: DPR if its tensors are DPR's
+		d, derr := bert.LoadDPR(dir, mo)
+		if derr == nil {
+			e.dpr = d
+			break
+		}
+		if e.enc, err = bert.LoadEncoder(dir, mo); err != nil {
 			return nil, fmt.Errorf("%w (as DPR: %v)", err, derr)
 		}
-		e.enc = enc
+	}
+	if e.dpr != nil {
+		e.Question = e.dpr.Question
 	}
 	cfg := e.cfg()
 	if e.opt.MaxLength <= 0 || int64(e.opt.MaxLength) > cfg.MaxPositionEmbeddings {

@@ -30,9 +30,14 @@ type Generator struct {
 // directory, whose generator it loads: tokenizer from its
 // generator_tokenizer/, generation settings from its generation_config.json
 // or RagConfig, sources laid out as RAG does (RAGFormat), at most the
-// RagConfig's max_combined_length tokens each.
+// RagConfig's max_combined_length tokens each. Any other model (an
+// encoder, a reranker) is refused, saying what it is.
 func LoadGenerator(dir string, opt Options) (*Generator, error) {
-	if rag.IsDir(dir) {
+	k, err := checkModel(dir, "a generator", opt, bart.Role, rag.Role)
+	if err != nil {
+		return nil, err
+	}
+	if k.ModelType == "rag" {
 		return loadRAGGenerator(dir, opt)
 	}
 	tok, err := loadTokenizer(dir, opt)

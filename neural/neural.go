@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/tokenizer"
 	"github.com/re2g/re2g/torch"
 )
@@ -33,6 +34,27 @@ func (o Options) batch() int {
 		return 32
 	}
 	return o.BatchSize
+}
+
+// checkModel is what every loader checks before reading anything else:
+// that dir is a model directory, that its config.json fits one of roles
+// (what, e.g. "an encoder", names them in the error), and that opt's device
+// is there. It returns the config's kind.
+func checkModel(dir, what string, opt Options, roles ...model.Role) (model.Kind, error) {
+	if err := model.CheckDir(dir); err != nil {
+		return model.Kind{}, err
+	}
+	k, err := model.ReadKind(dir)
+	if err != nil {
+		return k, err
+	}
+	if err := model.CheckRole(dir, k, what, roles...); err != nil {
+		return k, err
+	}
+	if err := torch.CheckDevice(opt.Device); err != nil {
+		return k, fmt.Errorf("model %s: %w", dir, err)
+	}
+	return k, nil
 }
 
 // loadTokenizer reads the tokenizer from opt.Tokenizer or the model directory.

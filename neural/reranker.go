@@ -19,8 +19,13 @@ type Reranker struct {
 	pad int64
 }
 
-// LoadReranker loads a BertForSequenceClassification directory (1 or 2 labels).
+// LoadReranker loads a BertForSequenceClassification directory (1 or 2
+// labels). Any other model (an encoder, a generator) is refused, saying
+// what it is.
 func LoadReranker(dir string, opt Options) (*Reranker, error) {
+	if _, err := checkModel(dir, bert.CrossEncoderRole.Name, opt, bert.CrossEncoderRole); err != nil {
+		return nil, err
+	}
 	tok, err := loadTokenizer(dir, opt)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // Load reads a tokenizer from a tokenizer.json file, a vocab.txt file, or a
@@ -126,6 +128,15 @@ func (t *tokenSpec) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// readText reads a tokenizer file, a leading byte order mark dropped.
+func readText(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bom.Bytes(b)
+}
+
 var namedTokens = []string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
 
 func readTokenizerConfig(dir string) tokenizerConfig {
@@ -133,7 +144,7 @@ func readTokenizerConfig(dir string) tokenizerConfig {
 	c.named = map[string]tokenSpec{}
 	// Best effort: these are optional hints, read as transformers reads them.
 	for _, f := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
+		b, err := readText(filepath.Join(dir, f))
 		if err != nil {
 			continue
 		}
@@ -157,13 +168,13 @@ func readTokenizerConfig(dir string) tokenizerConfig {
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "added_tokens.json")); err == nil {
+	if b, err := readText(filepath.Join(dir, "added_tokens.json")); err == nil {
 		_ = json.Unmarshal(b, &c.addedJSON)
 	}
 	var mc struct {
 		ModelType string `json:"model_type"`
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil && json.Unmarshal(b, &mc) == nil {
+	if b, err := readText(filepath.Join(dir, "config.json")); err == nil && json.Unmarshal(b, &mc) == nil {
 		c.modelType = mc.ModelType
 	}
 	return c
@@ -303,7 +314,7 @@ func loadVocabTxt(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 	}
 	defer f.Close()
 	vocab := map[string]int{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bom.Reader(f))
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
 		tok := strings.TrimRight(sc.Text(), "\r\n")
@@ -345,7 +356,7 @@ func loadVocabTxt(path string, cfg tokenizerConfig) (*Tokenizer, error) {
 }
 
 func readMerges(path string) ([][2]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readText(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
@@ -365,7 +376,7 @@ func readMerges(path string) ([][2]string, error) {
 }
 
 func loadBPEFiles(vocabPath, mergesPath string, cfg tokenizerConfig) (*Tokenizer, error) {
-	b, err := os.ReadFile(vocabPath)
+	b, err := readText(vocabPath)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
@@ -461,7 +472,7 @@ type jsonTokenizer struct {
 
 // LoadJSONFile reads an HF tokenizer.json file.
 func LoadJSONFile(path string) (*Tokenizer, error) {
-	b, err := os.ReadFile(path)
+	b, err := readText(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}

@@ -51,6 +51,26 @@ func HostTransfers() (reads, writes int64) {
 // CUDADeviceCount is the number of CUDA devices libtorch sees.
 func CUDADeviceCount() int { return int(C.re2g_cuda_device_count()) }
 
+// CheckDevice reports why d cannot be used, or nil: CUDA when libtorch sees
+// no CUDA device (a CPU-only build, or no GPU or driver), or a CUDA index
+// beyond the devices it sees.
+func CheckDevice(d Device) error {
+	if d.Type != CUDA {
+		return nil
+	}
+	n := 0
+	if CUDAAvailable() {
+		n = CUDADeviceCount()
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("device %s: CUDA is not available (libtorch %s sees no CUDA device: a CPU-only build, or no GPU or driver)", d, Version())
+	case d.Index >= n:
+		return fmt.Errorf("device %s: libtorch sees %d CUDA device(s), cuda:0 to cuda:%d", d, n, n-1)
+	}
+	return nil
+}
+
 // SetNumThreads sets libtorch's intra-op thread pool size; n <= 0 means one
 // thread per core. It is process-wide: call it once at start-up.
 func SetNumThreads(n int) {

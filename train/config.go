@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/re2g/re2g/internal/bom"
 )
 
 // Shape is the size of a transformer trained from scratch.
@@ -228,6 +230,9 @@ func LoadConfig(path string, base *Config) (*Config, error) {
 		base = FinetuneConfig()
 	}
 	b, err := os.ReadFile(path)
+	if err == nil {
+		b, err = bom.Bytes(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train config: %w", err)
 	}

@@ -36,6 +36,9 @@ func newEnv(cfg *Config, ds *Dataset, index string) (*env, error) {
 		return nil, fmt.Errorf("train: need training and dev examples")
 	}
 	dev, err := torch.ParseDevice(cfg.Device)
+	if err == nil {
+		err = torch.CheckDevice(dev)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train config: device: %w", err)
 	}

@@ -470,6 +470,11 @@ func TestConfigChecks(t *testing.T) {
 	if _, err := LoadConfig(p, nil); err == nil {
 		t.Error("malformed config: no error")
 	}
+	// a config saved with a UTF-8 byte order mark reads as without it
+	os.WriteFile(p, []byte("\xef\xbb\xbf"+`{"seed": 7}`), 0o644)
+	if c, err := LoadConfig(p, nil); err != nil || c.Seed != 7 {
+		t.Errorf("config with a byte order mark: %v", err)
+	}
 }
 
 // TestBFloat16Training: --dtype bfloat16 trains under autocast with float32

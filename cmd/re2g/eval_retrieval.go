@@ -55,15 +55,26 @@ func evalRetrieval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(queries) == 0 {
+		return fmt.Errorf("--queries %s: no queries%s", c.String("queries"), skipped(rep))
+	}
 	qrels, err := data.LoadQrels(c.String("qrels"), rep)
 	if err != nil {
 		return err
+	}
+	if qrels.Len() == 0 {
+		return fmt.Errorf("--qrels %s: no judgements%s", c.String("qrels"), skipped(rep))
 	}
 	ix, built, err := openOrBuild(ctx, c.String("index"), c.String("corpus"), c.String("fields"), rep)
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
+	if n, err := ix.Count(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("--index %s has no passages: every metric would be 0", c.String("index"))
+	}
 	if s := rep.Summary(); s != "" {
 		fmt.Fprintln(os.Stderr, s)
 	}
@@ -184,6 +195,9 @@ func openOrBuild(ctx context.Context, dir, corpus, fields string, rep *data.Repo
 	if err != nil {
 		return nil, false, err
 	}
+	if len(ps) == 0 {
+		return nil, false, fmt.Errorf("--corpus %s: no passages%s", corpus, skipped(rep))
+	}
 	tmp := ""
 	if dir == "" {
 		if tmp, err = os.MkdirTemp("", "re2g-bm25-"); err != nil {
@@ -208,6 +222,14 @@ func openOrBuild(ctx context.Context, dir, corpus, fields string, rep *data.Repo
 	}
 	slog.Info("indexed", "passages", len(ps), "seconds", time.Since(start).Seconds(), "dir", dir)
 	return ci, true, nil
+}
+
+// skipped is rep's summary in parentheses when it skipped records, else "".
+func skipped(rep *data.Report) string {
+	if s := rep.Summary(); s != "" {
+		return " (" + s + ")"
+	}
+	return ""
 }
 
 type closingIndex struct {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/re2g/re2g/bm25"
 )
 
 // runCLI runs the re2g command line in-process and returns its stdout.
@@ -94,6 +96,63 @@ func TestEvalRetrievalCLI(t *testing.T) {
 	}
 	if _, err := runCLI(t, "eval", "retrieval", "--corpus", corpus, "--queries", queries, "--qrels", qrels, "--retriever", "dpr"); err == nil {
 		t.Error("unknown retriever: no error")
+	}
+}
+
+// TestEvalRetrievalInputHygiene: files with a UTF-8 byte order mark give
+// the metrics they give without it (the first corpus record used to be
+// skipped), and an empty corpus, query set, qrels or index is an error
+// naming it, not all-zero metrics with exit status 0.
+func TestEvalRetrievalInputHygiene(t *testing.T) {
+	dir := t.TempDir()
+	put := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const corpus = `{"_id": "d1", "title": "Cats", "text": "cats purr and sleep"}
+{"_id": "d2", "title": "Dogs", "text": "dogs bark"}
+`
+	const queries, qrels = "q1\tsleeping cats\n", "q1 0 d1 1\n"
+	last := func(out string) string {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	want, err := runCLI(t, "eval", "retrieval", "--corpus", put("c.jsonl", corpus), "--queries", put("q.tsv", queries), "--qrels", put("r.txt", qrels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(last(want), `"ndcg@10":1`) {
+		t.Fatalf("without marks: %s", last(want))
+	}
+	const mark = "\xef\xbb\xbf"
+	got, err := runCLI(t, "eval", "retrieval", "--corpus", put("mc.jsonl", mark+corpus), "--queries", put("mq.tsv", mark+queries), "--qrels", put("mr.txt", mark+qrels))
+	if err != nil || last(got) != last(want) {
+		t.Errorf("with marks: %v\n%s\nwithout:\n%s", err, last(got), last(want))
+	}
+	for what, args := range map[string][]string{
+		"empty corpus":  {"--corpus", put("empty.jsonl", ""), "--queries", put("q.tsv", queries), "--qrels", put("r.txt", qrels)},
+		"empty queries": {"--corpus", put("c.jsonl", corpus), "--queries", put("eq.tsv", "\n"), "--qrels", put("r.txt", qrels)},
+		"empty qrels":   {"--corpus", put("c.jsonl", corpus), "--queries", put("q.tsv", queries), "--qrels", put("er.txt", "")},
+	} {
+		_, err := runCLI(t, append([]string{"eval", "retrieval"}, args...)...)
+		name := map[string]string{"empty corpus": "empty.jsonl", "empty queries": "eq.tsv", "empty qrels": "er.txt"}[what]
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, name)) {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	// an existing index without passages
+	empty := filepath.Join(dir, "empty-index")
+	ix, err := bm25.Create(empty, bm25.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	if _, err := runCLI(t, "eval", "retrieval", "--index", empty, "--queries", put("q.tsv", queries), "--qrels", put("r.txt", qrels)); err == nil ||
+		!strings.Contains(err.Error(), empty) || !strings.Contains(err.Error(), "no passages") {
+		t.Errorf("empty index: %v", err)
 	}
 }
 

@@ -27,6 +27,9 @@ func deviceFlags() []cli.Flag {
 func neuralOptions(c *cli.Context) (neural.Options, error) {
 	torch.SetNumThreads(c.Int("threads"))
 	dev, err := torch.ParseDevice(c.String("device"))
+	if err == nil {
+		err = torch.CheckDevice(dev)
+	}
 	if err != nil {
 		return neural.Options{}, fmt.Errorf("--device: %w", err)
 	}

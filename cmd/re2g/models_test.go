@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/re2g/re2g/torch"
 )
 
 // tinyModelDir copies a parity checkpoint and gives it a WordPiece vocabulary
@@ -123,5 +126,44 @@ func TestEncodeAndRerankCommands(t *testing.T) {
 	}
 	if err := newApp().Run([]string{"re2g", "encode", "--model", dir, "--in", in, "--out", badOut}); err == nil {
 		t.Fatal("a directory without a model loaded")
+	}
+}
+
+// TestModelCommandsInputHygiene: an input with a UTF-8 byte order mark is
+// read as without it (it used to fail with "invalid character 'ï'"); a
+// model directory that does not exist, and a CUDA device libtorch does not
+// see, are said to be so.
+func TestModelCommandsInputHygiene(t *testing.T) {
+	dir := t.TempDir()
+	const lines = `{"id": "p1", "title": "a", "text": "! # $ %"}` + "\n" + `{"id": 2, "text": "& ' ( )"}` + "\n"
+	plain, marked := filepath.Join(dir, "plain.jsonl"), filepath.Join(dir, "marked.jsonl")
+	os.WriteFile(plain, []byte(lines), 0o644)
+	os.WriteFile(marked, []byte("\xef\xbb\xbf"+lines), 0o644)
+	ctx := tinyModelDir(t, "dpr-ctx")
+	outs := map[string]string{}
+	for _, in := range []string{plain, marked} {
+		out := in + ".out"
+		if err := newApp().Run([]string{"re2g", "encode", "--model", ctx, "--in", in, "--out", out}); err != nil {
+			t.Fatalf("%s: %v", filepath.Base(in), err)
+		}
+		b, _ := os.ReadFile(out)
+		outs[in] = string(b)
+	}
+	if outs[plain] == "" || outs[plain] != outs[marked] {
+		t.Errorf("with a mark:\n%s\nwithout:\n%s", outs[marked], outs[plain])
+	}
+	missing := filepath.Join(dir, "no-such-model")
+	err := newApp().Run([]string{"re2g", "encode", "--model", missing, "--in", plain, "--out", filepath.Join(dir, "x.jsonl")})
+	if err == nil || !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Errorf("missing model directory: %v", err)
+	}
+	n := 0
+	if torch.CUDAAvailable() {
+		n = torch.CUDADeviceCount()
+	}
+	dev := fmt.Sprintf("cuda:%d", n) // one past the last device
+	err = newApp().Run([]string{"re2g", "encode", "--model", ctx, "--device", dev, "--in", plain, "--out", filepath.Join(dir, "x.jsonl")})
+	if err == nil || !strings.Contains(err.Error(), "--device") || !strings.Contains(err.Error(), dev) || strings.Contains(err.Error(), "missing") {
+		t.Errorf("--device %s: %v", dev, err)
 	}
 }

@@ -14,13 +14,15 @@ import (
 	"os"
 
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/bom"
 	"github.com/schollz/progressbar/v3"
 )
 
 // MaxLine is the longest input line accepted.
 const MaxLine = 256 << 20
 
-// Map reads inPath line by line (blank lines are skipped), decodes each into
+// Map reads inPath line by line (blank lines are skipped, a leading byte
+// order mark dropped), decodes each into
 // an In, hands batches of up to batch inputs to process, and writes each
 // returned Out as one JSON line of outPath, in input order. process must
 // return one output per input. The output appears only when all succeeded.
@@ -44,7 +46,7 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 		bw := bufio.NewWriterSize(w, 1<<20)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
-		sc := bufio.NewScanner(io.TeeReader(f, bar))
+		sc := bufio.NewScanner(bom.Reader(io.TeeReader(f, bar)))
 		sc.Buffer(make([]byte, 1<<20), MaxLine)
 		var ins []In
 		first, line := 0, 0

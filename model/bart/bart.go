@@ -57,8 +57,6 @@ type Model struct {
 	LMHead          *torch.Tensor       `st:"-"`
 	FinalLogitsBias *torch.Tensor       `st:"final_logits_bias,optional"`
 	weights         *torch.Scope
-	// Report lists the checkpoint's tensors that no field used.
-	Report *model.Report
 }
 
 // positionOffset is BartLearnedPositionalEmbedding's offset.
@@ -83,7 +81,10 @@ func newModel(cfg *Config) *Model {
 	return m
 }
 
-// Load reads a BartForConditionalGeneration directory.
+// Load reads a BartForConditionalGeneration directory (Role). Besides the
+// model's tensors the checkpoint may hold only the tied copies of the
+// embedding (model.encoder.embed_tokens, model.decoder.embed_tokens,
+// lm_head: pytorch_model.bin files keep them).
 func Load(dir string, opt model.Options) (*Model, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
@@ -94,7 +95,15 @@ func Load(dir string, opt model.Options) (*Model, error) {
 		return nil, err
 	}
 	defer ck.Close()
-	return LoadFrom(ck, "", cfg, opt)
+	m, err := LoadFrom(ck, "", cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := ck.CheckUnexpected(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 // tiedNames are the names a checkpoint may hold the tied embedding under,
@@ -106,10 +115,18 @@ var tiedNames = []string{"model.shared.weight", "model.encoder.embed_tokens.weig
 // LoadFrom reads a BartForConditionalGeneration whose tensors are named
 // prefix+"model.*", prefix+"final_logits_bias" (prefix "" for a BART
 // directory, "rag.generator." inside a RAG checkpoint), sized by cfg. The
-// embedding is read once and tied, as transformers ties it.
+// embedding is read once and tied, as transformers ties it. The caller
+// checks the checkpoint for unexpected tensors once it has loaded
+// everything it holds.
 func LoadFrom(ck *model.Checkpoint, prefix string, cfg *Config, opt model.Options) (*Model, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", ck.Dir, err)
+	}
+	if err := ck.CheckLayers(prefix+"model.encoder.layers.", cfg.EncoderLayers, "encoder_layers"); err != nil {
+		return nil, err
+	}
+	if err := ck.CheckLayers(prefix+"model.decoder.layers.", cfg.DecoderLayers, "decoder_layers"); err != nil {
+		return nil, err
 	}
 	m := newModel(cfg)
 	shared := ""
@@ -124,7 +141,6 @@ func LoadFrom(ck *model.Checkpoint, prefix string, cfg *Config, opt model.Option
 	}
 	// The tied embedding first, under the name the file has; then the rest.
 	fo := opt
-	fo.Strict = false
 	s := torch.NewScope()
 	ok := false
 	defer func() {
@@ -132,7 +148,7 @@ func LoadFrom(ck *model.Checkpoint, prefix string, cfg *Config, opt model.Option
 			s.Close()
 		}
 	}()
-	if _, err := model.Fill(s, ck, strings.TrimSuffix(shared, "weight"), &m.Shared, fo); err != nil {
+	if err := model.Fill(s, ck, strings.TrimSuffix(shared, "weight"), &m.Shared, fo); err != nil {
 		return nil, err
 	}
 	rest := &struct {
@@ -144,19 +160,15 @@ func LoadFrom(ck *model.Checkpoint, prefix string, cfg *Config, opt model.Option
 	for _, n := range tiedNames {
 		fo.Ignore = append(fo.Ignore, prefix+n)
 	}
-	rep, err := model.Fill(s, ck, prefix, rest, fo)
-	if err != nil {
+	if err := model.Fill(s, ck, prefix, rest, fo); err != nil {
 		return nil, err
-	}
-	if opt.Strict && len(rep.Unexpected) > 0 {
-		return nil, &model.LoadError{Dir: ck.Dir, Unexpected: rep.Unexpected}
 	}
 	m.FinalLogitsBias = rest.FinalLogitsBias
 	if m.FinalLogitsBias != nil && !model.EqualShape(m.FinalLogitsBias.Shape(), []int64{1, cfg.VocabSize}) {
 		return nil, fmt.Errorf("model %s: %sfinal_logits_bias has shape %v, want [1 %d]", ck.Dir, prefix, m.FinalLogitsBias.Shape(), cfg.VocabSize)
 	}
 	m.tie()
-	m.weights, m.Report, ok = s, rep, true
+	m.weights, ok = s, true
 	return m, nil
 }
 

@@ -29,7 +29,7 @@ func TestCachedDecodingEqualsFullDecoding(t *testing.T) {
 	if err := m.Save(dir, DefaultGenerationConfig(m.Cfg)); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := Load(dir, model.Options{Strict: true})
+	m2, err := Load(dir, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

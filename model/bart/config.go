@@ -57,6 +57,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, err
 	}
+	if c.ModelType != "" && c.ModelType != "bart" {
+		return nil, fmt.Errorf("model_type %q is not BART (\"bart\")", c.ModelType)
+	}
 	var err error
 	if c.Raw, err = model.DecodeConfig(b); err != nil {
 		return nil, err
@@ -67,8 +70,13 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
-// ReadConfig reads and checks dir/config.json.
-func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, ParseConfig) }
+// Role is what Load reads: BartForConditionalGeneration (BartModel is
+// what some configs, e.g. facebook/bart-large's, name for the same
+// checkpoint layout).
+var Role = model.Role{Name: "a BART generator", ModelTypes: []string{"bart"}, Architectures: []string{"BartForConditionalGeneration", "BartModel"}}
+
+// ReadConfig reads and checks dir/config.json, refusing it unless it fits Role.
+func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, Role, ParseConfig) }
 
 // Check validates the sizes.
 func (c *Config) Check() error {

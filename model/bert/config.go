@@ -48,6 +48,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, err
 	}
+	if c.ModelType != "" && c.ModelType != "bert" && c.ModelType != "dpr" {
+		return nil, fmt.Errorf("model_type %q is not a BERT-family model (\"bert\" or \"dpr\")", c.ModelType)
+	}
 	var err error
 	if c.Raw, err = model.DecodeConfig(b); err != nil {
 		return nil, err
@@ -58,8 +61,23 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
-// ReadConfig reads and checks dir/config.json.
-func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, ParseConfig) }
+// The roles of BERT-family directories: what each loader reads.
+var (
+	// DPRRole is LoadDPR's: a DPRQuestionEncoder or DPRContextEncoder.
+	DPRRole = model.Role{Name: "a DPR encoder", ModelTypes: []string{"dpr"}, Architectures: []string{"DPRQuestionEncoder", "DPRContextEncoder"}}
+	// EncoderRole is LoadEncoder's: a BertModel, alone or under the
+	// pretraining heads that LoadEncoder leaves out (cls.*).
+	EncoderRole = model.Role{Name: "a BertModel encoder", ModelTypes: []string{"bert"},
+		Architectures: []string{"BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel"}}
+	// CrossEncoderRole is LoadCrossEncoder's: BertForSequenceClassification.
+	CrossEncoderRole = model.Role{Name: "a cross-encoder reranker", ModelTypes: []string{"bert"}, Architectures: []string{"BertForSequenceClassification"}}
+)
+
+// ReadConfig reads and checks dir/config.json, refusing it unless it fits
+// role (DPRRole, EncoderRole or CrossEncoderRole).
+func ReadConfig(dir string, role model.Role) (*Config, error) {
+	return model.ReadConfig(dir, role, ParseConfig)
+}
 
 // Check validates the sizes.
 func (c *Config) Check() error {

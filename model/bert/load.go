@@ -9,8 +9,7 @@ import (
 
 // weights owns a loaded model's tensors.
 type weights struct {
-	scope  *torch.Scope
-	Report *model.Report
+	scope *torch.Scope
 }
 
 // Close frees the model's tensors.
@@ -21,9 +20,10 @@ func (w *weights) Close() {
 	}
 }
 
-// open reads dir's config and opens its checkpoint; the caller closes it.
-func open(dir string) (*Config, *model.Checkpoint, error) {
-	cfg, err := ReadConfig(dir)
+// open reads dir's config, refused unless it fits role, and opens its
+// checkpoint; the caller closes it.
+func open(dir string, role model.Role) (*Config, *model.Checkpoint, error) {
+	cfg, err := ReadConfig(dir, role)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,12 +34,31 @@ func open(dir string) (*Config, *model.Checkpoint, error) {
 	return cfg, ck, nil
 }
 
-func loadInto(ck *model.Checkpoint, dst any, prefix string, opt model.Options) (weights, error) {
-	s, rep, err := model.LoadFrom(ck, dst, prefix, opt)
+// loadInto checks that the checkpoint holds as many layers under
+// bertPrefix+"encoder.layer." as cfg says, then fills dst.
+func loadInto(ck *model.Checkpoint, cfg *Config, bertPrefix string, dst any, prefix string, opt model.Options) (weights, error) {
+	if err := ck.CheckLayers(bertPrefix+"encoder.layer.", cfg.NumHiddenLayers, "num_hidden_layers"); err != nil {
+		return weights{}, err
+	}
+	s, err := model.LoadFrom(ck, dst, prefix, opt)
 	if err != nil {
 		return weights{}, err
 	}
-	return weights{scope: s, Report: rep}, nil
+	return weights{scope: s}, nil
+}
+
+// loadAll is loadInto for a model that is the whole checkpoint: every
+// tensor must then be used, or allowed by opt.Ignore.
+func loadAll(ck *model.Checkpoint, cfg *Config, bertPrefix string, dst any, prefix string, opt model.Options) (weights, error) {
+	w, err := loadInto(ck, cfg, bertPrefix, dst, prefix, opt)
+	if err != nil {
+		return weights{}, err
+	}
+	if err := ck.CheckUnexpected(); err != nil {
+		w.Close()
+		return weights{}, err
+	}
+	return w, nil
 }
 
 // initialised fills dst with fresh weights (std 0.02, as HF) on dev.
@@ -62,10 +81,12 @@ type Encoder struct {
 	prefix string
 }
 
-// LoadEncoder loads a BertModel directory; the weights may be stored with
-// or without the "bert." prefix (as in a task model's checkpoint).
+// LoadEncoder loads a BertModel directory (EncoderRole); the weights may be
+// stored with or without the "bert." prefix (as in a pretraining model's
+// checkpoint). Besides the model's tensors the checkpoint may hold only
+// embeddings.position_ids (an old buffer) and pretraining heads (cls.*).
 func LoadEncoder(dir string, opt model.Options) (*Encoder, error) {
-	cfg, ck, err := open(dir)
+	cfg, ck, err := open(dir, EncoderRole)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +96,8 @@ func LoadEncoder(dir string, opt model.Options) (*Encoder, error) {
 		prefix = "bert."
 	}
 	m := newModel(cfg, ck.Has(prefix+"pooler.dense.weight"))
-	opt.Ignore = append(opt.Ignore, prefix+"embeddings.position_ids", "cls.")
-	w, err := loadInto(ck, m, prefix, opt)
+	opt.Ignore = append(append([]string{}, opt.Ignore...), prefix+"embeddings.position_ids", "cls.")
+	w, err := loadAll(ck, cfg, prefix, m, prefix, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -120,10 +141,12 @@ func newDPR(cfg *Config, question bool) *DPR {
 	return d
 }
 
-// LoadDPR loads a DPRQuestionEncoder or DPRContextEncoder directory; which
-// one comes from the checkpoint's names.
+// LoadDPR loads a DPRQuestionEncoder or DPRContextEncoder directory
+// (DPRRole); which one comes from the checkpoint's names. Besides the
+// model's tensors the checkpoint may hold only position_ids (an old buffer)
+// and a pooler, which DPR does not use (transformers ignores it too).
 func LoadDPR(dir string, opt model.Options) (*DPR, error) {
-	cfg, ck, err := open(dir)
+	cfg, ck, err := open(dir, DPRRole)
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +159,23 @@ func LoadDPR(dir string, opt model.Options) (*DPR, error) {
 	default:
 		return nil, fmt.Errorf("model %s: not a DPR encoder (no question_encoder.bert_model.* or ctx_encoder.bert_model.* tensors; architectures %v)", dir, cfg.Architectures)
 	}
-	return LoadDPRFrom(ck, dprPrefix(question), cfg, question, opt)
+	d, err := LoadDPRFrom(ck, dprPrefix(question), cfg, question, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := ck.CheckUnexpected(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // LoadDPRFrom loads a DPR encoder sized by cfg from an open checkpoint, its
 // tensors named prefix+"bert_model.*" and prefix+"encode_proj.*": prefix is
 // "question_encoder." or "ctx_encoder." in a DPR directory,
 // "rag.question_encoder.question_encoder." in a RAG one. question says
-// which encoder it is (what Save writes).
+// which encoder it is (what Save writes). The caller checks the checkpoint
+// for unexpected tensors once it has loaded everything it holds.
 func LoadDPRFrom(ck *model.Checkpoint, prefix string, cfg *Config, question bool, opt model.Options) (*DPR, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("model %s: %w", ck.Dir, err)
@@ -151,7 +183,7 @@ func LoadDPRFrom(ck *model.Checkpoint, prefix string, cfg *Config, question bool
 	d := newDPR(cfg, question)
 	opt.Ignore = append(append([]string{}, opt.Ignore...), prefix+"bert_model.embeddings.position_ids", prefix+"bert_model.pooler.")
 	var err error
-	if d.weights, err = loadInto(ck, d, prefix, opt); err != nil {
+	if d.weights, err = loadInto(ck, cfg, prefix+"bert_model.", d, prefix, opt); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -215,9 +247,11 @@ func NewCrossEncoder(cfg *Config, dev torch.Device) (*CrossEncoder, error) {
 	return c, nil
 }
 
-// LoadCrossEncoder loads a BertForSequenceClassification directory.
+// LoadCrossEncoder loads a BertForSequenceClassification directory
+// (CrossEncoderRole). Besides the model's tensors the checkpoint may hold
+// only bert.embeddings.position_ids (an old buffer).
 func LoadCrossEncoder(dir string, opt model.Options) (*CrossEncoder, error) {
-	cfg, ck, err := open(dir)
+	cfg, ck, err := open(dir, CrossEncoderRole)
 	if err != nil {
 		return nil, err
 	}
@@ -226,8 +260,8 @@ func LoadCrossEncoder(dir string, opt model.Options) (*CrossEncoder, error) {
 		return nil, fmt.Errorf("model %s: a cross-encoder needs 1 or 2 labels, config has %d", dir, n)
 	}
 	c := newCrossEncoder(cfg)
-	opt.Ignore = append(opt.Ignore, "bert.embeddings.position_ids")
-	if c.weights, err = loadInto(ck, c, "", opt); err != nil {
+	opt.Ignore = append(append([]string{}, opt.Ignore...), "bert.embeddings.position_ids")
+	if c.weights, err = loadAll(ck, cfg, "bert.", c, "", opt); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -159,7 +159,7 @@ func Bert(dir string, dev torch.Device, dt torch.DType) ([]Check, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := bert.LoadEncoder(dir, model.Options{Device: dev, DType: dt, Strict: true})
+	m, err := bert.LoadEncoder(dir, model.Options{Device: dev, DType: dt})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func DPR(dir string, dev torch.Device, dt torch.DType) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	d, err := bert.LoadDPR(dir, model.Options{Device: dev, DType: dt, Strict: true})
+	d, err := bert.LoadDPR(dir, model.Options{Device: dev, DType: dt})
 	if err != nil {
 		return Check{}, err
 	}
@@ -213,7 +213,7 @@ func CrossEncoder(dir string, dev torch.Device, dt torch.DType) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	c, err := bert.LoadCrossEncoder(dir, model.Options{Device: dev, DType: dt, Strict: true})
+	c, err := bert.LoadCrossEncoder(dir, model.Options{Device: dev, DType: dt})
 	if err != nil {
 		return Check{}, err
 	}
@@ -236,7 +236,7 @@ func Bart(ctx context.Context, dir string, dev torch.Device, dt torch.DType) ([]
 	if err != nil {
 		return nil, err
 	}
-	m, err := bart.Load(dir, model.Options{Device: dev, DType: dt, Strict: true})
+	m, err := bart.Load(dir, model.Options{Device: dev, DType: dt})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 
 	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/model"
@@ -105,6 +104,13 @@ func ParseConfig(b []byte) (*Config, error) {
 	if top.MaxCombinedLength != nil {
 		c.MaxCombinedLength = *top.MaxCombinedLength
 	}
+	var sub model.Kind
+	if err := json.Unmarshal(top.QuestionEncoder, &sub); err != nil {
+		return nil, fmt.Errorf("question_encoder: %w", err)
+	}
+	if mt := sub.ModelType; mt != "" && mt != "dpr" {
+		return nil, fmt.Errorf("question_encoder model_type %q: re2g reads DPR question encoders (\"dpr\")", mt)
+	}
 	var err error
 	if c.QuestionEncoder, err = bert.ParseConfig(top.QuestionEncoder); err != nil {
 		return nil, fmt.Errorf("question_encoder: %w", err)
@@ -125,8 +131,11 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
+// Role is what the loaders of this package read.
+var Role = model.Role{Name: "a RAG model", ModelTypes: []string{"rag"}, Architectures: []string{RagToken, RagSequence}}
+
 // ReadConfig reads and checks dir/config.json as a RagConfig.
-func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, ParseConfig) }
+func ReadConfig(dir string) (*Config, error) { return model.ReadConfig(dir, Role, ParseConfig) }
 
 // IsDir reports whether dir holds a RAG model (config.json with model_type "rag").
 func IsDir(dir string) bool {
@@ -168,8 +177,6 @@ type Model struct {
 	Cfg             *Config
 	QuestionEncoder *bert.DPR
 	Generator       *bart.Model
-	// Unexpected lists the checkpoint's tensors under neither model's prefix.
-	Unexpected []string
 }
 
 // open reads dir's RagConfig and opens its checkpoint; the caller closes it.
@@ -204,6 +211,8 @@ func GeneratorFrom(ck *model.Checkpoint, cfg *Config, opt model.Options) (*bart.
 }
 
 // LoadQuestionEncoder loads only the question encoder of a RAG directory.
+// Every tensor outside the generator's prefix must be the question
+// encoder's (or one it allows: see bert.LoadDPR).
 func LoadQuestionEncoder(dir string, opt model.Options) (*bert.DPR, *Config, error) {
 	cfg, ck, err := open(dir)
 	if err != nil {
@@ -214,10 +223,16 @@ func LoadQuestionEncoder(dir string, opt model.Options) (*bert.DPR, *Config, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := ck.CheckUnexpected(GeneratorPrefix); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
 	return d, cfg, nil
 }
 
-// LoadGenerator loads only the generator of a RAG directory.
+// LoadGenerator loads only the generator of a RAG directory. Every tensor
+// outside the question encoder's prefix must be the generator's (or one it
+// allows: see bart.Load).
 func LoadGenerator(dir string, opt model.Options) (*bart.Model, *Config, error) {
 	cfg, ck, err := open(dir)
 	if err != nil {
@@ -228,27 +243,21 @@ func LoadGenerator(dir string, opt model.Options) (*bart.Model, *Config, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := ck.CheckUnexpected(QuestionEncoderPrefix); err != nil {
+		g.Close()
+		return nil, nil, err
+	}
 	return g, cfg, nil
 }
 
-// Load opens a RAG directory once and loads both models. With opt.Strict,
-// tensors under neither prefix are an error too (else they are listed in
-// Unexpected).
+// Load opens a RAG directory once and loads both models. Every tensor of
+// the checkpoint must be one of theirs (or one they allow).
 func Load(dir string, opt model.Options) (*Model, error) {
 	cfg, ck, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer ck.Close()
-	var other []string
-	for _, n := range ck.Names() {
-		if !strings.HasPrefix(n, QuestionEncoderPrefix) && !strings.HasPrefix(n, GeneratorPrefix) && !ignored(n, opt.Ignore) {
-			other = append(other, n)
-		}
-	}
-	if opt.Strict && len(other) > 0 {
-		return nil, &model.LoadError{Dir: dir, Unexpected: other}
-	}
 	q, err := QuestionEncoderFrom(ck, cfg, opt)
 	if err != nil {
 		return nil, err
@@ -258,16 +267,12 @@ func Load(dir string, opt model.Options) (*Model, error) {
 		q.Close()
 		return nil, err
 	}
-	return &Model{Cfg: cfg, QuestionEncoder: q, Generator: g, Unexpected: other}, nil
-}
-
-func ignored(name string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
+	if err := ck.CheckUnexpected(); err != nil {
+		q.Close()
+		g.Close()
+		return nil, err
 	}
-	return false
+	return &Model{Cfg: cfg, QuestionEncoder: q, Generator: g}, nil
 }
 
 // Close frees both models.

@@ -265,7 +265,7 @@ func TestHFFixtures(t *testing.T) {
 				if !IsDir(dir) {
 					t.Fatal("not recognised as a RAG directory")
 				}
-				m, err := Load(dir, model.Options{Strict: true})
+				m, err := Load(dir, model.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -308,12 +308,12 @@ func TestHFFixtures(t *testing.T) {
 // TestLoadParts loads each model alone, as neural does.
 func TestLoadParts(t *testing.T) {
 	dir := filepath.Join(fixtures, "rag-token", "bin")
-	q, cfg, err := LoadQuestionEncoder(dir, model.Options{Strict: true})
+	q, cfg, err := LoadQuestionEncoder(dir, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	q.Close()
-	g, _, err := LoadGenerator(dir, model.Options{Strict: true})
+	g, _, err := LoadGenerator(dir, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestSaveRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := readRef(t, name)
 			src := filepath.Join(fixtures, name, "safetensors")
-			m, err := Load(src, model.Options{Strict: true})
+			m, err := Load(src, model.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -390,7 +390,7 @@ func TestSaveRoundTrip(t *testing.T) {
 					t.Errorf("config %s: %v, saved %v", k, v, cb[k])
 				}
 			}
-			m2, err := Load(dst, model.Options{Strict: true})
+			m2, err := Load(dst, model.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -428,7 +428,7 @@ func TestSaveForTransformers(t *testing.T) {
 	}
 	for _, name := range []string{"rag-token", "rag-sequence"} {
 		src := filepath.Join(fixtures, name, "bin")
-		m, err := Load(src, model.Options{Strict: true})
+		m, err := Load(src, model.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,7 +468,7 @@ func TestNewSave(t *testing.T) {
 	if err := Save(dir, nil, q, g, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(dir, model.Options{Strict: true})
+	m, err := Load(dir, model.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,103 @@
+// Package fixturedir makes modified copies of model directory fixtures for
+// tests: a real checkpoint with its config.json edited, or with tensors
+// added, in a temporary directory.
+package fixturedir
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/re2g/re2g/torch"
+)
+
+// Copy copies the directory tree src into a new temporary directory of t and
+// returns its path.
+func Copy(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// EditJSON rewrites the JSON object in file path with edit applied (numbers
+// kept as written).
+func EditJSON(t testing.TB, path string, edit func(m map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	edit(m)
+	out, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WithConfig is Copy(src) with edit applied to its config.json.
+func WithConfig(t testing.TB, src string, edit func(m map[string]any)) string {
+	t.Helper()
+	dir := Copy(t, src)
+	EditJSON(t, filepath.Join(dir, "config.json"), edit)
+	return dir
+}
+
+// AddTensors rewrites the safetensors file path with extra tensors added.
+func AddTensors(t testing.TB, path string, extra map[string]*torch.Tensor) {
+	t.Helper()
+	f, err := torch.OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	all := map[string]*torch.Tensor{}
+	for _, n := range f.Names() {
+		v, err := f.Load(s, n, torch.CPUDevice, -1)
+		if err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+		all[n] = v
+	}
+	f.Close()
+	for n, v := range extra {
+		all[n] = v
+	}
+	if err := torch.SaveSafetensors(path, all, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+}
