@@ -32,5 +32,8 @@ func openError(dir string, err error) error {
 		return fmt.Errorf("bm25: index at %s is incomplete: no snapshot of it loads (its segment files %s are missing or unreadable): %s",
 			dir, filepath.Join(dir, "store", "*.zap"), msg)
 	}
-	return fmt.Errorf("bm25: open %s: %s", dir, msg)
+	if msg != err.Error() {
+		return fmt.Errorf("bm25: open %s: %s", dir, msg)
+	}
+	return fmt.Errorf("bm25: open %s: %w", dir, err)
 }
