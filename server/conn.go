@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // net/http answers some requests itself, before any handler runs, in plain
@@ -117,13 +118,13 @@ func (c *conn) reply(e *apiError) {
 	body, _ := json.Marshal(map[string]*apiError{"error": e})
 	body = append(body, '\n')
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n",
-		e.Status, http.StatusText(e.Status), len(body), id)
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\nDate: %s\r\nX-Request-Id: %s\r\n\r\n",
+		e.Status, http.StatusText(e.Status), len(body), time.Now().UTC().Format(http.TimeFormat), id)
 	b.Write(body)
-	c.Conn.Write(b.Bytes())
 	c.s.m.requests.WithLabelValues("other", strconv.Itoa(e.Status)).Inc()
 	c.s.m.errors.WithLabelValues("other", e.Code).Inc()
 	c.s.log.Info("request", "id", id, "status", e.Status, "bytes", len(body), "remote", c.RemoteAddr().String(), "error", e.Code)
+	c.Conn.Write(b.Bytes())
 }
 
 // parseNetHTTPError recognizes one of net/http's own plain-text replies

@@ -158,8 +158,8 @@ func TestNetHTTPErrorsAreJSON(t *testing.T) {
 		if !strings.Contains(string(body), c.msg) {
 			t.Errorf("%s: message %s, want %q in it", c.name, body, c.msg)
 		}
-		if resp.Header.Get("X-Request-Id") == "" {
-			t.Errorf("%s: no X-Request-Id", c.name)
+		if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Date") == "" || !resp.Close {
+			t.Errorf("%s: headers %v", c.name, resp.Header)
 		}
 	}
 	mf := gather(t, s)
