@@ -90,6 +90,9 @@ func newBatcher[In, Out any](base context.Context, name string, cfg batcherConfi
 	return b
 }
 
+// Name is the stage's name, as in the metrics' stage label.
+func (b *batcher[In, Out]) Name() string { return b.name }
+
 // Depth is the number of items waiting for a batch.
 func (b *batcher[In, Out]) Depth() int64 {
 	if b.direct {
@@ -125,7 +128,7 @@ func (b *batcher[In, Out]) Submit(ctx context.Context, in []In) ([]Out, error) {
 		select {
 		case b.slots <- struct{}{}:
 		default:
-			b.m.rejected.inc(b.name)
+			b.m.rejected.WithLabelValues(b.name).Inc()
 			return nil, ErrQueueFull
 		}
 		defer func() { <-b.slots }()
@@ -139,7 +142,7 @@ func (b *batcher[In, Out]) Submit(ctx context.Context, in []In) ([]Out, error) {
 	case b.queue <- j:
 	default:
 		b.waiting.Add(-int64(len(in)))
-		b.m.rejected.inc(b.name)
+		b.m.rejected.WithLabelValues(b.name).Inc()
 		return nil, ErrQueueFull
 	}
 	select {
@@ -264,8 +267,8 @@ func (b *batcher[In, Out]) runJobs(batch []*job[In, Out]) {
 	out, err := b.runBatch(ctx, in)
 	b.busy.Store(0)
 	d := time.Since(start)
-	b.m.batchSize.observe(b.name, float64(len(in)))
-	b.m.batchSeconds.observe(b.name, d.Seconds())
+	b.m.batchSize.WithLabelValues(b.name).Observe(float64(len(in)))
+	b.m.batchSeconds.WithLabelValues(b.name).Observe(d.Seconds())
 	if old := b.avgNano.Load(); old == 0 {
 		b.avgNano.Store(int64(d))
 	} else {
@@ -306,7 +309,7 @@ func (b *batcher[In, Out]) runAlone(j *job[In, Out]) ([]Out, error) {
 func (b *batcher[In, Out]) runBatch(ctx context.Context, in []In) (out []Out, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			b.m.panics.inc(b.name)
+			b.m.panics.WithLabelValues(b.name).Inc()
 			out, err = nil, fmt.Errorf("%s: internal panic: %v", b.name, p)
 		}
 	}()

@@ -8,13 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/re2g/re2g/pipeline"
 )
 
@@ -44,7 +50,11 @@ func (s *Server) routes() http.Handler {
 		return nil
 	}))
 	mux.Handle("GET /readyz", s.wrap("readyz", false, false, s.readyz))
-	mux.Handle("GET /metrics", s.wrap("metrics", true, false, s.metrics))
+	prom := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
+	mux.Handle("GET /metrics", s.wrap("metrics", true, false, func(w http.ResponseWriter, r *http.Request) *apiError {
+		prom.ServeHTTP(w, r)
+		return nil
+	}))
 	mux.Handle("GET /openapi.json", s.wrap("openapi", false, false, func(w http.ResponseWriter, r *http.Request) *apiError {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
@@ -120,12 +130,12 @@ func (s *Server) wrap(endpoint string, protected, timed bool, h handlerFunc) htt
 				status = http.StatusOK
 			}
 			d := time.Since(start)
-			s.m.requests.inc(endpoint, strconv.Itoa(status))
-			s.m.latency.observe(endpoint, d.Seconds())
+			s.m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
+			s.m.latency.WithLabelValues(endpoint).Observe(d.Seconds())
 			attrs := []any{"id", id, "method", r.Method, "path", r.URL.Path, "status", status, "bytes", rec.bytes,
 				"ms", float64(d.Microseconds()) / 1000, "remote", r.RemoteAddr}
 			if aerr != nil {
-				s.m.errors.inc(endpoint, aerr.Code)
+				s.m.errors.WithLabelValues(endpoint, aerr.Code).Inc()
 				attrs = append(attrs, "error", aerr.Code)
 			}
 			s.log.Info("request", attrs...)
@@ -177,9 +187,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// decode reads a JSON object body into v: no unknown fields, no trailing
-// data, at most MaxBody bytes.
+// decode reads a JSON object body into v, strictly: the Content-Type must
+// be application/json, the body at most MaxBody bytes of UTF-8 holding one
+// JSON object whose member names match v's fields exactly (case-sensitive),
+// with no unknown or duplicate names and nothing after it.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		return e
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		// Answer at once rather than wait for a body that may never come;
+		// net/http closes the connection, since the body stays unread.
+		w.Header().Set("Connection", "close")
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "Content-Length %d is over the limit of %d bytes", r.ContentLength, s.cfg.MaxBody)
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -199,46 +220,100 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *apiError
 		return errorf(http.StatusBadRequest, "empty_body", "the body is empty: send a JSON object")
 	}
 	if !utf8.Valid(data) {
-		// encoding/json would quietly turn bad bytes into U+FFFD
 		return errorf(http.StatusBadRequest, "invalid_text", "the body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// encoding/json matches names case-insensitively and keeps the last of
+	// duplicate names; its v2 (here as the module that mirrors it) does
+	// neither by default.
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return jsonError(err)
 	}
-	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
-		return errorf(http.StatusBadRequest, "malformed_json", "trailing data after the JSON object")
+	return nil
+}
+
+// checkContentType accepts application/json, with no charset or UTF-8.
+func checkContentType(ct string) *apiError {
+	if ct == "" {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "no Content-Type: send application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: send application/json", ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: the body must be UTF-8", ct)
 	}
 	return nil
 }
 
 func jsonError(err error) *apiError {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
+	var se *jsontext.SyntacticError
+	var me *jsonv2.SemanticError
 	switch {
-	case errors.As(err, &se):
-		return errorf(http.StatusBadRequest, "malformed_json", "malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return errorf(http.StatusBadRequest, "wrong_type", "the body must be a JSON object, not %s", te.Value)
-		}
-		return errorf(http.StatusBadRequest, "wrong_type", "field %q: want %s, got %s", te.Field, jsonType(te.Type.String()), te.Value)
+	case errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return errorf(http.StatusBadRequest, "duplicate_field", "duplicate field %q at %s", se.JSONPointer.LastToken(), pointer(se.JSONPointer))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errorf(http.StatusBadRequest, "malformed_json", "the JSON ends early")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errorf(http.StatusBadRequest, "unknown_field", "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.As(err, &se):
+		return errorf(http.StatusBadRequest, "malformed_json", "malformed JSON at byte %d: %v", se.ByteOffset, se.Err)
+	case errors.As(err, &me) && errors.Is(me.Err, jsonv2.ErrUnknownName):
+		return errorf(http.StatusBadRequest, "unknown_field", "unknown field %q at %s (field names are case-sensitive)", me.JSONPointer.LastToken(), pointer(me.JSONPointer))
+	case errors.As(err, &me):
+		got := jsonKind(me.JSONKind)
+		if me.JSONPointer == "" {
+			return errorf(http.StatusBadRequest, "wrong_type", "the body must be a JSON object, not %s", got)
+		}
+		want := goKind(me.GoType)
+		if want == got {
+			return errorf(http.StatusBadRequest, "wrong_type", "field %s: %s out of range", pointer(me.JSONPointer), got)
+		}
+		return errorf(http.StatusBadRequest, "wrong_type", "field %s: want %s, got %s", pointer(me.JSONPointer), want, got)
 	}
 	return errorf(http.StatusBadRequest, "malformed_json", "the body is not valid JSON")
 }
 
-func jsonType(goType string) string {
-	switch {
-	case goType == "string" || goType == "*string":
+// pointer shows a JSON pointer ("/passages/0/text"), "/" for the body.
+func pointer(p jsontext.Pointer) string {
+	if p == "" {
+		return "/"
+	}
+	return string(p)
+}
+
+func jsonKind(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
 		return "a string"
-	case strings.HasPrefix(goType, "[]"):
+	case '0':
+		return "a number"
+	case '{':
+		return "an object"
+	case '[':
 		return "an array"
-	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "float"):
+	}
+	return "a value"
+}
+
+func goKind(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16,
+		reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
 		return "a number"
 	}
 	return "an object"
@@ -386,7 +461,7 @@ func (s *Server) rerank(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	if !b.hasRR {
+	if b.rerank == nil {
 		return errorf(http.StatusNotImplemented, "no_model", "the server runs without a reranker (re2g serve --reranker)")
 	}
 	out, err := b.rerank.Submit(r.Context(), []rerankItem{{query: *req.Query, cands: cands}})
@@ -439,14 +514,14 @@ func (s *Server) encode(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return s.classify(r.Context(), "encode", err, b.encode.RetryAfter)
 	}
-	writeJSON(w, http.StatusOK, EncodeResponse{Dim: b.p.Encoder().Dim(), Vectors: out})
+	writeJSON(w, http.StatusOK, EncodeResponse{Dim: b.caps.QueryDim, Vectors: out})
 	return nil
 }
 
-// ReadyResponse is the body of /readyz once the server is ready.
+// ReadyResponse is the body of /readyz once the server is ready. It names
+// no paths: /readyz needs no token.
 type ReadyResponse struct {
 	Status   string          `json:"status"`
-	Index    string          `json:"index"`
 	Passages int             `json:"passages"`
 	Models   map[string]bool `json:"models"`
 	Batching bool            `json:"batching"`
@@ -458,46 +533,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	c := b.p.Config()
-	writeJSON(w, http.StatusOK, ReadyResponse{Status: "ready", Index: c.Index, Passages: b.p.Index().Manifest.Passages,
-		Models: map[string]bool{"query_encoder": c.QueryEncoder != "", "bm25": !c.NoSparse, "reranker": c.Reranker != "",
-			"generator": c.Generator != ""},
+	c := b.caps
+	writeJSON(w, http.StatusOK, ReadyResponse{Status: "ready", Passages: c.Passages,
+		Models:   map[string]bool{"query_encoder": c.QueryEncoder, "bm25": c.BM25, "reranker": c.Reranker, "generator": c.Generator},
 		Batching: !s.cfg.NoBatching, MaxBatch: s.cfg.MaxBatch})
-	return nil
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) *apiError {
-	gauges := s.m.processGauges()
-	if b := s.back.Load(); b != nil {
-		type stage struct {
-			name           string
-			depth, running func() int64
-		}
-		stages := []stage{{"answer", b.answer.Depth, b.answer.Running}, {"retrieve", b.retrieve.Depth, b.retrieve.Running},
-			{"rerank", b.rerank.Depth, b.rerank.Running}}
-		if b.encode != nil {
-			stages = append(stages, stage{"encode", b.encode.Depth, b.encode.Running})
-		}
-		per := func(f func(stage) int64) func() []sample {
-			return func() []sample {
-				var out []sample
-				for _, st := range stages {
-					out = append(out, sample{key: st.name, v: float64(f(st))})
-				}
-				return out
-			}
-		}
-		gauges = append(gauges,
-			gauge{name: "re2g_queue_depth", help: "Items waiting for a batch, by stage.", labels: []string{"stage"}, samples: per(func(st stage) int64 { return st.depth() })},
-			gauge{name: "re2g_batch_running_items", help: "Items being computed, by stage.", labels: []string{"stage"}, samples: per(func(st stage) int64 { return st.running() })})
-	}
-	ready := 0.0
-	if s.back.Load() != nil && !s.draining.Load() {
-		ready = 1
-	}
-	gauges = append(gauges, gauge{name: "re2g_ready", help: "1 when the index and models are loaded and the server is not draining.",
-		samples: func() []sample { return []sample{{v: ready}} }})
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.m.writeTo(w, gauges)
 	return nil
 }

@@ -22,20 +22,22 @@ import (
 )
 
 // Config holds the server's limits and batching settings; zero values take
-// the defaults shown.
+// the defaults shown. New refuses a negative value (but MaxWait's) or one
+// past its bound with a *ConfigError naming the field.
 type Config struct {
-	MaxBatch   int           // items per batch (32)
-	MaxWait    time.Duration // longest wait for a batch to fill (5ms)
-	Queue      int           // requests waiting per endpoint before 429 (256); with NoBatching, requests running
-	Workers    int           // batches computed at once per endpoint (1)
+	MaxBatch   int           // items per batch (32; at most 65,536)
+	MaxWait    time.Duration // longest wait for a batch to fill (5ms; negative: none, a batch is whatever is queued); under Timeout
+	Queue      int           // requests waiting per endpoint before 429 (256; at most 1,048,576); with NoBatching, requests running
+	Workers    int           // batches computed at once per endpoint (1; at most 1,024)
 	NoBatching bool          // run each request alone (the baseline batching is measured against)
 
-	MaxBody       int64 // request body bytes (1 MiB)
+	MaxBody       int64 // request body bytes (1 MiB; at most 1 GiB)
 	MaxQueryLen   int   // characters per query (2,000)
 	MaxPassages   int   // passages per rerank request (200)
 	MaxPassageLen int   // characters per passage title+text (20,000)
 	MaxItems      int   // queries per encode request (64)
 
+	// Durations are at most 24 hours.
 	Timeout           time.Duration // per-request deadline (60s)
 	ReadHeaderTimeout time.Duration // slow clients: time to send the headers (5s)
 	ReadTimeout       time.Duration // slow clients: time to send the whole request (30s)
@@ -46,14 +48,76 @@ type Config struct {
 	Logger    *slog.Logger // access and error logs (slog.Default())
 }
 
+// Bounds past which Validate refuses a setting: beyond them a value is a
+// typo, and the queues and goroutines it would allocate could exhaust memory.
+const (
+	maxMaxBatch = 1 << 16
+	maxQueue    = 1 << 20
+	maxWorkers  = 1 << 10
+	maxMaxBody  = 1 << 30
+	maxDuration = 24 * time.Hour
+)
+
+// ConfigError is a Config setting out of range.
+type ConfigError struct {
+	Field string // the Config field, e.g. "MaxBody"
+	Value any    // its value
+	Want  string // what it must be
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("server config: %s = %v: %s", e.Field, e.Value, e.Want)
+}
+
+// Validate reports the first setting out of range as a *ConfigError.
+func (c Config) Validate() error {
+	ints := []struct {
+		field string
+		v, hi int64
+	}{
+		{"MaxBatch", int64(c.MaxBatch), maxMaxBatch}, {"Queue", int64(c.Queue), maxQueue}, {"Workers", int64(c.Workers), maxWorkers},
+		{"MaxBody", c.MaxBody, maxMaxBody}, {"MaxQueryLen", int64(c.MaxQueryLen), 0}, {"MaxPassages", int64(c.MaxPassages), 0},
+		{"MaxPassageLen", int64(c.MaxPassageLen), 0}, {"MaxItems", int64(c.MaxItems), 0},
+	}
+	for _, f := range ints {
+		switch {
+		case f.v < 0:
+			return &ConfigError{f.field, f.v, "must not be negative (0 takes the default)"}
+		case f.hi > 0 && f.v > f.hi:
+			return &ConfigError{f.field, f.v, fmt.Sprintf("must be at most %d", f.hi)}
+		}
+	}
+	durs := []struct {
+		field string
+		v     time.Duration
+	}{
+		{"MaxWait", c.MaxWait}, {"Timeout", c.Timeout}, {"ReadHeaderTimeout", c.ReadHeaderTimeout},
+		{"ReadTimeout", c.ReadTimeout}, {"IdleTimeout", c.IdleTimeout}, {"ShutdownTimeout", c.ShutdownTimeout},
+	}
+	for _, f := range durs {
+		switch {
+		case f.v < 0 && f.field != "MaxWait":
+			return &ConfigError{f.field, f.v, "must not be negative (0 takes the default)"}
+		case f.v > maxDuration:
+			return &ConfigError{f.field, f.v, fmt.Sprintf("must be at most %v", maxDuration)}
+		}
+	}
+	d := c
+	d.defaults()
+	if d.MaxWait >= d.Timeout {
+		return &ConfigError{"MaxWait", d.MaxWait, fmt.Sprintf("must be under Timeout (%v): a request alone would time out waiting for its batch", d.Timeout)}
+	}
+	return nil
+}
+
 func (c *Config) defaults() {
 	def := func(p *int, v int) {
-		if *p <= 0 {
+		if *p == 0 {
 			*p = v
 		}
 	}
 	defd := func(p *time.Duration, v time.Duration) {
-		if *p <= 0 {
+		if *p == 0 {
 			*p = v
 		}
 	}
@@ -69,7 +133,7 @@ func (c *Config) defaults() {
 	} else if c.MaxWait == 0 {
 		c.MaxWait = 5 * time.Millisecond
 	}
-	if c.MaxBody <= 0 {
+	if c.MaxBody == 0 {
 		c.MaxBody = 1 << 20
 	}
 	defd(&c.Timeout, 60*time.Second)
@@ -82,8 +146,9 @@ func (c *Config) defaults() {
 	}
 }
 
-// Server is the HTTP server. Create it with New, attach the loaded pipeline
-// with Ready (until then /readyz and /v1/* answer 503), and run it with Serve.
+// Server is the HTTP server. Create it with New, attach the loaded service
+// (a *pipeline.Pipeline or any Service) with Ready (until then /readyz and
+// /v1/* answer 503), and run it with Serve.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
@@ -99,14 +164,13 @@ type Server struct {
 	hardStop context.CancelFunc
 }
 
-// backend is the loaded pipeline with one batcher per endpoint.
+// backend is the loaded service with one batcher per endpoint.
 type backend struct {
-	p        *pipeline.Pipeline
+	caps     pipeline.Capabilities
 	answer   *batcher[string, *pipeline.Result]
 	retrieve *batcher[string, []pipeline.Candidate]
-	rerank   *batcher[rerankItem, []pipeline.Candidate]
-	encode   *batcher[string, []float32] // nil without a query encoder
-	hasRR    bool
+	rerank   *batcher[rerankItem, []pipeline.Candidate] // nil without a reranker
+	encode   *batcher[string, []float32]                // nil without a query encoder
 }
 
 type rerankItem struct {
@@ -114,58 +178,82 @@ type rerankItem struct {
 	cands []pipeline.Candidate
 }
 
-// New makes a server with cfg.
-func New(cfg Config) *Server {
+// New makes a server with cfg, or says which setting is out of range.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, m: newMetrics()}
 	if cfg.AuthToken != "" {
 		s.token = sha256.Sum256([]byte(cfg.AuthToken))
 	}
+	s.m.reg.MustRegister(newServerCollector(s))
 	s.base, s.hardStop = context.WithCancel(context.Background())
 	s.handler = s.routes()
-	return s
+	return s, nil
 }
 
-// Ready attaches the loaded pipeline, starting one batcher per endpoint.
-// The caller keeps ownership of p and closes it after Serve returns.
-func (s *Server) Ready(p *pipeline.Pipeline) {
+// Ready attaches the loaded service, starting one batcher per endpoint it
+// can answer. The caller keeps ownership of svc (a *pipeline.Pipeline
+// needs closing after Serve returns). Ready is called once.
+func (s *Server) Ready(svc Service) {
 	bc := batcherConfig{MaxBatch: s.cfg.MaxBatch, MaxWait: s.cfg.MaxWait, Queue: s.cfg.Queue, Workers: s.cfg.Workers, Direct: s.cfg.NoBatching}
 	if s.cfg.NoBatching {
 		bc.MaxBatch = 1
 	}
-	b := &backend{p: p, hasRR: p.Config().Reranker != ""}
-	b.answer = newBatcher(s.base, "answer", bc, s.m, p.AnswerBatch)
-	b.retrieve = newBatcher(s.base, "retrieve", bc, s.m, p.RetrieveBatch)
-	b.rerank = newBatcher(s.base, "rerank", bc, s.m, func(ctx context.Context, in []rerankItem) ([][]pipeline.Candidate, error) {
-		qs := make([]string, len(in))
-		cs := make([][]pipeline.Candidate, len(in))
-		for i, it := range in {
-			qs[i], cs[i] = it.query, it.cands
-		}
-		return p.RerankBatch(ctx, qs, cs)
-	})
-	if enc := p.Encoder(); enc != nil {
-		b.encode = newBatcher(s.base, "encode", bc, s.m, enc.EncodeQueries)
+	b := &backend{caps: svc.Capabilities()}
+	b.answer = newBatcher(s.base, "answer", bc, s.m, svc.AnswerBatch)
+	b.retrieve = newBatcher(s.base, "retrieve", bc, s.m, svc.RetrieveBatch)
+	if b.caps.Reranker {
+		b.rerank = newBatcher(s.base, "rerank", bc, s.m, func(ctx context.Context, in []rerankItem) ([][]pipeline.Candidate, error) {
+			qs := make([]string, len(in))
+			cs := make([][]pipeline.Candidate, len(in))
+			for i, it := range in {
+				qs[i], cs[i] = it.query, it.cands
+			}
+			return svc.RerankBatch(ctx, qs, cs)
+		})
+	}
+	if b.caps.QueryEncoder {
+		b.encode = newBatcher(s.base, "encode", bc, s.m, svc.EncodeQueries)
 	}
 	s.back.Store(b)
+}
+
+// stages are the backend's batchers.
+func (b *backend) stages() []stage {
+	out := []stage{b.answer, b.retrieve}
+	if b.rerank != nil {
+		out = append(out, b.rerank)
+	}
+	if b.encode != nil {
+		out = append(out, b.encode)
+	}
+	return out
 }
 
 func (b *backend) close() {
 	b.answer.Close()
 	b.retrieve.Close()
-	b.rerank.Close()
+	if b.rerank != nil {
+		b.rerank.Close()
+	}
 	if b.encode != nil {
 		b.encode.Close()
 	}
 }
 
-// Handler is the server's HTTP handler (for tests and embedding).
+// Handler is the server's HTTP handler (for tests and embedding). Errors
+// that net/http answers itself, before any handler runs (a malformed
+// request, headers too large or too slow), are JSON only through Serve.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// HTTPServer is the net/http server Serve runs, with the slow-client timeouts.
+// httpServer is the net/http server Serve runs, with the slow-client timeouts.
 func (s *Server) httpServer() *http.Server {
 	return &http.Server{
 		Handler:           s.handler,
+		ConnState:         s.connState,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		// A response may take the whole request deadline to compute.
@@ -184,7 +272,7 @@ func (s *Server) httpServer() *http.Server {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(&listener{Listener: ln, s: s}) }()
 	s.log.Info("serving", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -36,7 +36,39 @@ func serveFlags() []cli.Flag {
 	}
 }
 
+// serveNumeric maps each numeric flag to its server.Config field, so that a
+// setting out of range is reported by the flag's name.
+var serveNumeric = []struct{ flag, field string }{
+	{"max-batch", "MaxBatch"}, {"max-wait", "MaxWait"}, {"queue", "Queue"}, {"workers", "Workers"},
+	{"max-body", "MaxBody"}, {"max-query-len", "MaxQueryLen"}, {"max-passages", "MaxPassages"},
+	{"max-passage-len", "MaxPassageLen"}, {"max-items", "MaxItems"}, {"timeout", "Timeout"},
+	{"read-header-timeout", "ReadHeaderTimeout"}, {"read-timeout", "ReadTimeout"}, {"idle-timeout", "IdleTimeout"},
+	{"shutdown-timeout", "ShutdownTimeout"},
+}
+
+// serverConfig reads and checks the server's flags. Every numeric flag must
+// be positive (--max-wait may be 0: no waiting) and within the bounds
+// server.Config.Validate sets.
 func serverConfig(c *cli.Context) (server.Config, error) {
+	for _, f := range serveNumeric {
+		var zero, neg bool
+		switch v := c.Value(f.flag).(type) {
+		case int:
+			zero, neg = v == 0, v < 0
+		case int64:
+			zero, neg = v == 0, v < 0
+		case time.Duration:
+			zero, neg = v == 0, v < 0
+		default:
+			return server.Config{}, fmt.Errorf("serve: flag --%s has type %T", f.flag, v)
+		}
+		switch {
+		case f.flag == "max-wait" && neg:
+			return server.Config{}, fmt.Errorf("--max-wait %v: must not be negative (0: no waiting)", c.Value(f.flag))
+		case f.flag != "max-wait" && (zero || neg):
+			return server.Config{}, fmt.Errorf("--%s %v: must be positive", f.flag, c.Value(f.flag))
+		}
+	}
 	cfg := server.Config{
 		MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait"), Queue: c.Int("queue"), Workers: c.Int("workers"),
 		NoBatching: c.Bool("no-batching"), MaxBody: c.Int64("max-body"), MaxQueryLen: c.Int("max-query-len"),
@@ -47,15 +79,23 @@ func serverConfig(c *cli.Context) (server.Config, error) {
 	if c.Duration("max-wait") == 0 {
 		cfg.MaxWait = -1 // no waiting: a batch is whatever is queued
 	}
+	if err := cfg.Validate(); err != nil {
+		var ce *server.ConfigError
+		if errors.As(err, &ce) {
+			for _, f := range serveNumeric {
+				if f.field == ce.Field {
+					return cfg, fmt.Errorf("--%s %v: %s", f.flag, c.Value(f.flag), strings.ReplaceAll(ce.Want, "Timeout", "--timeout"))
+				}
+			}
+		}
+		return cfg, err
+	}
 	if f := c.String("auth-token-file"); f != "" {
-		b, err := os.ReadFile(f)
+		tok, err := server.LoadToken(f, slog.Default())
 		if err != nil {
 			return cfg, fmt.Errorf("--auth-token-file: %w", err)
 		}
-		cfg.AuthToken = strings.TrimSpace(string(b))
-		if cfg.AuthToken == "" {
-			return cfg, fmt.Errorf("--auth-token-file %s is empty", f)
-		}
+		cfg.AuthToken = tok
 	}
 	return cfg, nil
 }
@@ -85,7 +125,10 @@ in flight finish (up to --shutdown-timeout).`,
 			if host, _, _ := net.SplitHostPort(c.String("addr")); !isLoopback(host) && scfg.AuthToken == "" {
 				slog.Warn("listening beyond loopback without --auth-token-file", "addr", ln.Addr().String())
 			}
-			s := server.New(scfg)
+			s, err := server.New(scfg)
+			if err != nil {
+				return err
+			}
 			errc := make(chan error, 1)
 			go func() { errc <- s.Serve(c.Context, ln) }()
 			start := time.Now()

@@ -1,0 +1,41 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+)
+
+// Capabilities says what a pipeline can do: what a server reports on its
+// readiness probe and which endpoints it can answer.
+type Capabilities struct {
+	Passages     int  // passages in the index
+	QueryEncoder bool // dense retrieval: EncodeQueries works
+	QueryDim     int  // dimension of the query vectors (0 without a query encoder)
+	BM25         bool // sparse retrieval
+	Reranker     bool // RerankBatch scores with a cross-encoder
+	Generator    bool // AnswerBatch generates answers
+}
+
+// Capabilities reports the pipeline's index size and loaded models.
+func (p *Pipeline) Capabilities() Capabilities {
+	c := Capabilities{QueryEncoder: p.encoder != nil, BM25: !p.cfg.NoSparse, Reranker: p.reranker != nil, Generator: p.gen != nil}
+	if p.index != nil {
+		c.Passages = p.index.Manifest.Passages
+	}
+	if p.encoder != nil {
+		c.QueryDim = p.encoder.Dim()
+	}
+	return c
+}
+
+// ErrNoQueryEncoder is returned by EncodeQueries when the pipeline has no
+// query encoder.
+var ErrNoQueryEncoder = errors.New("pipeline: no query encoder")
+
+// EncodeQueries embeds queries with the DPR query encoder, in batches.
+func (p *Pipeline) EncodeQueries(ctx context.Context, queries []string) ([][]float32, error) {
+	if p.encoder == nil {
+		return nil, ErrNoQueryEncoder
+	}
+	return p.encoder.EncodeQueries(ctx, queries)
+}
