@@ -13,7 +13,7 @@ import (
 // fakeClock is a clock the test moves by hand.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time           { return c.t }
+func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newLogReporter(w io.Writer, total int64, interval time.Duration, clk *fakeClock) *Reporter {
