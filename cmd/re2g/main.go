@@ -12,6 +12,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/re2g/re2g/internal/progress"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,6 +39,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the command to this file (go tool pprof)"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress of long jobs: auto (a bar on a terminal, else a log line every 15 s), bar, log or off"},
 		},
 		Before: func(c *cli.Context) error {
 			var lvl slog.Level
@@ -45,6 +47,11 @@ func newApp() *cli.App {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+			pm, err := progress.ParseMode(c.String("progress"))
+			if err != nil {
+				return fmt.Errorf("--progress: %w", err)
+			}
+			progress.SetMode(pm)
 			if p := c.String("cpuprofile"); p != "" {
 				f, err := os.Create(p)
 				if err != nil {

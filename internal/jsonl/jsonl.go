@@ -1,6 +1,7 @@
 // Package jsonl streams JSON-lines files through batch functions: each input
 // line is decoded (errors name the file and line), batches are processed in
-// order, results are written atomically, and a progress bar shows the rate.
+// order, results are written atomically, and package progress shows the
+// rate.
 package jsonl
 
 import (
@@ -14,7 +15,7 @@ import (
 	"os"
 
 	"github.com/re2g/re2g/internal/atomicfile"
-	"github.com/schollz/progressbar/v3"
+	"github.com/re2g/re2g/internal/progress"
 )
 
 // MaxLine is the longest input line accepted.
@@ -35,10 +36,8 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 	if st, err := f.Stat(); err == nil {
 		size = st.Size()
 	}
-	bar := progressbar.NewOptions64(size, progressbar.OptionSetDescription(label), progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionThrottle(200_000_000), progressbar.OptionShowCount(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }), progressbar.OptionSetPredictTime(true))
-	defer bar.Close()
+	bar := progress.NewWith(size, label, "bytes", progress.Options{Bytes: true})
+	defer bar.Finish()
 	n := 0
 	err = atomicfile.Write(outPath, 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)

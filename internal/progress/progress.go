@@ -81,6 +81,7 @@ type Reporter struct {
 	unit     string
 	total    int64 // -1: unknown
 	done     int64
+	base     int64 // done before this run (Resume): not in the rate
 	start    time.Time
 	lastLog  time.Time
 	interval time.Duration
@@ -147,6 +148,7 @@ func NewWith(total int64, desc, unit string, o Options) *Reporter {
 			opts = append(opts, progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit))
 		}
 		r.bar = progressbar.NewOptions64(total, opts...)
+		_ = r.bar.RenderBlank() // starts the bar's clock, so that its rate is right
 	case Log:
 		r.log = o.Logger
 		if r.log == nil {
@@ -189,6 +191,19 @@ func (r *Reporter) Set(n int) error {
 	return r.setLocked(int64(n))
 }
 
+// Resume says n items were done by an earlier run: they count as done but
+// not towards the rate.
+func (r *Reporter) Resume(n int) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.base = int64(n)
+	_ = r.setLocked(int64(n))
+	r.start = r.now()
+}
+
 // Write counts len(p) bytes, so that a Reporter can sit in an io.TeeReader.
 func (r *Reporter) Write(p []byte) (int, error) {
 	return len(p), r.Add(len(p))
@@ -225,7 +240,8 @@ func (r *Reporter) Describe(detail string) {
 }
 
 // Finish ends the report: a bar is completed, log mode writes a last line
-// with the count, the time taken and the rate. Later calls do nothing.
+// with the count, the time taken and the rate ("progress stopped" when
+// fewer than the total were done). Later calls do nothing.
 func (r *Reporter) Finish() error {
 	if r == nil {
 		return nil
@@ -245,8 +261,11 @@ func (r *Reporter) Finish() error {
 	}
 	if r.log != nil {
 		elapsed := r.now().Sub(r.start)
-		attrs := append(r.attrs(), "elapsed", elapsed.Round(time.Millisecond))
-		r.log.Info("progress finished", attrs...)
+		msg := "progress finished"
+		if r.total >= 0 && r.done < r.total {
+			msg = "progress stopped"
+		}
+		r.log.Info(msg, append(r.attrs(), "elapsed", elapsed.Round(time.Millisecond))...)
 	}
 	return nil
 }
@@ -306,7 +325,7 @@ func (r *Reporter) rate(now time.Time) float64 {
 	if s <= 0 {
 		return 0
 	}
-	return float64(r.done) / s
+	return float64(r.done-r.base) / s
 }
 
 // eta is the time left at the rate so far, when the total is known.
