@@ -71,7 +71,9 @@ func denseIndex(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	faiss.SetThreads(c.Int("threads"))
+	if err := faiss.SetThreads(c.Int("threads")); err != nil {
+		return fmt.Errorf("--threads: %w", err)
+	}
 	bar := progress.New(s.Count(), "indexing", "vectors")
 	defer bar.Finish()
 	start := time.Now()
