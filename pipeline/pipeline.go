@@ -85,8 +85,11 @@ type Pipeline struct {
 	gen      *neural.Generator
 }
 
-// New opens the index and loads the models the config names.
+// New checks the config, opens the index and loads the models it names.
 func New(cfg Config) (*Pipeline, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	ix, err := OpenIndex(cfg.Index)
 	if err != nil {
