@@ -32,6 +32,7 @@ func main() {
 // newApp builds the CLI from the registered commands.
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	applyBounds(commands, nil)
 	return &cli.App{
 		Name:     "re2g",
 		Usage:    "retrieve, rerank, generate: answers from a passage corpus",

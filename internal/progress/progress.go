@@ -312,7 +312,7 @@ func (r *Reporter) attrs() []any {
 		if r.total >= 0 {
 			a = append(a, "total", r.total)
 		}
-		a = append(a, "unit", r.unit, "rate", fmt.Sprintf("%.3g/s", rate))
+		a = append(a, "unit", r.unit, "rate", formatRate(rate))
 	}
 	if r.total > 0 {
 		a = append(a, "percent", math.Round(1000*float64(r.done)/float64(r.total))/10)
@@ -336,6 +336,14 @@ func (r *Reporter) eta(now time.Time) (time.Duration, bool) {
 	}
 	left := max(0, float64(r.total-r.done)) / rate
 	return time.Duration(left * float64(time.Second)).Round(time.Second), true
+}
+
+// formatRate writes a rate per second: one decimal below 100, none above.
+func formatRate(r float64) string {
+	if r < 100 {
+		return fmt.Sprintf("%.1f/s", r)
+	}
+	return fmt.Sprintf("%.0f/s", r)
 }
 
 func formatBytes(b float64) string {

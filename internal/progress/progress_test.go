@@ -45,7 +45,7 @@ func TestLogModeWritesALineEachInterval(t *testing.T) {
 		t.Fatalf("want 3 interval lines and a finishing one, got %d:\n%s", len(lines), out)
 	}
 	for _, l := range lines[:3] {
-		for _, want := range []string{"msg=progress", `task="encode passages"`, "total=100", "unit=passages", "rate=2/s", "eta="} {
+		for _, want := range []string{"msg=progress", `task="encode passages"`, "total=100", "unit=passages", "rate=2.0/s", "eta="} {
 			if !strings.Contains(l, want) {
 				t.Errorf("line %q lacks %q", l, want)
 			}
@@ -140,5 +140,20 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("fancy"); err == nil || !strings.Contains(err.Error(), `"fancy"`) {
 		t.Errorf("ParseMode(fancy): %v", err)
+	}
+}
+
+// TestResumeLeavesEarlierWorkOutOfTheRate: steps done before a resume count
+// as done, not towards the rate or the ETA.
+func TestResumeLeavesEarlierWorkOutOfTheRate(t *testing.T) {
+	var buf bytes.Buffer
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	r := newLogReporter(&buf, 100, time.Second, clk)
+	r.Resume(50)
+	clk.advance(10 * time.Second)
+	r.Add(10)
+	line := buf.String()
+	if !strings.Contains(line, "done=60 ") || !strings.Contains(line, "rate=1.0/s") || !strings.Contains(line, "eta=40s") {
+		t.Errorf("after resuming at 50, 10 more in 10 s: %q", line)
 	}
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/re2g/re2g/internal/limits"
+)
+
+// TestMain runs main itself when RE2G_TEST_MAIN is set, so that tests can
+// run the test binary as the re2g command: exit status, stderr and all.
+func TestMain(m *testing.M) {
+	if os.Getenv("RE2G_TEST_MAIN") == "1" {
+		os.Args = append([]string{"re2g"}, os.Args[1:]...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// re2g runs the re2g command in a process of its own with stderr to a file
+// (as make demo's log, CI or docker logs get it) and returns its exit
+// status and stderr.
+func re2g(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	errPath := filepath.Join(t.TempDir(), "stderr.log")
+	f, err := os.Create(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RE2G_TEST_MAIN=1")
+	cmd.Stderr, cmd.Stdout = f, f
+	err = cmd.Run()
+	f.Close()
+	b, rerr := os.ReadFile(errPath)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(b)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(b)
+	}
+	t.Fatal(err)
+	return 0, ""
+}
+
+func writeCorpus(t *testing.T, n int) string {
+	t.Helper()
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"_id": "p%d", "title": "Title %d", "text": "passage number %d about topic %d"}`+"\n", i, i, i, i%7)
+	}
+	p := filepath.Join(t.TempDir(), "corpus.jsonl")
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBadThreadsExitsAtOnce: re2g index --threads 100000, which ran past 10
+// minutes at load average 78, now exits 1 at once with the range, and
+// builds nothing.
+func TestBadThreadsExitsAtOnce(t *testing.T) {
+	corpus := writeCorpus(t, 3)
+	out := filepath.Join(t.TempDir(), "index")
+	start := time.Now()
+	code, stderr := re2g(t, "index", "--corpus", corpus, "--out", out, "--threads", "100000")
+	want := fmt.Sprintf("re2g: --threads 100000: want 0 to %d (0: one per core; at most %s)", limits.MaxThreads(), limits.MaxThreadsNote())
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was created", out)
+	}
+}
+
+// TestIndexProgressInALogFile: re2g index with stderr to a file writes
+// progress as slog lines and never a carriage return; --progress off writes
+// none; --progress bar draws the bar all the same (the check can fail).
+func TestIndexProgressInALogFile(t *testing.T) {
+	corpus := writeCorpus(t, 200)
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		mode     string
+		progress bool // progress lines expected
+		cr       bool // carriage returns expected
+	}{{"", true, false}, {"log", true, false}, {"off", false, false}, {"bar", false, true}} {
+		args := []string{"index", "--corpus", corpus, "--out", filepath.Join(dir, fmt.Sprint(i))}
+		if tc.mode != "" {
+			args = append([]string{"--progress", tc.mode}, args...)
+		}
+		code, stderr := re2g(t, args...)
+		if code != 0 {
+			t.Fatalf("re2g %v: exit %d\n%s", args, code, stderr)
+		}
+		if got := strings.Contains(stderr, "\r"); got != tc.cr {
+			t.Errorf("--progress %q: carriage returns %v, want %v:\n%q", tc.mode, got, tc.cr, stderr)
+		}
+		got := strings.Contains(stderr, `msg="progress finished" task=indexing done=200 total=200 unit=docs`)
+		if got != tc.progress {
+			t.Errorf("--progress %q: progress line %v, want %v:\n%s", tc.mode, got, tc.progress, stderr)
+		}
+		if !strings.Contains(stderr, "indexed 200 passages") {
+			t.Errorf("--progress %q: no summary:\n%s", tc.mode, stderr)
+		}
+	}
+	code, stderr := re2g(t, "--progress", "fancy", "index", "--corpus", corpus, "--out", filepath.Join(dir, "x"))
+	if code != 1 || !strings.Contains(stderr, `--progress: progress mode "fancy": want auto, bar, log or off`) {
+		t.Errorf("--progress fancy: exit %d\n%s", code, stderr)
+	}
+}
