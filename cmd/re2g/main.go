@@ -23,6 +23,13 @@ var commands []*cli.Command
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first SIGTERM or Ctrl-C cancels ctx, for a clean stop; after it
+	// the default action is restored, so that a second one ends a command
+	// that is busy in native code and not looking at ctx.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := newApp().RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "re2g:", err)
 		os.Exit(1)

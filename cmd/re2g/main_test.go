@@ -4,20 +4,29 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/re2g/re2g/internal/limits"
+	"github.com/urfave/cli/v2"
 )
 
 // TestMain runs main itself when RE2G_TEST_MAIN is set, so that tests can
 // run the test binary as the re2g command: exit status, stderr and all.
 func TestMain(m *testing.M) {
 	if os.Getenv("RE2G_TEST_MAIN") == "1" {
+		// a command busy where it does not look at its context, as native code is
+		commands = append(commands, &cli.Command{Name: "test-busy", Hidden: true, Action: func(c *cli.Context) error {
+			fmt.Fprintln(os.Stderr, "busy")
+			time.Sleep(time.Minute)
+			return c.Context.Err()
+		}})
 		os.Args = append([]string{"re2g"}, os.Args[1:]...)
 		main()
 		os.Exit(0)
@@ -53,6 +62,44 @@ func re2g(t *testing.T, args ...string) (int, string) {
 	}
 	t.Fatal(err)
 	return 0, ""
+}
+
+// TestSecondSIGTERMEnds: the first SIGTERM cancels the command's context;
+// a command that does not look at it (busy in native code, as --threads
+// 100000 was) ends at the second, where before it went on.
+func TestSecondSIGTERMEnds(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "test-busy")
+	cmd.Env = append(os.Environ(), "RE2G_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line := make([]byte, 5)
+	if _, err := io.ReadFull(stderr, line); err != nil || string(line) != "busy\n" {
+		t.Fatalf("the command did not start: %q %v", line, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		t.Fatalf("the first SIGTERM ended a command that ignores its context: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+			t.Fatalf("want the process ended by the signal, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second SIGTERM did not end the command")
+	}
 }
 
 func writeCorpus(t *testing.T, n int) string {
