@@ -241,13 +241,18 @@ func (r *Reporter) Describe(detail string) {
 
 // Finish ends the report: a bar is completed, log mode writes a last line
 // with the count, the time taken and the rate ("progress stopped" when
-// fewer than the total were done). Later calls do nothing.
+// fewer than the total were done). Reaching the total finishes too. Later
+// calls do nothing.
 func (r *Reporter) Finish() error {
 	if r == nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.finishLocked()
+}
+
+func (r *Reporter) finishLocked() error {
 	if r.finished {
 		return nil
 	}
@@ -280,6 +285,10 @@ func (r *Reporter) setLocked(n int64) error {
 	r.done = n
 	if r.bar != nil {
 		return r.bar.Set64(n)
+	}
+	if r.total > 0 && n >= r.total {
+		r.finishLocked() // complete, as a bar completes itself
+		return nil
 	}
 	if r.log != nil {
 		if now := r.now(); now.Sub(r.lastLog) >= r.interval {

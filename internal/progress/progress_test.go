@@ -157,3 +157,18 @@ func TestResumeLeavesEarlierWorkOutOfTheRate(t *testing.T) {
 		t.Errorf("after resuming at 50, 10 more in 10 s: %q", line)
 	}
 }
+
+// TestReachingTheTotalFinishes: a job that reaches its total without
+// calling Finish (as a bar completes itself) still gets its last line, once.
+func TestReachingTheTotalFinishes(t *testing.T) {
+	var buf bytes.Buffer
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	r := newLogReporter(&buf, 8, time.Hour, clk)
+	clk.advance(2 * time.Second)
+	r.Set(8)
+	r.Set(8)
+	r.Finish()
+	if n := strings.Count(buf.String(), `msg="progress finished"`); n != 1 || !strings.Contains(buf.String(), "elapsed=2s") {
+		t.Errorf("want one finishing line after 2 s, got %q", buf.String())
+	}
+}
