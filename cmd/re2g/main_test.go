@@ -170,3 +170,35 @@ func TestIndexProgressInALogFile(t *testing.T) {
 		t.Errorf("--progress fancy: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestEncodeProgressInALogFile: a JSON-lines command (jsonl.Map) with
+// stderr to a file reports its bytes in a log line, without carriage
+// returns; --progress off leaves only the summary.
+func TestEncodeProgressInALogFile(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var b bytes.Buffer
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, `{"id": %d, "title": "T%d", "text": "passage %d"}`+"\n", i, i, i)
+	}
+	if err := os.WriteFile(in, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"auto", "off"} {
+		code, stderr := re2g(t, "--progress", mode, "encode", "--model", "../../testdata/hf/dpr-ctx/safetensors",
+			"--in", in, "--out", filepath.Join(dir, mode+".jsonl"), "--threads", "1")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if strings.Contains(stderr, "\r") {
+			t.Errorf("--progress %s: carriage returns in %q", mode, stderr)
+		}
+		want := `msg="progress finished" task=encode done="2.4 KiB" total="2.4 KiB"`
+		if got := strings.Contains(stderr, want); got != (mode == "auto") {
+			t.Errorf("--progress %s: progress line %v:\n%s", mode, got, stderr)
+		}
+		if !strings.Contains(stderr, "msg=encoded lines=50") {
+			t.Errorf("--progress %s: no summary:\n%s", mode, stderr)
+		}
+	}
+}

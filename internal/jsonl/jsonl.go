@@ -43,10 +43,12 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 		bw := bufio.NewWriterSize(w, 1<<20)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
-		sc := bufio.NewScanner(io.TeeReader(f, bar))
+		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), MaxLine)
 		var ins []In
 		first, line := 0, 0
+		// bytes of the lines read, and of those whose batch is written (done)
+		read, flushed := int64(0), int64(0)
 		flush := func() error {
 			if len(ins) == 0 {
 				return nil
@@ -65,10 +67,13 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 			}
 			n += len(ins)
 			ins = ins[:0]
+			bar.Add64(read - flushed)
+			flushed = read
 			return nil
 		}
 		for sc.Scan() {
 			line++
+			read += int64(len(sc.Bytes())) + 1 // the newline
 			b := bytes.TrimSpace(sc.Bytes())
 			if len(b) == 0 {
 				continue
@@ -101,6 +106,9 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 		}
 		if err := flush(); err != nil {
 			return err
+		}
+		if size >= 0 {
+			bar.Set(int(size)) // all done, line ends and trailing blank lines included
 		}
 		return bw.Flush()
 	})
