@@ -22,10 +22,10 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 	"github.com/blevesearch/bleve/v2/mapping"
 	index "github.com/blevesearch/bleve_index_api"
-	"github.com/schollz/progressbar/v3"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/internal/progress"
 )
 
 // Field layouts.
@@ -380,29 +380,18 @@ const (
 const maxText = 8 << 20
 
 // Add indexes passages, replacing any passage with the same id, in batches;
-// each batch is durable once written. If progress is not nil a progress bar
-// is drawn there. A passage with an id that cannot go into a TREC run file,
-// no text at all or over 8 MiB of text is an error, and nothing of its batch
-// is written.
-func (ix *Index) Add(ctx context.Context, ps []data.Passage, progress io.Writer) error {
+// each batch is durable once written. If w is not nil progress is shown
+// there. A passage with an id that cannot go into a TREC run file, no text
+// at all or over 8 MiB of text is an error, and nothing of its batch is
+// written.
+func (ix *Index) Add(ctx context.Context, ps []data.Passage, w io.Writer) error {
 	if ix.readOnly {
 		return ErrReadOnly
 	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
-	var bar *progressbar.ProgressBar
-	if progress != nil {
-		bar = progressbar.NewOptions(len(ps),
-			progressbar.OptionSetWriter(progress),
-			progressbar.OptionSetDescription("indexing"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("docs"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200_000_000),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }),
-		)
-	}
+	bar := progress.NewTo(w, len(ps), "indexing", "docs")
+	defer bar.Finish()
 	for start := 0; start < len(ps); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -413,12 +402,7 @@ func (ix *Index) Add(ctx context.Context, ps []data.Passage, progress io.Writer)
 			return err
 		}
 		start += n
-		if bar != nil {
-			_ = bar.Add(n)
-		}
-	}
-	if bar != nil {
-		_ = bar.Finish()
+		_ = bar.Add(n)
 	}
 	return nil
 }

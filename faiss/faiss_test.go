@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/re2g/re2g/internal/limits"
 	"github.com/re2g/re2g/internal/vecgen"
 )
 
@@ -408,6 +410,15 @@ func TestThreads(t *testing.T) {
 	SetThreads(4)
 	if threadsFor(1) != 1 || threadsFor(3) != 3 || threadsFor(100) != 4 {
 		t.Fatalf("threadsFor: %d %d %d", threadsFor(1), threadsFor(3), threadsFor(100))
+	}
+	// out of range: an error naming the bound, and the count unchanged
+	for _, n := range []int{-1, limits.MaxThreads() + 1, 100000} {
+		if err := SetThreads(n); err == nil || !strings.Contains(err.Error(), fmt.Sprint(limits.MaxThreads())) {
+			t.Errorf("SetThreads(%d): %v, want an error naming the limit %d", n, err, limits.MaxThreads())
+		}
+		if Threads() != 4 {
+			t.Errorf("SetThreads(%d) changed the count to %d", n, Threads())
+		}
 	}
 }
 

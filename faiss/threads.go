@@ -6,8 +6,11 @@ package faiss
 import "C"
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/re2g/re2g/internal/limits"
 )
 
 // threads is the OpenMP thread count passed to every native call; 0 means
@@ -17,17 +20,20 @@ var threads atomic.Int32
 var ompDefault = sync.OnceValue(func() int { return int(C.re2g_omp_max_threads()) })
 
 // SetThreads sets how many OpenMP threads FAISS uses for adds and batched
-// searches; n <= 0 restores the default (OMP_NUM_THREADS, else all cores).
+// searches; 0 restores the default (OMP_NUM_THREADS, else all cores). A
+// negative n, or more than limits.MaxThreads (4 per CPU), is an error and
+// changes nothing.
 //
 // OpenMP keeps its thread count per OS thread, and Go runs cgo calls on
 // whichever thread the goroutine is on, so a plain omp_set_num_threads from
 // Go would affect one arbitrary thread. Instead the count is passed to each
 // native call, which sets it for its own duration.
-func SetThreads(n int) {
-	if n < 0 {
-		n = 0
+func SetThreads(n int) error {
+	if err := limits.CheckThreads(n); err != nil {
+		return fmt.Errorf("faiss: %w", err)
 	}
 	threads.Store(int32(n))
+	return nil
 }
 
 // Threads reports the OpenMP thread count in effect for batched work.

@@ -65,6 +65,9 @@ func loadTokenizer(dir string, opt Options) (*tokenizer.Tokenizer, error) {
 // loadTokenizerIn reads the tokenizer of model dir from opt.Tokenizer or
 // from tokDir (the model directory, or a RAG directory's tokenizer subdirectory).
 func loadTokenizerIn(dir, tokDir string, opt Options) (*tokenizer.Tokenizer, error) {
+	if err := opt.Check(); err != nil { // every Load* passes here before reading weights
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
 	p := opt.Tokenizer
 	if p == "" {
 		p = tokDir

@@ -89,7 +89,7 @@ type Pipeline struct {
 	gen      *neural.Generator
 }
 
-// New opens the index and loads the models the config names; see
+// New checks the config, opens the index and loads the models the config names; see
 // NewContext.
 func New(cfg Config) (*Pipeline, error) {
 	return NewContext(context.Background(), cfg)
@@ -100,6 +100,9 @@ func New(cfg Config) (*Pipeline, error) {
 // ctx, and LockTimeout, bound the wait for a process that has the index open
 // for writing.
 func NewContext(ctx context.Context, cfg Config) (*Pipeline, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	octx := ctx
 	if cfg.LockTimeout > 0 {

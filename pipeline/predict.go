@@ -15,7 +15,10 @@ import (
 // passage id. The provenance's wikipedia_id is the passage's page, or the
 // passage id itself when byPassage is set (passage-level evaluation).
 func (p *Pipeline) Predict(ctx context.Context, recs []kilt.Record, byPassage bool, batch int, showProgress bool) ([]kilt.Record, error) {
-	if batch <= 0 {
+	if batch < 0 || batch > MaxBatch {
+		return nil, fmt.Errorf("pipeline: predict batch %d: want 0 (16) to %d", batch, MaxBatch)
+	}
+	if batch == 0 {
 		batch = 16
 	}
 	var bar interface{ Add(int) error }

@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+
+	"github.com/re2g/re2g/internal/limits"
 )
 
 // live counts the native tensor handles held by Go: a leak check for tests.
@@ -71,13 +73,19 @@ func CheckDevice(d Device) error {
 	return nil
 }
 
-// SetNumThreads sets libtorch's intra-op thread pool size; n <= 0 means one
-// thread per core. It is process-wide: call it once at start-up.
-func SetNumThreads(n int) {
-	if n <= 0 {
+// SetNumThreads sets libtorch's intra-op thread pool size; 0 means one
+// thread per core. It is process-wide: call it once at start-up. A negative
+// n, or more than limits.MaxThreads (4 per CPU), is an error and changes
+// nothing.
+func SetNumThreads(n int) error {
+	if err := limits.CheckThreads(n); err != nil {
+		return fmt.Errorf("torch: %w", err)
+	}
+	if n == 0 {
 		n = runtime.NumCPU()
 	}
 	C.re2g_set_num_threads(C.int(n))
+	return nil
 }
 
 // NumThreads reports libtorch's intra-op thread count.

@@ -2,16 +2,39 @@ package torch
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/re2g/re2g/internal/limits"
 )
 
 func TestMain(m *testing.M) {
 	SetNumThreads(2)
 	os.Exit(m.Run())
+}
+
+// TestSetNumThreadsBounds: a negative count or more than 4 per CPU is an
+// error naming the limit, and leaves the pool as it was.
+func TestSetNumThreadsBounds(t *testing.T) {
+	before := NumThreads()
+	for _, n := range []int{-1, limits.MaxThreads() + 1, 100000} {
+		if err := SetNumThreads(n); err == nil || !strings.Contains(err.Error(), fmt.Sprint(limits.MaxThreads())) {
+			t.Errorf("SetNumThreads(%d): %v, want an error naming the limit %d", n, err, limits.MaxThreads())
+		}
+		if NumThreads() != before {
+			t.Errorf("SetNumThreads(%d) changed the pool to %d", n, NumThreads())
+		}
+	}
+	if err := SetNumThreads(limits.MaxThreads()); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetNumThreads(2); err != nil || NumThreads() != 2 {
+		t.Fatalf("SetNumThreads(2): %v, %d threads", err, NumThreads())
+	}
 }
 
 func vals(t *testing.T, x *Tensor) []float32 {

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/re2g/re2g/internal/bom"
+	"github.com/re2g/re2g/internal/limits"
 )
 
 // Shape is the size of a transformer trained from scratch.
@@ -274,16 +275,47 @@ func (c *Config) Check() error {
 			return fmt.Errorf("train config: source/answer length exceeds bart max_positions %d", c.BART.MaxPos)
 		}
 	}
-	if c.Dropout < 0 || c.Dropout >= 1 {
+	if !(c.Dropout >= 0 && c.Dropout < 1) {
 		return fmt.Errorf("train config: dropout %g: want [0, 1)", c.Dropout)
+	}
+	if err := limits.CheckThreads(c.Threads); err != nil {
+		return fmt.Errorf("train config: threads: %w", err)
+	}
+	const maxExamples = 1 << 30
+	for _, r := range []ranged{
+		{"max_train", float64(c.MaxTrain), 0, maxExamples}, {"max_dev", float64(c.MaxDev), 0, maxExamples},
+		{"query_len", float64(c.QueryLen), 4, maxTokens}, {"passage_len", float64(c.PassageLen), 8, maxTokens},
+		{"pair_len", float64(c.PairLen), 8, maxTokens}, {"source_len", float64(c.SourceLen), 8, maxTokens},
+		{"answer_len", float64(c.AnswerLen), 3, maxTokens},
+		{"dpr.negative_depth", float64(c.DPR.NegativeDepth), 1, maxK}, {"dpr.eval_depth", float64(c.DPR.EvalDepth), 1, maxK},
+		{"generator.k", float64(c.Generator.K), 1, maxK}, {"e2e.k", float64(c.E2E.K), 1, maxK},
+		{"generator.query_lr_scale", c.Generator.QueryLRScale, 0, 1e6},
+		{"e2e.distill_weight", c.E2E.DistillWeight, 0, 1},
+	} {
+		if err := r.check(); err != nil {
+			return err
+		}
 	}
 	check := func(name string, o Opt, optional bool) error {
 		if optional && !steps(o) {
 			return nil
 		}
-		if o.BatchSize <= 0 || o.LR <= 0 || !steps(o) || o.Epochs < 0 || o.MaxSteps < 0 || o.Accum < 0 ||
-			o.Warmup < 0 || o.Warmup > 1 || o.BatchSize > 1<<20 || o.Accum > 1<<20 {
-			return fmt.Errorf("train config: %s: batch_size, lr and epochs (or max_steps) must be positive, warmup in [0, 1]", name)
+		for _, r := range []ranged{
+			{name + ".epochs", o.Epochs, 0, 1e6}, {name + ".max_steps", float64(o.MaxSteps), 0, 1 << 40},
+			{name + ".batch_size", float64(o.BatchSize), 1, 1 << 20}, {name + ".grad_accum", float64(o.Accum), 0, 1 << 20},
+			{name + ".warmup", o.Warmup, 0, 1}, {name + ".weight_decay", o.WeightDecay, 0, 1e6},
+			{name + ".clip_norm", o.ClipNorm, -1e12, 1e12}, {name + ".checkpoint_every", float64(o.CheckpointEvery), 0, 1 << 40},
+			{name + ".eval_every", float64(o.EvalEvery), 0, 1 << 40}, {name + ".patience", float64(o.Patience), 0, 1 << 40},
+		} {
+			if err := r.check(); err != nil {
+				return err
+			}
+		}
+		if !(o.LR > 0 && o.LR < 1e6) {
+			return fmt.Errorf("train config: %s.lr %g: want a positive learning rate", name, o.LR)
+		}
+		if !steps(o) {
+			return fmt.Errorf("train config: %s: epochs or max_steps must be positive", name)
 		}
 		return nil
 	}
@@ -297,15 +329,9 @@ func (c *Config) Check() error {
 			return err
 		}
 	}
-	if c.DPR.NegativeDepth <= 0 || c.DPR.EvalDepth <= 0 {
-		return fmt.Errorf("train config: dpr.negative_depth and dpr.eval_depth must be positive")
-	}
-	if c.Generator.K <= 0 || c.E2E.K <= 0 {
-		return fmt.Errorf("train config: generator.k and e2e.k must be positive")
-	}
 	for name, k := range map[string][2]int{"reranker": {c.Reranker.DenseK, c.Reranker.SparseK}, "e2e": {c.E2E.DenseK, c.E2E.SparseK}} {
-		if k[0] < 0 || k[1] < 0 || k[0]+k[1] == 0 || k[0] > 10000 || k[1] > 10000 {
-			return fmt.Errorf("train config: %s: dense_k and sparse_k must be non-negative, not both 0, at most 10000", name)
+		if k[0] < 0 || k[1] < 0 || k[0]+k[1] == 0 || k[0] > maxK || k[1] > maxK {
+			return fmt.Errorf("train config: %s: dense_k and sparse_k must be non-negative, not both 0, at most %d", name, maxK)
 		}
 	}
 	switch c.Generator.Objective {
@@ -318,11 +344,28 @@ func (c *Config) Check() error {
 	default:
 		return fmt.Errorf("train config: e2e.query_encoder %q: want combined, frozen or distill", c.E2E.QueryEncoder)
 	}
-	if c.E2E.Temperature <= 0 {
-		return fmt.Errorf("train config: e2e.temperature must be positive")
+	if !(c.E2E.Temperature > 0 && c.E2E.Temperature <= 1e6) {
+		return fmt.Errorf("train config: e2e.temperature %g: want a positive number, at most 1e6", c.E2E.Temperature)
 	}
-	if c.QueryLen < 4 || c.PassageLen < 8 || c.PairLen < 8 || c.SourceLen < 8 || c.AnswerLen < 3 {
-		return fmt.Errorf("train config: token lengths too small")
+	return nil
+}
+
+// Bounds of Check.
+const (
+	maxTokens = 1 << 16 // token lengths
+	maxK      = 10000   // passages per question
+)
+
+// ranged is a setting and its allowed range, both ends included.
+type ranged struct {
+	name   string
+	v      float64
+	lo, hi float64
+}
+
+func (r ranged) check() error {
+	if !(r.v >= r.lo && r.v <= r.hi) { // NaN fails too
+		return fmt.Errorf("train config: %s %g: want %g to %g", r.name, r.v, r.lo, r.hi)
 	}
 	return nil
 }

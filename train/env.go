@@ -43,7 +43,9 @@ func newEnv(cfg *Config, ds *Dataset, index string) (*env, error) {
 		return nil, fmt.Errorf("train config: device: %w", err)
 	}
 	if cfg.Threads > 0 {
-		torch.SetNumThreads(cfg.Threads)
+		if err := torch.SetNumThreads(cfg.Threads); err != nil {
+			return nil, fmt.Errorf("train config: threads: %w", err)
+		}
 	}
 	e := &env{cfg: cfg, dev: dev, amp: -1, ds: ds, keys: map[string]string{}}
 	if cfg.DType == "bfloat16" {

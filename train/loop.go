@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/torch"
-	"github.com/schollz/progressbar/v3"
 )
 
 // Task is one phase as the loop sees it: named groups of trainable
@@ -75,7 +75,7 @@ type Result struct {
 // RunOptions are the loop's process-level settings.
 type RunOptions struct {
 	Resume   bool      // continue from dir's checkpoint when there is one
-	Progress io.Writer // progress bar (nil: none)
+	Progress io.Writer // progress (package progress; nil: none)
 	StopAt   int       // > 0: return after this many updates as if killed (tests)
 }
 
@@ -153,13 +153,9 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		}
 	}
 	sched := torch.LinearSchedule{Base: o.LR, Warmup: int(o.Warmup * float64(total)), Total: total}
-	var bar *progressbar.ProgressBar
-	if ro.Progress != nil {
-		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(ro.Progress), progressbar.OptionSetDescription(t.Name),
-			progressbar.OptionShowIts(), progressbar.OptionShowCount(), progressbar.OptionSetItsString("step"),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-		bar.Set(st.Step)
-	}
+	bar := progress.NewTo(ro.Progress, total, t.Name, "steps")
+	defer bar.Finish()
+	bar.Resume(st.Step)
 	start := time.Now()
 	examples := 0
 	evaluate := func() error {
@@ -245,10 +241,8 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		if n > 0 {
 			st.Loss = append(st.Loss, Point{st.Step, sum / float64(n)})
 		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("%s loss %.4f", t.Name, sum/float64(max(n, 1))))
-			bar.Set(st.Step)
-		}
+		bar.Describe(fmt.Sprintf("loss %.4f", sum/float64(max(n, 1))))
+		bar.Set(st.Step)
 		if o.EvalEvery > 0 && st.Step%o.EvalEvery == 0 && st.Step < total {
 			if err := evaluate(); err != nil {
 				return nil, err
@@ -263,9 +257,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			}
 		}
 	}
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	st.Examples = examples
 	st.Seconds = time.Since(start).Seconds()
 	if st.Seconds > 0 {

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,11 +459,30 @@ func TestConfigChecks(t *testing.T) {
 		"dtype":         func(c *Config) { c.DType = "float8" },
 		"dense_k":       func(c *Config) { c.E2E.DenseK, c.E2E.SparseK = 0, 0 },
 		"warmup":        func(c *Config) { c.E2E.Warmup = 2 },
+		// numbers out of range, NaN included (issue 14)
+		"threads":              func(c *Config) { c.Threads = 100000 },
+		"max_train":            func(c *Config) { c.MaxTrain = -1 },
+		"max_dev":              func(c *Config) { c.MaxDev = -5 },
+		"dropout":              func(c *Config) { c.Dropout = math.NaN() },
+		"e2e.epochs":           func(c *Config) { c.E2E.Epochs = math.NaN() },
+		"reranker.batch_size":  func(c *Config) { c.Reranker.BatchSize = -1 },
+		"generator.grad_accum": func(c *Config) { c.Generator.Accum = -2 },
+		"e2e.eval_every":       func(c *Config) { c.E2E.EvalEvery = -1 },
+		"dpr.stage1.patience":  func(c *Config) { c.DPR.Stage1.Patience = -1 },
+		"e2e.distill_weight":   func(c *Config) { c.E2E.DistillWeight = 2 },
+		"e2e.temperature":      func(c *Config) { c.E2E.Temperature = math.Inf(1) },
+		"generator.k":          func(c *Config) { c.Generator.K = 1 << 20 },
+		"answer_len":           func(c *Config) { c.AnswerLen = -1 },
 	} {
 		c := SmallConfig()
 		mut(c)
-		if err := c.Check(); err == nil {
+		err := c.Check()
+		if err == nil {
 			t.Errorf("%s: no error", name)
+		} else if strings.Contains(name, ".") || name == "threads" || strings.HasPrefix(name, "max_") || name == "dropout" || name == "answer_len" {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: error %q does not name it", name, err)
+			}
 		}
 	}
 	p := t.TempDir() + "/bad.json"

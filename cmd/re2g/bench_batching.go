@@ -39,9 +39,6 @@ func init() {
 }
 
 func benchBatching(c *cli.Context) error {
-	if c.Int("batch") < 1 || c.Int("max-length") < 8 || c.Int("sample") < 0 || c.Int("rounds") < 1 {
-		return fmt.Errorf("bench batching: --batch, --rounds must be positive, --max-length at least 8, --sample not negative")
-	}
 	dev, dt, dir, err := benchSetup(c)
 	if err != nil {
 		return err

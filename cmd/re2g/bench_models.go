@@ -48,7 +48,9 @@ func init() {
 }
 
 func benchSetup(c *cli.Context) (torch.Device, torch.DType, string, error) {
-	torch.SetNumThreads(c.Int("threads"))
+	if err := torch.SetNumThreads(c.Int("threads")); err != nil {
+		return torch.Device{}, 0, "", fmt.Errorf("--threads: %w", err)
+	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err != nil {
 		return dev, 0, "", err

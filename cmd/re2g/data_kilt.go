@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/kilt"
 )
 
@@ -124,18 +124,18 @@ func dataKILTPassages(c *cli.Context) error {
 		}()
 		idw = bufio.NewWriterSize(idFile, 1<<20)
 	}
-	start, last := time.Now(), time.Now()
+	bar := progress.NewWith(-1, "kilt-passages", "pages", progress.Options{Writer: errw})
+	defer bar.Finish()
 	var st data.SplitStats
 	err = writeMaybeGzip(out, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		var err error
 		st, err = data.SplitKILTSource(f, in, opt, rep, func(st *data.SplitStats) {
-			if now := time.Now(); now.Sub(last) >= 10*time.Second {
-				last = now
-				fmt.Fprintf(errw, "kilt-passages: %d pages, %d passages (%.0f pages/s)\n",
-					st.Pages, st.Passages, float64(st.Pages)/now.Sub(start).Seconds())
+			if st.Pages%1024 == 0 {
+				bar.Describe(fmt.Sprintf("%d passages", st.Passages))
 			}
+			bar.Set(st.Pages)
 		}, func(p data.SplitPassage) error {
 			if idw != nil {
 				idw.WriteString(p.PID)
@@ -148,6 +148,7 @@ func dataKILTPassages(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	bar.Finish()
 	if idw != nil {
 		if err := idw.Flush(); err != nil {
 			return fmt.Errorf("--ids: %w", err)

@@ -3,14 +3,13 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/internal/progress"
 )
 
 func init() {
@@ -72,21 +71,19 @@ func denseIndex(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	faiss.SetThreads(c.Int("threads"))
-	bar := progressbar.NewOptions(s.Count(), progressbar.OptionSetDescription("indexing"),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("vec"), progressbar.OptionThrottle(time.Second))
-	_ = bar.RenderBlank() // starts the clock, so the rate is right
+	if err := faiss.SetThreads(c.Int("threads")); err != nil {
+		return fmt.Errorf("--threads: %w", err)
+	}
+	bar := progress.New(s.Count(), "indexing", "vectors")
+	defer bar.Finish()
 	start := time.Now()
-	last := 0
 	ix, err := s.BuildIndex(c.Context, dense.BuildOptions{
 		HNSW: faiss.HNSWConfig{M: c.Int("M"), EfConstruction: c.Int("ef-construction"),
 			EfSearch: c.Int("ef-search"), Metric: m, SQ8: c.Bool("sq8")},
 		Shards: c.StringSlice("shard"),
 		Progress: func(done, total int) {
 			bar.ChangeMax(total)
-			bar.Add(done - last)
-			last = done
+			bar.Set(done)
 		},
 	})
 	if err != nil {
@@ -94,7 +91,6 @@ func denseIndex(c *cli.Context) error {
 	}
 	defer ix.Close()
 	bar.Finish()
-	fmt.Fprintln(os.Stderr)
 	if err := ix.Save(c.String("out")); err != nil {
 		return err
 	}

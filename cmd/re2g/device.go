@@ -23,7 +23,9 @@ func init() {
 			&cli.StringFlag{Name: "dtype", Value: "float32", Usage: "dtype of the parity check (float32: within 1e-4; bfloat16/float16: within 10% of the output scale)"},
 		},
 		Action: func(c *cli.Context) error {
-			torch.SetNumThreads(c.Int("threads"))
+			if err := torch.SetNumThreads(c.Int("threads")); err != nil {
+				return fmt.Errorf("--threads: %w", err)
+			}
 			dev, err := torch.ParseDevice(c.String("device"))
 			if err != nil {
 				return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,31 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/re2g/re2g/internal/dirlock"
 )
-
-// TestMain lets the test binary be re2g itself in another process
-// (RE2G_MAIN=1, the command line as its arguments), or a process that holds
-// a directory's writer lock until its stdin closes (RE2G_HOLD_LOCK=DIR).
-func TestMain(m *testing.M) {
-	if os.Getenv("RE2G_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	if dir := os.Getenv("RE2G_HOLD_LOCK"); dir != "" {
-		l, err := dirlock.Acquire(context.Background(), dir, 0)
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Println("locked")
-		io.Copy(io.Discard, os.Stdin)
-		l.Release()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 // proc is a process under test, its stderr (or stdout) read line by line.
 type proc struct {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/re2g/re2g/internal/progress"
 	"github.com/urfave/cli/v2"
 )
 
@@ -22,6 +23,13 @@ var commands []*cli.Command
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first SIGTERM or Ctrl-C cancels ctx, for a clean stop; after it
+	// the default action is restored, so that a second one ends a command
+	// that is busy in native code and not looking at ctx.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := newApp().RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "re2g:", err)
 		os.Exit(1)
@@ -31,6 +39,7 @@ func main() {
 // newApp builds the CLI from the registered commands.
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	applyBounds(commands, nil)
 	return &cli.App{
 		Name:     "re2g",
 		Usage:    "retrieve, rerank, generate: answers from a passage corpus",
@@ -38,6 +47,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the command to this file (go tool pprof)"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress of long jobs: auto (a bar on a terminal, else a log line every 15 s), bar, log or off"},
 		},
 		Before: func(c *cli.Context) error {
 			var lvl slog.Level
@@ -45,6 +55,11 @@ func newApp() *cli.App {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+			pm, err := progress.ParseMode(c.String("progress"))
+			if err != nil {
+				return fmt.Errorf("--progress: %w", err)
+			}
+			progress.SetMode(pm)
 			if p := c.String("cpuprofile"); p != "" {
 				f, err := os.Create(p)
 				if err != nil {

@@ -25,7 +25,9 @@ func deviceFlags() []cli.Flag {
 }
 
 func neuralOptions(c *cli.Context) (neural.Options, error) {
-	torch.SetNumThreads(c.Int("threads"))
+	if err := torch.SetNumThreads(c.Int("threads")); err != nil {
+		return neural.Options{}, fmt.Errorf("--threads: %w", err)
+	}
 	dev, err := torch.ParseDevice(c.String("device"))
 	if err == nil {
 		err = torch.CheckDevice(dev)

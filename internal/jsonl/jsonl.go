@@ -1,6 +1,7 @@
 // Package jsonl streams JSON-lines files through batch functions: each input
 // line is decoded (errors name the file and line), batches are processed in
-// order, results are written atomically, and a progress bar shows the rate.
+// order, results are written atomically, and package progress shows the
+// rate.
 package jsonl
 
 import (
@@ -15,7 +16,7 @@ import (
 
 	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/internal/bom"
-	"github.com/schollz/progressbar/v3"
+	"github.com/re2g/re2g/internal/progress"
 )
 
 // MaxLine is the longest input line accepted.
@@ -37,19 +38,19 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 	if st, err := f.Stat(); err == nil {
 		size = st.Size()
 	}
-	bar := progressbar.NewOptions64(size, progressbar.OptionSetDescription(label), progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionThrottle(200_000_000), progressbar.OptionShowCount(),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }), progressbar.OptionSetPredictTime(true))
-	defer bar.Close()
+	bar := progress.NewWith(size, label, "bytes", progress.Options{Bytes: true})
+	defer bar.Finish()
 	n := 0
 	err = atomicfile.Write(outPath, 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
-		sc := bufio.NewScanner(bom.Reader(io.TeeReader(f, bar)))
+		sc := bufio.NewScanner(bom.Reader(f))
 		sc.Buffer(make([]byte, 1<<20), MaxLine)
 		var ins []In
 		first, line := 0, 0
+		// bytes of the lines read, and of those whose batch is written (done)
+		read, flushed := int64(0), int64(0)
 		flush := func() error {
 			if len(ins) == 0 {
 				return nil
@@ -68,10 +69,13 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 			}
 			n += len(ins)
 			ins = ins[:0]
+			bar.Add64(read - flushed)
+			flushed = read
 			return nil
 		}
 		for sc.Scan() {
 			line++
+			read += int64(len(sc.Bytes())) + 1 // the newline
 			b := bytes.TrimSpace(sc.Bytes())
 			if len(b) == 0 {
 				continue
@@ -104,6 +108,9 @@ func Map[In, Out any](ctx context.Context, inPath, outPath string, batch int, la
 		}
 		if err := flush(); err != nil {
 			return err
+		}
+		if size >= 0 {
+			bar.Set(int(size)) // all done, line ends and trailing blank lines included
 		}
 		return bw.Flush()
 	})

@@ -1,11 +1,60 @@
 package jsonl
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/re2g/re2g/internal/progress"
 )
+
+// TestMapProgressCountsWrittenLines: progress counts the bytes of lines
+// whose batch is done, not what the scanner has read ahead, so the job is
+// reported finished only after its last batch; and with stderr not a
+// terminal it is a log line, without carriage returns.
+func TestMapProgressCountsWrittenLines(t *testing.T) {
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(old)
+	defer progress.SetMode(progress.CurrentMode())
+	progress.SetMode(progress.Log)
+
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var b bytes.Buffer
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "{\"n\": %d}\r\n", i) // CRLF: the scanner drops the \r
+	}
+	b.WriteString("\n\n")
+	if err := os.WriteFile(in, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type rec struct{ N int }
+	batches := 0
+	n, err := Map(context.Background(), in, filepath.Join(dir, "out.jsonl"), 3, "test", func(_ context.Context, in []rec) ([]rec, error) {
+		batches++
+		if strings.Contains(logs.String(), "progress finished") {
+			t.Errorf("batch %d: progress reported finished before it ran", batches)
+		}
+		return in, nil
+	})
+	if err != nil || n != 10 || batches != 4 {
+		t.Fatalf("Map: %d lines in %d batches, %v", n, batches, err)
+	}
+	want := fmt.Sprintf(`done="%d B" total="%d B"`, b.Len(), b.Len())
+	if c := strings.Count(logs.String(), `msg="progress finished" task=test`); c != 1 || !strings.Contains(logs.String(), want) {
+		t.Errorf("want one finishing line with %s, got:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), "\r") {
+		t.Errorf("carriage return in %q", logs.String())
+	}
+}
 
 type rec struct {
 	ID   int    `json:"id"`

@@ -29,10 +29,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/internal/vecgen"
 )
 
@@ -262,10 +261,7 @@ func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64
 			return 0, 0, err
 		}
 	}
-	bar := progressbar.NewOptions(n, progressbar.OptionSetDescription(fmt.Sprintf("go build %s n=%d", v.name, n)),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("vec"), progressbar.OptionThrottle(time.Second))
-	_ = bar.RenderBlank() // starts the clock, so the rate is right
+	bar := progress.New(n, fmt.Sprintf("go build %s n=%d", v.name, n), "vectors")
 	const chunk = 65536
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
@@ -275,7 +271,6 @@ func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64
 		bar.Add(hi - lo)
 	}
 	bar.Finish()
-	fmt.Fprintln(os.Stderr)
 	wall, cpu = time.Since(start).Seconds(), cpuSeconds()-cpu0
 	slog.Info("go build", "variant", v.name, "n", n, "seconds", wall, "cpu_seconds", cpu, "index", ix.Description())
 	return wall, cpu, ix.Save(path)
