@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/re2g/re2g/internal/bom"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -37,6 +39,9 @@ func LoadToken(path string, log *slog.Logger) (string, error) {
 	}
 	if len(b) > maxTokenFile {
 		return "", fmt.Errorf("token file %s: over %d bytes: a token is one line", path, maxTokenFile)
+	}
+	if b, err = bom.Bytes(b); err != nil {
+		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
 	tok := bytes.TrimSpace(b)
 	if len(tok) == 0 {

@@ -88,6 +88,7 @@ func TestLoadToken(t *testing.T) {
 	}{
 		{"good", "0123456789abcdef0123\n", 0o600, "0123456789abcdef0123", "", nil},
 		{"padded", "  0123456789abcdef0123 \r\n", 0o400, "0123456789abcdef0123", "", nil},
+		{"byte order mark", "\xef\xbb\xbf0123456789abcdef0123\n", 0o600, "0123456789abcdef0123", "", nil},
 		{"open to others", "0123456789abcdef0123\n", 0o644, "0123456789abcdef0123", "", []string{"open to group or others", "mode=0644"}},
 		{"open to group", "0123456789abcdef0123\n", 0o640, "0123456789abcdef0123", "", []string{"open to group or others"}},
 		{"short", "abc123\n", 0o600, "abc123", "", []string{"short", "bytes=6"}},
