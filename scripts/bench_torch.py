@@ -145,8 +145,39 @@ def bench_generate(d, batch, seq, iters, device, dt):
     print("tokens", sum(len(q) - next((i for i, t in enumerate(reversed(q)) if t != pad), len(q)) for q in seqs))
 
 
+def bench_passages(d, batch, path, iters, device, dt):
+    """DPRContextEncoder over real tokenized passages (one JSON line each:
+    ids and type ids, as re2g tokenized them) in corpus order, each batch
+    padded to its longest member: how a transformers user encodes a corpus."""
+    from transformers import DPRContextEncoder
+
+    rows = [json.loads(l) for l in open(path)]
+    batches = []
+    for lo in range(0, len(rows), batch):
+        part = rows[lo:lo + batch]
+        n = max(len(r["ids"]) for r in part)
+        ids = torch.zeros(len(part), n, dtype=torch.long)
+        types = torch.zeros(len(part), n, dtype=torch.long)
+        mask = torch.zeros(len(part), n, dtype=torch.long)
+        for i, r in enumerate(part):
+            ids[i, :len(r["ids"])] = torch.tensor(r["ids"])
+            types[i, :len(r["types"])] = torch.tensor(r["types"])
+            mask[i, :len(r["ids"])] = 1
+        batches.append((ids.to(device), types.to(device), mask.to(device)))
+    load = lambda attn: DPRContextEncoder.from_pretrained(d, torch_dtype=dt, attn_implementation=attn)
+    run = lambda m: [m(input_ids=i, token_type_ids=t, attention_mask=k).pooler_output.float().cpu() for i, t, k in batches]
+    attn, best, others = fastest_attention(load, iters, device, run)
+    print(f"impl transformers DPRContextEncoder, corpus order, {attn} attention" + (f" ({others})" if others else ""))
+    print("best_seconds", best)
+
+
 def main():
     what = sys.argv[1]
+    if what == "passages":
+        d, batch, path, iters, threads, device, dtype = sys.argv[2:9]
+        torch.set_num_threads(int(threads))
+        dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        return bench_passages(d, int(batch), path, int(iters), device, dt)
     d, batch, seq, iters, threads, device, dtype = sys.argv[2:9]
     batch, seq, iters, threads = int(batch), int(seq), int(iters), int(threads)
     torch.set_num_threads(threads)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/re2g/re2g/data"
@@ -33,6 +36,9 @@ func init() {
 			&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage (DPR: 256)"},
 			&cli.IntFlag{Name: "sample", Value: 1024, Usage: "passages timed per corpus (the first, in corpus order); 0: all"},
 			&cli.IntFlag{Name: "rounds", Value: 2, Usage: "alternations of the two orders; the best counts"},
+			&cli.StringFlag{Name: "python", Usage: "python with torch and transformers: also time DPRContextEncoder on the same weights and tokens, in corpus order"},
+			&cli.StringFlag{Name: "script", Value: "scripts/bench_torch.py", Usage: "the Python side"},
+			&cli.IntFlag{Name: "iters", Value: 1, Usage: "timed repetitions of the Python side (after one warm-up)"},
 		},
 		Action: benchBatching,
 	})
@@ -98,10 +104,16 @@ func benchBatching(c *cli.Context) error {
 	}
 	fmt.Printf("DPR passage encoding, corpus order vs length-sorted windows of 32 batches: BERT %d layers, hidden %d, batch %d, "+
 		"max length %d, %s %s, %d CPU threads, libtorch %s\n", cfg.NumHiddenLayers, h, batch, maxLen, dev, dt, torch.NumThreads(), torch.Version())
-	fmt.Printf("%-22s %9s %11s %13s %13s %8s %11s %11s %8s\n", "corpus", "passages", "tokens", "padded:order", "padded:sorted",
+	peer := c.String("python") != ""
+	fmt.Printf("%-22s %9s %11s %13s %13s %8s %11s %11s %8s", "corpus", "passages", "tokens", "padded:order", "padded:sorted",
 		"ratio", "p/s order", "p/s sorted", "speed-up")
+	if peer {
+		fmt.Printf(" %11s %8s", "p/s HF", "vs HF")
+	}
+	fmt.Println()
 	ctx := c.Context
-	logSum, n := 0.0, 0
+	logSum, logPeer, n := 0.0, 0.0, 0
+	impl := ""
 	for _, cp := range corpora {
 		ps, err := cp.load()
 		if err != nil {
@@ -132,9 +144,9 @@ func benchBatching(c *cli.Context) error {
 			plain += neural.PaddedTokens(w, batch, false)
 			sorted += neural.PaddedTokens(w, batch, true)
 		}
-		sample := in
+		sample, sampleEncs := in, encs
 		if k := c.Int("sample"); k > 0 && k < len(in) {
-			sample = in[:k]
+			sample, sampleEncs = in[:k], encs[:k]
 		}
 		var best [2]time.Duration
 		for r := 0; r < c.Int("rounds"); r++ {
@@ -152,11 +164,52 @@ func benchBatching(c *cli.Context) error {
 		up := best[0].Seconds() / best[1].Seconds()
 		logSum += math.Log(up)
 		n++
-		fmt.Printf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f\n", cp.name, len(ps), real, plain, sorted,
+		fmt.Printf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f", cp.name, len(ps), real, plain, sorted,
 			float64(plain)/float64(sorted), rate(best[0]), rate(best[1]), up)
+		if peer {
+			f := filepath.Join(dir, "tokens.jsonl")
+			if err := writeTokens(f, sampleEncs); err != nil {
+				return err
+			}
+			t, kv, err := runPython(c, "passages", dir, strconv.Itoa(batch), f, strconv.Itoa(c.Int("iters")),
+				strconv.Itoa(torch.NumThreads()), c.String("device"), dt.String())
+			if err != nil {
+				return err
+			}
+			impl = kv["impl"]
+			logPeer += math.Log(t.Seconds() / best[1].Seconds())
+			fmt.Printf(" %11.1f %8.3f", rate(t), t.Seconds()/best[1].Seconds())
+		}
+		fmt.Println()
 	}
 	fmt.Printf("sorted/corpus-order encoding throughput ratio (geometric mean): %.3f\n", math.Exp(logSum/float64(n)))
+	if peer {
+		fmt.Printf("peer: %s\n", impl)
+		fmt.Printf("re2g sorted/transformers corpus-order throughput ratio (geometric mean): %.3f\n", math.Exp(logPeer/float64(n)))
+	}
 	return nil
+}
+
+// writeTokens writes one JSON line of ids and type ids per encoding, for
+// the Python side to run the same inputs.
+func writeTokens(path string, encs []tokenizer.Encoding) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, e := range encs {
+		if err := enc.Encode(map[string][]int{"ids": e.IDs, "types": e.TypeIDs}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func timeEncode(ctx context.Context, e *neural.Encoder, ps []neural.Passage) (time.Duration, error) {
