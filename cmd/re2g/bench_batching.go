@@ -164,7 +164,7 @@ func benchBatching(c *cli.Context) error {
 		up := best[0].Seconds() / best[1].Seconds()
 		logSum += math.Log(up)
 		n++
-		fmt.Printf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f", cp.name, len(ps), real, plain, sorted,
+		row := fmt.Sprintf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f", cp.name, len(ps), real, plain, sorted,
 			float64(plain)/float64(sorted), rate(best[0]), rate(best[1]), up)
 		if peer {
 			f := filepath.Join(dir, "tokens.jsonl")
@@ -178,9 +178,9 @@ func benchBatching(c *cli.Context) error {
 			}
 			impl = kv["impl"]
 			logPeer += math.Log(t.Seconds() / best[1].Seconds())
-			fmt.Printf(" %11.1f %8.3f", rate(t), t.Seconds()/best[1].Seconds())
+			row += fmt.Sprintf(" %11.1f %8.3f", rate(t), t.Seconds()/best[1].Seconds())
 		}
-		fmt.Println()
+		fmt.Println(row)
 	}
 	fmt.Printf("sorted/corpus-order encoding throughput ratio (geometric mean): %.3f\n", math.Exp(logSum/float64(n)))
 	if peer {
