@@ -22,6 +22,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/re2g/re2g/pipeline"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed openapi.json
@@ -137,6 +138,9 @@ func (s *Server) wrap(endpoint string, protected, timed bool, h handlerFunc) htt
 			if aerr != nil {
 				s.m.errors.WithLabelValues(endpoint, aerr.Code).Inc()
 				attrs = append(attrs, "error", aerr.Code)
+			}
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				attrs = append(attrs, "trace_id", sc.TraceID().String())
 			}
 			s.log.Info("request", attrs...)
 			s.m.inFlight.Add(-1)
