@@ -22,7 +22,7 @@ var commands []*cli.Command
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newApp().RunContext(ctx, os.Args); err != nil {
+	if err := runTraced(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "re2g:", err)
 		os.Exit(1)
 	}
