@@ -189,6 +189,9 @@ func TestTraceparentJoinsTheCallersTrace(t *testing.T) {
 		if code := spanAttr(srv, "http.response.status_code"); code.AsInt64() != 200 {
 			t.Errorf("%s: http.response.status_code %v", name, code.Emit())
 		}
+		if route, id := spanAttr(srv, "http.route").AsString(), spanAttr(srv, "re2g.request_id").AsString(); route != c.path || id != resp.Header.Get("X-Request-Id") {
+			t.Errorf("%s: http.route %q, re2g.request_id %q (X-Request-Id %q)", name, route, id, resp.Header.Get("X-Request-Id"))
+		}
 		batch := only(t, spans, "re2g.batch")
 		wantParent(t, batch, srv)
 		stage := strings.TrimPrefix(c.path, "/v1/")
