@@ -1,6 +1,7 @@
 // Package server serves a re2g pipeline over HTTP/JSON: answer, retrieve,
 // rerank and encode endpoints with dynamic batching, bounded queues, size
-// and time limits, optional bearer-token auth, Prometheus metrics, an
+// and time limits, optional bearer-token auth, Prometheus metrics, OpenTelemetry
+// tracing (W3C trace context in, spans per request and batch), an
 // OpenAPI document, structured access logs and graceful shutdown.
 package server
 
