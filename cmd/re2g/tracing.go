@@ -23,7 +23,8 @@ import (
 const tracingShutdownTimeout = 10 * time.Second
 
 // startTracing installs an OpenTelemetry SDK tracer provider, batching spans
-// to an OTLP/HTTP exporter, as the global one when
+// to an OTLP exporter (HTTP, or gRPC with OTEL_EXPORTER_OTLP_PROTOCOL=grpc),
+// as the global one when
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set
 // (and OTEL_SDK_DISABLED is not true), and returns the function that
 // flushes and shuts it down. Otherwise it installs nothing, and the
@@ -33,8 +34,8 @@ const tracingShutdownTimeout = 10 * time.Second
 // (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE, ...),
 // the SDK OTEL_TRACES_SAMPLER and OTEL_BSP_*, the resource OTEL_SERVICE_NAME
 // (default re2g) and OTEL_RESOURCE_ATTRIBUTES. An endpoint that is not an
-// http or https URL, or a protocol other than http/protobuf or http/json,
-// is an error naming the variable.
+// http or https URL, or a protocol other than http/protobuf, http/json or
+// grpc, is an error naming the variable.
 func startTracing(ctx context.Context) (shutdown func(context.Context) error, err error) {
 	none := func(context.Context) error { return nil }
 	if v := strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")); strings.EqualFold(v, "true") {
