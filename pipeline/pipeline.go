@@ -12,6 +12,7 @@ import (
 	"github.com/re2g/re2g/model/bart"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/torch"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Config is what a Pipeline is built from. Every model is optional, so that
@@ -99,11 +100,13 @@ func New(cfg Config) (*Pipeline, error) {
 // number of processes, may share it) and loads the models the config names.
 // ctx, and LockTimeout, bound the wait for a process that has the index open
 // for writing.
-func NewContext(ctx context.Context, cfg Config) (*Pipeline, error) {
+func NewContext(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	cfg.defaults()
+	ctx, span := startSpan(ctx, "re2g.open", attrIndex.String(cfg.Index))
+	defer func() { endSpan(span, err) }()
 	octx := ctx
 	if cfg.LockTimeout > 0 {
 		var cancel context.CancelFunc
@@ -158,6 +161,8 @@ func NewContext(ctx context.Context, cfg Config) (*Pipeline, error) {
 		p.format.TitleSep = cfg.TitleSeparator
 	}
 	ok = true
+	span.SetAttributes(attribute.Int("re2g.index.passages", ix.Manifest.Passages), attribute.Bool("re2g.query_encoder", p.encoder != nil),
+		attrReranker.Bool(p.reranker != nil), attrGenerator.Bool(p.gen != nil))
 	return p, nil
 }
 
@@ -197,7 +202,9 @@ func (p *Pipeline) Retrieve(ctx context.Context, query string) ([]Candidate, err
 }
 
 // RetrieveBatch retrieves for many queries, encoding them in one batch.
-func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) ([][]Candidate, error) {
+func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) (_ [][]Candidate, err error) {
+	ctx, span := startSpan(ctx, "re2g.retrieve", attrQueries.Int(len(queries)))
+	defer func() { endSpan(span, err) }()
 	for i, q := range queries {
 		if strings.TrimSpace(q) == "" {
 			return nil, fmt.Errorf("query %d is empty", i)
@@ -205,26 +212,66 @@ func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) ([][]Can
 	}
 	dense := make([][]Hit, len(queries))
 	if p.encoder != nil {
-		vecs, err := p.encoder.EncodeQueries(ctx, queries)
-		if err != nil {
-			return nil, err
-		}
-		if dense, err = p.index.DenseSearch(ctx, vecs, p.cfg.DenseK, p.cfg.EfSearch); err != nil {
+		if dense, err = p.denseSearch(ctx, queries); err != nil {
 			return nil, err
 		}
 	}
+	sparse := make([][]Hit, len(queries))
+	if !p.cfg.NoSparse {
+		if sparse, err = p.sparseSearch(ctx, queries); err != nil {
+			return nil, err
+		}
+	}
+	_, ms := startSpan(ctx, "re2g.merge", attrQueries.Int(len(queries)))
 	out := make([][]Candidate, len(queries))
-	for i, q := range queries {
-		var sparse []Hit
-		if !p.cfg.NoSparse {
-			var err error
-			if sparse, err = p.index.SparseSearch(ctx, q, p.cfg.SparseK, p.cfg.BM25); err != nil {
-				return nil, err
-			}
-		}
-		out[i] = Merge(dense[i], sparse)
+	n := 0
+	for i := range queries {
+		out[i] = Merge(dense[i], sparse[i])
+		n += len(out[i])
 	}
+	ms.SetAttributes(attrCandidates.Int(n))
+	ms.End()
+	span.SetAttributes(attrCandidates.Int(n))
 	return out, nil
+}
+
+// denseSearch encodes the queries and searches the HNSW index.
+func (p *Pipeline) denseSearch(ctx context.Context, queries []string) (_ [][]Hit, err error) {
+	ctx, span := startSpan(ctx, "re2g.retrieve.dense", attrQueries.Int(len(queries)), attrK.Int(p.cfg.DenseK), attrEfSearch.Int(p.cfg.EfSearch))
+	defer func() { endSpan(span, err) }()
+	vecs, err := p.EncodeQueries(ctx, queries)
+	if err != nil {
+		return nil, err
+	}
+	hits, err := p.index.DenseSearch(ctx, vecs, p.cfg.DenseK, p.cfg.EfSearch)
+	if err != nil {
+		return nil, err
+	}
+	span.SetAttributes(attrHits.Int(countHits(hits)))
+	return hits, nil
+}
+
+// sparseSearch runs BM25 for each query.
+func (p *Pipeline) sparseSearch(ctx context.Context, queries []string) (_ [][]Hit, err error) {
+	ctx, span := startSpan(ctx, "re2g.retrieve.bm25", attrQueries.Int(len(queries)), attrK.Int(p.cfg.SparseK),
+		attrBM25K1.Float64(p.cfg.BM25.K1), attrBM25B.Float64(p.cfg.BM25.B))
+	defer func() { endSpan(span, err) }()
+	out := make([][]Hit, len(queries))
+	for i, q := range queries {
+		if out[i], err = p.index.SparseSearch(ctx, q, p.cfg.SparseK, p.cfg.BM25); err != nil {
+			return nil, err
+		}
+	}
+	span.SetAttributes(attrHits.Int(countHits(out)))
+	return out, nil
+}
+
+func countHits(hs [][]Hit) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h)
+	}
+	return n
 }
 
 // Rerank scores every candidate with the cross-encoder and returns them
@@ -239,10 +286,17 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, cands []Candidate) 
 }
 
 // RerankBatch reranks many queries' candidates in shared forward passes.
-func (p *Pipeline) RerankBatch(ctx context.Context, queries []string, cands [][]Candidate) ([][]Candidate, error) {
+func (p *Pipeline) RerankBatch(ctx context.Context, queries []string, cands [][]Candidate) (_ [][]Candidate, err error) {
+	ctx, span := startSpan(ctx, "re2g.rerank", attrQueries.Int(len(queries)), attrReranker.Bool(p.reranker != nil))
+	defer func() { endSpan(span, err) }()
 	if len(queries) != len(cands) {
 		return nil, fmt.Errorf("rerank: %d queries, %d candidate lists", len(queries), len(cands))
 	}
+	n := 0
+	for _, c := range cands {
+		n += len(c)
+	}
+	span.SetAttributes(attrCandidates.Int(n))
 	out := make([][]Candidate, len(cands))
 	if p.reranker == nil {
 		for i, c := range cands {
@@ -256,6 +310,7 @@ func (p *Pipeline) RerankBatch(ctx context.Context, queries []string, cands [][]
 			pairs = append(pairs, neural.Pair{Query: queries[i], Passage: p.format.Passage(c.Title, c.Text)})
 		}
 	}
+	span.SetAttributes(attrPairs.Int(len(pairs)))
 	scores, err := p.reranker.Score(ctx, pairs)
 	if err != nil {
 		return nil, err
@@ -303,7 +358,9 @@ func (p *Pipeline) Answer(ctx context.Context, query string) (*Result, error) {
 
 // AnswerBatch runs the pipeline for many queries, batching every model call
 // across them.
-func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) ([]*Result, error) {
+func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) (_ []*Result, err error) {
+	ctx, span := startSpan(ctx, "re2g.answer", attrQueries.Int(len(queries)), attrRerankK.Int(p.cfg.RerankK), attrGenerator.Bool(p.gen != nil))
+	defer func() { endSpan(span, err) }()
 	cands, err := p.RetrieveBatch(ctx, queries)
 	if err != nil {
 		return nil, err
@@ -312,53 +369,90 @@ func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) ([]*Result
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Result, len(queries))
-	var sources []string
-	type span struct{ lo, hi int }
-	spans := make([]span, len(queries))
+	keeps := make([][]Candidate, len(queries))
 	probs := make([][]float64, len(queries))
+	var sources []string
+	spans := make([]sourceSpan, len(queries))
 	for i, q := range queries {
 		keep := ranked[i]
 		if len(keep) > p.cfg.RerankK {
 			keep = keep[:p.cfg.RerankK]
 		}
+		keeps[i] = keep
 		logits := make([]float64, len(keep))
 		for j, c := range keep {
 			logits[j] = c.RerankScore
 		}
-		pz, err := Softmax(logits)
-		if err != nil {
+		// p(z|x) now, so that a bad score fails before generation
+		if probs[i], err = Softmax(logits); err != nil {
 			return nil, fmt.Errorf("query %d: %w", i, err)
 		}
-		probs[i] = pz
-		res := &Result{Query: q}
-		for j, c := range keep {
-			res.Provenance = append(res.Provenance, Provenance{Candidate: c, Page: p.index.Page(c.ID), Prob: pz[j]})
-		}
-		out[i] = res
 		spans[i].lo = len(sources)
-		for _, c := range keep {
-			sources = append(sources, p.Source(q, c.Title, c.Text))
+		if p.gen != nil {
+			for _, c := range keep {
+				sources = append(sources, p.Source(q, c.Title, c.Text))
+			}
 		}
 		spans[i].hi = len(sources)
 	}
-	if p.gen == nil || len(sources) == 0 {
-		return out, nil
+	var gens [][]neural.Output
+	var g bart.GenerationConfig
+	if p.gen != nil && len(sources) > 0 {
+		g = *p.gen.Config
+		g.NumBeams, g.NumReturnSequences = p.cfg.NumBeams, p.cfg.NumReturnSequences
+		g.MaxNewTokens, g.MaxLength = p.cfg.MaxNewTokens, 0
+		if g.NumBeams == 1 {
+			g.NumReturnSequences = 1
+		}
+		if err := g.Check(); err != nil {
+			return nil, fmt.Errorf("generation settings: %w", err)
+		}
+		if gens, err = p.generate(ctx, sources, &g); err != nil {
+			return nil, err
+		}
 	}
-	g := *p.gen.Config
-	g.NumBeams, g.NumReturnSequences = p.cfg.NumBeams, p.cfg.NumReturnSequences
-	g.MaxNewTokens, g.MaxLength = p.cfg.MaxNewTokens, 0
-	if g.NumBeams == 1 {
-		g.NumReturnSequences = 1
-	}
-	if err := g.Check(); err != nil {
-		return nil, fmt.Errorf("generation settings: %w", err)
-	}
-	gens, err := p.gen.Generate(ctx, sources, &g)
+	return p.weight(ctx, queries, keeps, probs, spans, gens, &g)
+}
+
+// sourceSpan is where one query's generator inputs lie among a batch's.
+type sourceSpan struct{ lo, hi int }
+
+// generate runs the generator over every source of a batch.
+func (p *Pipeline) generate(ctx context.Context, sources []string, g *bart.GenerationConfig) (_ [][]neural.Output, err error) {
+	ctx, span := startSpan(ctx, "re2g.generate", attrSources.Int(len(sources)), attrBeams.Int(g.NumBeams),
+		attrReturnSeqs.Int(g.NumReturnSequences), attrMaxNewTokens.Int(g.MaxNewTokens))
+	defer func() { endSpan(span, err) }()
+	gens, err := p.gen.Generate(ctx, sources, g)
 	if err != nil {
 		return nil, err
 	}
-	for i, res := range out {
+	n := 0
+	for _, o := range gens {
+		n += len(o)
+	}
+	span.SetAttributes(attrSequences.Int(n))
+	return gens, nil
+}
+
+// weight makes the results: each query's kept passages with their
+// probabilities p(z|x) and, with generations, its answers marginalised over
+// them.
+func (p *Pipeline) weight(ctx context.Context, queries []string, keeps [][]Candidate, probs [][]float64, spans []sourceSpan,
+	gens [][]neural.Output, g *bart.GenerationConfig) (_ []*Result, err error) {
+	_, span := startSpan(ctx, "re2g.weight", attrQueries.Int(len(queries)))
+	defer func() { endSpan(span, err) }()
+	out := make([]*Result, len(queries))
+	passages, answers := 0, 0
+	for i, q := range queries {
+		res := &Result{Query: q}
+		for j, c := range keeps[i] {
+			res.Provenance = append(res.Provenance, Provenance{Candidate: c, Page: p.index.Page(c.ID), Prob: probs[i][j]})
+		}
+		passages += len(keeps[i])
+		out[i] = res
+		if gens == nil {
+			continue
+		}
 		var seqs []Generation
 		for z := spans[i].lo; z < spans[i].hi; z++ {
 			for _, o := range gens[z] {
@@ -371,18 +465,20 @@ func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) ([]*Result
 		} else if wc.Mode == ScoreLengthNormalised {
 			wc.LengthPenalty = g.LengthPenalty
 		}
-		answers, err := Marginalize(probs[i], seqs, wc)
+		as, err := Marginalize(probs[i], seqs, wc)
 		if err != nil {
 			return nil, fmt.Errorf("query %d: %w", i, err)
 		}
-		res.Answers = answers
-		if len(answers) > 0 {
-			res.Answer, res.Score = answers[0].Text, answers[0].Prob
+		answers += len(as)
+		res.Answers = as
+		if len(as) > 0 {
+			res.Answer, res.Score = as[0].Text, as[0].Prob
 			if math.IsNaN(res.Score) {
 				res.Score = 0
 			}
 		}
 	}
+	span.SetAttributes(attrPassages.Int(passages), attrAnswers.Int(answers))
 	return out, nil
 }
 

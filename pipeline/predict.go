@@ -14,13 +14,15 @@ import (
 // as provenance, best first, each with its probability as score and its
 // passage id. The provenance's wikipedia_id is the passage's page, or the
 // passage id itself when byPassage is set (passage-level evaluation).
-func (p *Pipeline) Predict(ctx context.Context, recs []kilt.Record, byPassage bool, batch int, showProgress bool) ([]kilt.Record, error) {
+func (p *Pipeline) Predict(ctx context.Context, recs []kilt.Record, byPassage bool, batch int, showProgress bool) (_ []kilt.Record, err error) {
 	if batch < 0 || batch > MaxBatch {
 		return nil, fmt.Errorf("pipeline: predict batch %d: want 0 (16) to %d", batch, MaxBatch)
 	}
 	if batch == 0 {
 		batch = 16
 	}
+	ctx, span := startSpan(ctx, "re2g.predict", attrRecords.Int(len(recs)), attrBatchSize.Int(batch))
+	defer func() { endSpan(span, err) }()
 	var bar interface{ Add(int) error }
 	if showProgress {
 		b := progress.New(len(recs), "answer", "queries")

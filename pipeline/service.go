@@ -33,9 +33,12 @@ func (p *Pipeline) Capabilities() Capabilities {
 var ErrNoQueryEncoder = errors.New("pipeline: no query encoder")
 
 // EncodeQueries embeds queries with the DPR query encoder, in batches.
-func (p *Pipeline) EncodeQueries(ctx context.Context, queries []string) ([][]float32, error) {
+func (p *Pipeline) EncodeQueries(ctx context.Context, queries []string) (_ [][]float32, err error) {
+	ctx, span := startSpan(ctx, "re2g.encode", attrQueries.Int(len(queries)))
+	defer func() { endSpan(span, err) }()
 	if p.encoder == nil {
 		return nil, ErrNoQueryEncoder
 	}
+	span.SetAttributes(attrDim.Int(p.encoder.Dim()))
 	return p.encoder.EncodeQueries(ctx, queries)
 }

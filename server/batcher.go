@@ -134,7 +134,10 @@ func (b *batcher[In, Out]) Submit(ctx context.Context, in []In) ([]Out, error) {
 		defer func() { <-b.slots }()
 		b.inDirec.Add(int64(len(in)))
 		defer b.inDirec.Add(-int64(len(in)))
-		return b.runBatch(ctx, in)
+		sctx, span := startBatch(ctx, b.name, []context.Context{ctx}, len(in), false)
+		out, err := b.runBatch(sctx, in)
+		endBatch(span, err)
+		return out, err
 	}
 	j := &job[In, Out]{ctx: ctx, in: in, done: make(chan result[Out], 1)}
 	b.waiting.Add(int64(len(in)))
@@ -262,10 +265,16 @@ func (b *batcher[In, Out]) runJobs(batch []*job[In, Out]) {
 		})
 		defer stop()
 	}
+	reqs := make([]context.Context, len(live))
+	for i, j := range live {
+		reqs[i] = j.ctx
+	}
+	sctx, span := startBatch(ctx, b.name, reqs, len(in), false)
 	b.busy.Store(int64(len(in)))
 	start := time.Now()
-	out, err := b.runBatch(ctx, in)
+	out, err := b.runBatch(sctx, in)
 	b.busy.Store(0)
+	endBatch(span, err)
 	d := time.Since(start)
 	b.m.batchSize.WithLabelValues(b.name).Observe(float64(len(in)))
 	b.m.batchSeconds.WithLabelValues(b.name).Observe(d.Seconds())
@@ -302,7 +311,10 @@ func (b *batcher[In, Out]) runAlone(j *job[In, Out]) ([]Out, error) {
 	defer cancel()
 	stop := context.AfterFunc(b.base, cancel)
 	defer stop()
-	return b.runBatch(ctx, j.in)
+	ctx, span := startBatch(ctx, b.name, []context.Context{j.ctx}, len(j.in), true)
+	out, err := b.runBatch(ctx, j.in)
+	endBatch(span, err)
+	return out, err
 }
 
 // runBatch calls run, turning a panic into an error and checking the output length.

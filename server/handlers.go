@@ -22,6 +22,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/re2g/re2g/pipeline"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 //go:embed openapi.json
@@ -138,10 +140,20 @@ func (s *Server) wrap(endpoint string, protected, timed bool, h handlerFunc) htt
 				s.m.errors.WithLabelValues(endpoint, aerr.Code).Inc()
 				attrs = append(attrs, "error", aerr.Code)
 			}
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				attrs = append(attrs, "trace_id", sc.TraceID().String())
+			}
 			s.log.Info("request", attrs...)
 			s.m.inFlight.Add(-1)
 			s.inFlight.Done()
 		}()
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			route := r.Pattern
+			if _, path, ok := strings.Cut(route, " "); ok {
+				route = path
+			}
+			span.SetAttributes(attribute.String("http.route", route), attribute.String("re2g.request_id", id))
+		}
 		if protected && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="re2g"`)
 			aerr = errorf(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")

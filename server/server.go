@@ -1,6 +1,7 @@
 // Package server serves a re2g pipeline over HTTP/JSON: answer, retrieve,
 // rerank and encode endpoints with dynamic batching, bounded queues, size
-// and time limits, optional bearer-token auth, Prometheus metrics, an
+// and time limits, optional bearer-token auth, Prometheus metrics, OpenTelemetry
+// tracing (W3C trace context in, spans per request and batch), an
 // OpenAPI document, structured access logs and graceful shutdown.
 package server
 
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/pipeline"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Config holds the server's limits and batching settings; zero values take
@@ -46,6 +48,9 @@ type Config struct {
 
 	AuthToken string       // bearer token for /v1/* and /metrics ("": no auth)
 	Logger    *slog.Logger // access and error logs (slog.Default())
+	// Propagator reads the caller's trace context from a request's headers
+	// (nil: W3C Trace Context, traceparent and tracestate).
+	Propagator propagation.TextMapPropagator
 }
 
 // Bounds past which Validate refuses a setting: beyond them a value is a
@@ -144,6 +149,9 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
 }
 
 // Server is the HTTP server. Create it with New, attach the loaded service
@@ -190,7 +198,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.m.reg.MustRegister(newServerCollector(s))
 	s.base, s.hardStop = context.WithCancel(context.Background())
-	s.handler = s.routes()
+	s.handler = traced(s.routes(), cfg.Propagator)
 	return s, nil
 }
 

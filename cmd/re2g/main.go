@@ -30,7 +30,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	if err := newApp().RunContext(ctx, os.Args); err != nil {
+	if err := runTraced(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "re2g:", err)
 		os.Exit(1)
 	}
