@@ -73,6 +73,12 @@ func (e *Embedding) Forward(s *torch.Scope, ids *torch.Tensor) *torch.Tensor {
 	return s.Embedding(e.Weight, ids, -1)
 }
 
+// ForwardInRange is Forward for ids in range by construction
+// (torch.Scope.EmbeddingInRange): no read-back of the ids.
+func (e *Embedding) ForwardInRange(s *torch.Scope, ids *torch.Tensor) *torch.Tensor {
+	return s.EmbeddingInRange(e.Weight, ids, -1)
+}
+
 // Activation applies the named activation of a Hugging Face config
 // ("gelu", "gelu_new", "relu", "tanh", "silu"...).
 func Activation(s *torch.Scope, name string, x *torch.Tensor) *torch.Tensor {

@@ -223,8 +223,20 @@ func (s *Scope) LayerNorm(a, w, b *Tensor, eps float64) *Tensor {
 // Embedding looks ids up in the rows of weight; ids outside the table are an
 // error, not a crash. paddingIdx (or -1) gets no gradient.
 func (s *Scope) Embedding(weight, ids *Tensor, paddingIdx int64) *Tensor {
+	return s.embedding(weight, ids, paddingIdx, 1)
+}
+
+// EmbeddingInRange is Embedding for ids in range by construction (a
+// model's own token choices, positions checked on the host): it skips the
+// range check and its read-back of the ids. On CUDA an id out of range is
+// then a device-side assert, not an error.
+func (s *Scope) EmbeddingInRange(weight, ids *Tensor, paddingIdx int64) *Tensor {
+	return s.embedding(weight, ids, paddingIdx, 0)
+}
+
+func (s *Scope) embedding(weight, ids *Tensor, paddingIdx int64, check C.int) *Tensor {
 	return s.op("embedding", func(g C.int, out *C.re2g_t) C.re2g_err {
-		return C.re2g_embedding(g, weight.h, ids.h, C.int64_t(paddingIdx), out)
+		return C.re2g_embedding(g, weight.h, ids.h, C.int64_t(paddingIdx), check, out)
 	}, weight, ids)
 }
 

@@ -282,17 +282,25 @@ func (a *Attention) forward(s *torch.Scope, x, keys *torch.Tensor, nh int64, mas
 	return a.Out.Forward(s, s.Reshape(s.Transpose(o, 1, 2), b, l, d))
 }
 
-func (st *Stack[L]) embed(s *torch.Scope, cfg *Config, ids *torch.Tensor, past int64, train bool) *torch.Tensor {
+// embed embeds ids [B, L] at positions past…past+L-1. Positions are checked
+// here, on the host; token ids are checked against the table (a read-back)
+// unless inRange says they are the model's own choices.
+func (st *Stack[L]) embed(s *torch.Scope, cfg *Config, ids *torch.Tensor, past int64, train, inRange bool) *torch.Tensor {
 	l := ids.Size(1)
 	if past+l > cfg.MaxPositionEmbeddings {
 		s.SetErr(&torch.Error{Op: "bart", Msg: fmt.Sprintf("position %d exceeds max_position_embeddings %d", past+l, cfg.MaxPositionEmbeddings)})
 	}
 	pos := s.Arange(past+positionOffset, past+l+positionOffset, 1, torch.Int64, ids.Device())
-	x := s.Embedding(st.EmbedTokens, ids, -1)
+	var x *torch.Tensor
+	if inRange {
+		x = s.EmbeddingInRange(st.EmbedTokens, ids, -1)
+	} else {
+		x = s.Embedding(st.EmbedTokens, ids, -1)
+	}
 	if sc := cfg.embedScale(); sc != 1 {
 		x = s.MulScalar(x, sc)
 	}
-	x = s.Add(x, s.Unsqueeze(st.EmbedPos.Forward(s, pos), 0))
+	x = s.Add(x, s.Unsqueeze(st.EmbedPos.ForwardInRange(s, pos), 0))
 	return s.Dropout(st.EmbedNorm.Forward(s, x), cfg.Dropout, train)
 }
 
@@ -319,7 +327,7 @@ func (m *Model) AttentionMask(s *torch.Scope, mask *torch.Tensor) *torch.Tensor 
 // EncodeMasked is Encode with the additive mask am of AttentionMask.
 func (m *Model) EncodeMasked(s *torch.Scope, ids, am *torch.Tensor, train bool) *torch.Tensor {
 	cfg := m.Cfg
-	x := m.Encoder.embed(s, cfg, ids, 0, train)
+	x := m.Encoder.embed(s, cfg, ids, 0, train, false)
 	for i := range m.Encoder.Layers {
 		ly, in := &m.Encoder.Layers[i], x
 		x = s.Run(func(c *torch.Scope) *torch.Tensor {
@@ -366,12 +374,18 @@ func (m *Model) Decode(s *torch.Scope, ids, enc, encMask *torch.Tensor, cache *C
 // DecodeMasked is Decode with the encoder's additive mask cm of
 // AttentionMask; it makes no host transfer of its own.
 func (m *Model) DecodeMasked(s *torch.Scope, ids, enc, cm *torch.Tensor, cache *Cache, train bool) *torch.Tensor {
+	return m.decode(s, ids, enc, cm, cache, train, false)
+}
+
+// decode is DecodeMasked; inRange says the ids are the model's own
+// choices (generation), which need no range check.
+func (m *Model) decode(s *torch.Scope, ids, enc, cm *torch.Tensor, cache *Cache, train, inRange bool) *torch.Tensor {
 	cfg := m.Cfg
 	past := int64(0)
 	if cache != nil {
 		past = cache.Len
 	}
-	x := m.Decoder.embed(s, cfg, ids, past, train)
+	x := m.Decoder.embed(s, cfg, ids, past, train, inRange)
 	for i := range m.Decoder.Layers {
 		ly, in := &m.Decoder.Layers[i], x
 		var sc, cc *kv

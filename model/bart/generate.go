@@ -300,7 +300,8 @@ func readBack(s *torch.Scope, ts ...*torch.Tensor) ([]float64, error) {
 // new tensors are moved into keep; the previous step's are freed.
 func (m *Model) step(s, keep *torch.Scope, enc, cm *torch.Tensor, cache *Cache, in *torch.Tensor) (*torch.Tensor, error) {
 	old := cache.Tensors()
-	logits := m.DecodeMasked(s, in, enc, cm, cache, false)
+	// the tokens are the decoder start token and the search's own choices
+	logits := m.decode(s, in, enc, cm, cache, false, true)
 	lp := s.LogSoftmax(s.ToDType(s.Select(logits, 1, 0), torch.Float32), -1)
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("bart decode: %w", err)

@@ -53,6 +53,10 @@ at::Tensor autocast_fp32(const at::Tensor &t);
 // autocast_on reports whether autocast is on for t's device on this thread.
 bool autocast_on(const at::Tensor &t);
 
+// count_host_read counts a read-back the shim makes for its own checks
+// (re2g_host_transfers).
+void count_host_read();
+
 inline re2g_err make_err(const char *msg) {
   size_t n = std::strlen(msg);
   char *s = static_cast<char *>(std::malloc(n + 1));

@@ -104,7 +104,7 @@ re2g_err re2g_argmax(int grad, re2g_t a, int64_t dim, int keepdim, re2g_t *out);
 re2g_err re2g_linear(int grad, re2g_t x, re2g_t w, re2g_t b /* nullable */, re2g_t *out);
 re2g_err re2g_softmax(int grad, re2g_t a, int64_t dim, int log, re2g_t *out);
 re2g_err re2g_layer_norm(int grad, re2g_t a, re2g_t w, re2g_t b, int normalized_ndim, double eps, re2g_t *out);
-re2g_err re2g_embedding(int grad, re2g_t weight, re2g_t ids, int64_t padding_idx, re2g_t *out);
+re2g_err re2g_embedding(int grad, re2g_t weight, re2g_t ids, int64_t padding_idx, int check, re2g_t *out);
 re2g_err re2g_dropout(int grad, re2g_t a, double p, int train, re2g_t *out);
 re2g_err re2g_topk(int grad, re2g_t a, int64_t k, int64_t dim, int largest, re2g_t *values, re2g_t *indices);
 re2g_err re2g_sort(int grad, re2g_t a, int64_t dim, int descending, re2g_t *values, re2g_t *indices);

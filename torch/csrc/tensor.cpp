@@ -9,6 +9,12 @@
 
 using namespace re2g;
 
+// Host transfers: tensors made from host memory (writes) and copies of
+// tensor values back to host memory (reads). On a GPU each is a copy that
+// waits for the device stream; counting them on any device lets tests hold
+// the number a decode step makes (re2g_host_transfers).
+static std::atomic<int64_t> host_reads{0}, host_writes{0};
+
 namespace re2g {
 std::atomic<int> g_threads{0};
 
@@ -20,6 +26,8 @@ void sync_threads() {
     mine = want;
   }
 }
+void count_host_read() { host_reads.fetch_add(1, std::memory_order_relaxed); }
+
 }  // namespace re2g
 
 extern "C" {
@@ -59,11 +67,6 @@ re2g_err re2g_cuda_synchronize(int device) {
   RE2G_CATCH
 }
 
-// Host transfers: tensors made from host memory (writes) and copies of
-// tensor values back to host memory (reads). On a GPU each is a copy that
-// waits for the device stream; counting them on any device lets tests hold
-// the number a decode step makes (re2g_host_transfers).
-static std::atomic<int64_t> host_reads{0}, host_writes{0};
 
 void re2g_host_transfers(int64_t *reads, int64_t *writes) {
   *reads = host_reads.load(std::memory_order_relaxed);
