@@ -458,3 +458,59 @@ func TestPerSearchEfEqualsDefaultEf(t *testing.T) {
 		t.Fatalf("default efSearch %d after per-search values, want %d", p.EfSearch, DefaultEfSearch)
 	}
 }
+
+// TestCheckConfig: an index matches the configuration it was built with
+// (zero fields being the defaults), survives a save and load, and any other
+// configuration, or a flat index, is ErrMismatch naming the difference.
+func TestCheckConfig(t *testing.T) {
+	xb, _, ids := testData(t)
+	ctx := context.Background()
+	cfg := HNSWConfig{M: 8, SQ8: true, EfSearch: 40}
+	ix, err := NewHNSW(testDim, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.Train(ctx, xb); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Add(ctx, xb[:100*testDim], ids[:100]); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sq8.faiss")
+	if err := ix.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	for _, x := range []*Index{ix, back} {
+		if err := x.CheckConfig(cfg); err != nil {
+			t.Errorf("%s against its own configuration: %v", x.Description(), err)
+		}
+	}
+	for _, tc := range []struct {
+		cfg  HNSWConfig
+		want string
+	}{
+		{HNSWConfig{M: 8, EfSearch: 40}, "vectors sq8, want flat"},
+		{HNSWConfig{SQ8: true, EfSearch: 40}, "M 8, want 32"},
+		{HNSWConfig{M: 8, SQ8: true}, "efSearch 40, want 128"},
+		{HNSWConfig{M: 8, SQ8: true, EfSearch: 40, EfConstruction: 200}, "efConstruction 80, want 200"},
+		{HNSWConfig{M: 8, SQ8: true, EfSearch: 40, Metric: InnerProductAsL2}, "metric ip, want ip-as-l2"},
+	} {
+		if err := back.CheckConfig(tc.cfg); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("against %+v: got %v, want ErrMismatch with %q", tc.cfg, err, tc.want)
+		}
+	}
+	flat, err := NewFlat(testDim, InnerProduct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flat.Close()
+	if err := flat.CheckConfig(HNSWConfig{}); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "not HNSW") {
+		t.Errorf("flat index against an HNSW configuration: got %v", err)
+	}
+}

@@ -5,7 +5,10 @@ package faiss
 */
 import "C"
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // HNSWConfig configures an HNSW index.
 type HNSWConfig struct {
@@ -142,5 +145,46 @@ func (ix *Index) SetDefaultEfSearch(ef int) error {
 		return fmt.Errorf("faiss: set efSearch: %w", err)
 	}
 	ix.defaultEf, ix.gate.cur = ef, ef
+	return nil
+}
+
+// CheckConfig reports, as ErrMismatch, how the index differs from the HNSW
+// index cfg describes (zero fields taken as their defaults): its metric,
+// its storage (SQ8 or float32), M, efConstruction and default efSearch.
+// cfg.Phi is not compared: the index keeps the phi it was built with.
+func (ix *Index) CheckConfig(cfg HNSWConfig) error {
+	cfg = cfg.withDefaults()
+	p, ok, err := ix.HNSWParams()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is not HNSW", ErrMismatch, ix.Description())
+	}
+	storage := func(sq8 bool) string {
+		if sq8 {
+			return "sq8"
+		}
+		return "flat"
+	}
+	var diff []string
+	if ix.metric != cfg.Metric {
+		diff = append(diff, fmt.Sprintf("metric %s, want %s", ix.metric, cfg.Metric))
+	}
+	if p.SQ8 != cfg.SQ8 {
+		diff = append(diff, fmt.Sprintf("vectors %s, want %s", storage(p.SQ8), storage(cfg.SQ8)))
+	}
+	if p.M != cfg.M {
+		diff = append(diff, fmt.Sprintf("M %d, want %d", p.M, cfg.M))
+	}
+	if p.EfConstruction != cfg.EfConstruction {
+		diff = append(diff, fmt.Sprintf("efConstruction %d, want %d", p.EfConstruction, cfg.EfConstruction))
+	}
+	if p.EfSearch != cfg.EfSearch {
+		diff = append(diff, fmt.Sprintf("efSearch %d, want %d", p.EfSearch, cfg.EfSearch))
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("%w: %s has %s", ErrMismatch, ix.Description(), strings.Join(diff, ", "))
+	}
 	return nil
 }
