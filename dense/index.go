@@ -3,6 +3,8 @@ package dense
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/re2g/re2g/faiss"
@@ -13,8 +15,8 @@ type BuildOptions struct {
 	HNSW faiss.HNSWConfig
 	// Shards to index (by name); empty means all, in shard order.
 	Shards []string
-	// TrainSample bounds the vectors an SQ8 index trains on (default 100k).
-	TrainSample int
+	// SQ8Train is how an SQ8 index's quantiser is trained.
+	SQ8Train SQ8Train
 	// Progress, if set, is called after each shard with rows added so far.
 	Progress func(done, total int)
 }
@@ -57,7 +59,7 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 		}
 	}()
 	if cfg.SQ8 {
-		if err := s.train(ctx, ix, names, o.TrainSample); err != nil {
+		if err := s.train(ctx, ix, names, total, o.SQ8Train); err != nil {
 			return nil, err
 		}
 	}
@@ -83,25 +85,82 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 	return ix, nil
 }
 
-// train trains an SQ8 index on up to sample vectors taken evenly from the
-// shards.
-func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, sample int) error {
-	if sample <= 0 {
-		sample = 100000
+// DefaultSQ8Sample is how many vectors an SQ8 quantiser trains on by
+// default: enough for stable per-dimension ranges, and 300 MB at 768-d.
+const DefaultSQ8Sample = 100000
+
+// SQ8Train says how an SQ8 index's quantiser (a range per dimension) is
+// trained: on Sample vectors drawn uniformly without replacement, by Seed,
+// from the vectors indexed, or on all of them when there are fewer.
+type SQ8Train struct {
+	// Sample is the most vectors to train on (0: DefaultSQ8Sample).
+	Sample int `json:"sample"`
+	// Seed chooses the sample: the same store, shards and seed give the
+	// same sample.
+	Seed uint64 `json:"seed"`
+	// Vectors is how many the quantiser was trained on (recorded by
+	// builders; BuildIndex ignores it).
+	Vectors int `json:"vectors,omitempty"`
+}
+
+// Size is how many of n indexed vectors t trains on.
+func (t SQ8Train) Size(n int) int {
+	if t.Sample == 0 {
+		return min(n, DefaultSQ8Sample)
 	}
-	per := max(1, sample/len(names))
-	var x []float32
+	return min(n, t.Sample)
+}
+
+// sampleRows picks k of the rows 0..n-1 uniformly without replacement
+// (Floyd's algorithm: k draws, whatever n), in increasing order.
+func sampleRows(n, k int, seed uint64) []int {
+	r := rand.New(rand.NewPCG(seed, 0x5e08))
+	chosen := make(map[int]bool, k)
+	for j := n - k; j < n; j++ {
+		if t := r.IntN(j + 1); !chosen[t] {
+			chosen[t] = true
+		} else {
+			chosen[j] = true
+		}
+	}
+	rows := make([]int, 0, k)
+	for i := range chosen {
+		rows = append(rows, i)
+	}
+	slices.Sort(rows)
+	return rows
+}
+
+// train trains an SQ8 index on the sample t draws from the total rows of
+// the named shards (numbered in that order).
+func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, total int, t SQ8Train) error {
+	if t.Sample < 0 {
+		return fmt.Errorf("dense: build index: SQ8 training sample %d is negative", t.Sample)
+	}
+	k := t.Size(total)
+	rows := sampleRows(total, k, t.Seed)
 	d := s.man.Dim
+	x := make([]float32, 0, k*d)
+	base := 0
 	for _, n := range names {
+		if len(rows) == 0 {
+			break
+		}
 		si, _, vecs, err := s.ReadShard(ctx, n)
 		if err != nil {
 			return err
 		}
-		step := max(1, si.Count/per)
-		for r := 0; r < si.Count; r += step {
+		for len(rows) > 0 && rows[0] < base+si.Count {
+			r := rows[0] - base
 			x = append(x, vecs[r*d:(r+1)*d]...)
+			rows = rows[1:]
 		}
+		base += si.Count
 	}
+	if len(x) != k*d {
+		return fmt.Errorf("dense: build index: SQ8 training sample: %d of %d rows found in %s", len(x)/d, k, s.dir)
+	}
+	slog.Info("training the SQ8 quantiser", "vectors", k, "of", total, "seed", t.Seed)
 	if err := ix.Train(ctx, x); err != nil {
 		return fmt.Errorf("dense: build index: train: %w", err)
 	}
