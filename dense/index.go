@@ -24,8 +24,7 @@ type BuildOptions struct {
 // BuildIndex builds one HNSW index over the chosen shards, with FaissID ids.
 // Building the index of every shard separately and searching them together
 // (Sharded) lets one changed shard be re-indexed alone; one index over all
-// shards searches faster. For InnerProductAsL2, phi is the maximum over the
-// chosen shards (from the manifest, so it is known before any add).
+// shards searches faster.
 func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, error) {
 	names := o.Shards
 	if len(names) == 0 {
@@ -44,9 +43,6 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 			return nil, fmt.Errorf("dense: build index: no shard %q in %s", n, s.dir)
 		}
 		total += s.man.Shards[i].Count
-		if cfg.Metric == faiss.InnerProductAsL2 && o.HNSW.Phi == 0 {
-			cfg.Phi = max(cfg.Phi, s.man.Shards[i].MaxSqNorm)
-		}
 	}
 	ix, err := faiss.NewHNSW(s.man.Dim, cfg)
 	if err != nil {
@@ -169,8 +165,7 @@ func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, tota
 
 // Sharded searches several indexes (e.g. one per shard) as one: each is
 // searched for k hits and the lists are merged by score. The indexes must
-// share dimension and ranking (inner-product scores are comparable across
-// InnerProduct and InnerProductAsL2 indexes, whatever their phi).
+// share dimension and metric.
 type Sharded struct {
 	parts []*faiss.Index
 	lower bool // smaller score is better (L2)
@@ -183,7 +178,7 @@ func NewSharded(parts ...*faiss.Index) (*Sharded, error) {
 	}
 	lower := parts[0].Metric() == faiss.L2
 	for _, p := range parts[1:] {
-		if p.Dim() != parts[0].Dim() || (p.Metric() == faiss.L2) != lower {
+		if p.Dim() != parts[0].Dim() || p.Metric() != parts[0].Metric() {
 			return nil, fmt.Errorf("dense: sharded search: %s does not match %s", p.Description(), parts[0].Description())
 		}
 	}

@@ -29,7 +29,7 @@ func init() {
 				ArgsUsage: "STORE_DIR",
 				Flags: append(sq8Flags(),
 					&cli.StringFlag{Name: "out", Required: true, Usage: "index file to write (atomically)"},
-					&cli.StringFlag{Name: "metric", Value: "ip", Usage: "ip, l2 or ip-as-l2"},
+					&cli.StringFlag{Name: "metric", Value: "ip", Usage: "ip or l2"},
 					&cli.IntFlag{Name: "M", Value: faiss.DefaultM, Usage: "HNSW links per node"},
 					&cli.IntFlag{Name: "ef-construction", Value: faiss.DefaultEfConstruction},
 					&cli.IntFlag{Name: "ef-search", Value: faiss.DefaultEfSearch, Usage: "default efSearch saved in the index"},

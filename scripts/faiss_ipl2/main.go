@@ -12,9 +12,10 @@
 //     equal scores when it is right);
 //   - ip: HNSW with inner product (FAISS builds the graph with inner
 //     product as its similarity);
-//   - ip-as-l2: faiss.InnerProductAsL2 (the package's transformation,
-//     score conversion and phi), and aug-l2: an L2 HNSW over the vectors
-//     augmented here, which must return the same ids;
+//   - aug-l2: an L2 HNSW over the augmented vectors, the inner-product-as-L2
+//     index DPR's indexer builds (package faiss had it as a metric,
+//     ip-as-l2, until commit 234fea7, where this command also ran it and
+//     the two agreed);
 //   - l2: L2 HNSW over the raw vectors against exact L2, how hard the set
 //     is for an L2 graph at all.
 //
@@ -193,6 +194,15 @@ func loadStore(ctx context.Context, c config) (xb, xq []float32, d int, err erro
 	return xb, xq, d, nil
 }
 
+// maxSqNorm is the largest squared norm of the rows of x: phi.
+func maxSqNorm(x []float32, d int) float32 {
+	var m float32
+	for i := 0; i+d <= len(x); i += d {
+		m = max(m, sqNorm(x[i:i+d]))
+	}
+	return m
+}
+
 func sqNorm(v []float32) float32 {
 	var s float32
 	for _, f := range v {
@@ -262,7 +272,7 @@ func flat(ctx context.Context, d int, m faiss.Metric, xb []float32, ids []int64)
 
 func hnsw(ctx context.Context, c config, d int, m faiss.Metric, xb []float32, ids []int64) (*faiss.Index, float64, error) {
 	start := time.Now()
-	ix, err := faiss.NewHNSW(d, faiss.HNSWConfig{M: c.m, EfConstruction: c.efc, Metric: m, Phi: faiss.MaxSqNorm(xb, d)})
+	ix, err := faiss.NewHNSW(d, faiss.HNSWConfig{M: c.m, EfConstruction: c.efc, Metric: m})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -279,7 +289,7 @@ func runSet(ctx context.Context, c config, name string, xb, xq []float32, d int)
 	for i := range ids {
 		ids[i] = int64(i)
 	}
-	phi := faiss.MaxSqNorm(xb, d)
+	phi := maxSqNorm(xb, d)
 	fmt.Printf("## %s (n=%d, d=%d, %d queries)\n\n", name, n, d, nq)
 	shape(xb, d, phi)
 
@@ -347,7 +357,6 @@ func runSet(ctx context.Context, c config, name string, xb, xq []float32, d int)
 		truth *faiss.Result
 	}{
 		{"ip", d, faiss.InnerProduct, xb, xq, gt},
-		{"ip-as-l2", d, faiss.InnerProductAsL2, xb, xq, gt},
 		{"aug-l2", d + 1, faiss.L2, aug, augmentQueries(xq, d), gt},
 		{"l2", d, faiss.L2, xb, xq, gtL2},
 	} {
@@ -359,25 +368,17 @@ func runSet(ctx context.Context, c config, name string, xb, xq []float32, d int)
 		defer ix.Close()
 		vs = append(vs, variant{v.name, ix, v.q, v.truth, secs})
 	}
-	fmt.Printf("| efSearch | ip | ip-as-l2 | aug-l2 | same ids ip-as-l2 / aug-l2 | l2 (vs exact L2) |\n|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| efSearch | ip | aug-l2 (ip as L2) | l2 (vs exact L2) |\n|---:|---:|---:|---:|\n")
 	for _, ef := range c.efs {
 		var rs []float64
-		var res []*faiss.Result
 		for _, v := range vs {
 			r, err := search(ctx, v.ix, v.q, c.k, ef)
 			if err != nil {
 				return fmt.Errorf("%s: %w", v.name, err)
 			}
-			res = append(res, r)
 			rs = append(rs, recall(r, v.truth))
 		}
-		same := 0
-		for i := range res[1].IDs {
-			if res[1].IDs[i] == res[2].IDs[i] {
-				same++
-			}
-		}
-		fmt.Printf("| %d | %.4f | %.4f | %.4f | %.4f | %.4f |\n", ef, rs[0], rs[1], rs[2], float64(same)/float64(len(res[1].IDs)), rs[3])
+		fmt.Printf("| %d | %.4f | %.4f | %.4f |\n", ef, rs[0], rs[1], rs[2])
 	}
 	fmt.Printf("\nbuild seconds: ")
 	for i, v := range vs {
