@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -249,4 +250,46 @@ func copyIndex(t *testing.T, from, to string) string {
 	}
 	os.Remove(filepath.Join(to, ".lock"))
 	return to
+}
+
+// TestSQ8IndexMerge: `re2g index merge --sq8` builds the merged index over
+// SQ8 and records its training sample; the merged index opens and searches.
+func TestSQ8IndexMerge(t *testing.T) {
+	dir := t.TempDir()
+	corpus := writeCorpus(t)
+	enc := "../../testdata/hf/dpr-ctx/safetensors"
+	var parts []string
+	for i := range 2 {
+		part := filepath.Join(dir, fmt.Sprintf("part%d", i))
+		if err := newApp().Run([]string{"re2g", "index", "--corpus", corpus, "--ctx-encoder", enc, "--out", part, "--shard", fmt.Sprintf("%d/2", i), "--chunk", "2"}); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, part)
+	}
+	idx := filepath.Join(dir, "idx")
+	if err := newApp().Run(append([]string{"re2g", "index", "merge", "--corpus", corpus, "--out", idx, "--sq8", "--sq8-train", "5"}, parts...)); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := pipeline.OpenIndex(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	d := ix.Manifest.Dense
+	if d == nil || !d.HNSW.SQ8 || d.SQ8Train == nil || *d.SQ8Train != (dense.SQ8Train{Sample: 5, Seed: 1, Vectors: 5}) {
+		t.Fatalf("merged manifest's dense part: %+v", d)
+	}
+	e, err := neural.LoadEncoder(enc, neural.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	qv, err := e.EncodeQueries(context.Background(), []string{"who elects the delegates?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits, err := ix.DenseSearch(context.Background(), qv, 3, 0)
+	if err != nil || len(hits[0]) != 3 {
+		t.Fatalf("dense search of the merged SQ8 index: %v, %v", hits, err)
+	}
 }
