@@ -93,7 +93,7 @@ func TestStoreShardsAndMerge(t *testing.T) {
 			}
 
 			// Index over the whole store: ids map back to passages.
-			ix, err := a.BuildIndex(ctx, BuildOptions{HNSW: faiss.HNSWConfig{M: 16, Metric: faiss.InnerProductAsL2}})
+			ix, err := a.BuildIndex(ctx, BuildOptions{HNSW: faiss.HNSWConfig{M: 16}})
 			if err != nil {
 				t.Fatal(err)
 			}

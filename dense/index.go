@@ -3,6 +3,8 @@ package dense
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/re2g/re2g/faiss"
@@ -13,8 +15,8 @@ type BuildOptions struct {
 	HNSW faiss.HNSWConfig
 	// Shards to index (by name); empty means all, in shard order.
 	Shards []string
-	// TrainSample bounds the vectors an SQ8 index trains on (default 100k).
-	TrainSample int
+	// SQ8Train is how an SQ8 index's quantiser is trained.
+	SQ8Train SQ8Train
 	// Progress, if set, is called after each shard with rows added so far.
 	Progress func(done, total int)
 }
@@ -22,8 +24,7 @@ type BuildOptions struct {
 // BuildIndex builds one HNSW index over the chosen shards, with FaissID ids.
 // Building the index of every shard separately and searching them together
 // (Sharded) lets one changed shard be re-indexed alone; one index over all
-// shards searches faster. For InnerProductAsL2, phi is the maximum over the
-// chosen shards (from the manifest, so it is known before any add).
+// shards searches faster.
 func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, error) {
 	names := o.Shards
 	if len(names) == 0 {
@@ -42,9 +43,6 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 			return nil, fmt.Errorf("dense: build index: no shard %q in %s", n, s.dir)
 		}
 		total += s.man.Shards[i].Count
-		if cfg.Metric == faiss.InnerProductAsL2 && o.HNSW.Phi == 0 {
-			cfg.Phi = max(cfg.Phi, s.man.Shards[i].MaxSqNorm)
-		}
 	}
 	ix, err := faiss.NewHNSW(s.man.Dim, cfg)
 	if err != nil {
@@ -57,7 +55,7 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 		}
 	}()
 	if cfg.SQ8 {
-		if err := s.train(ctx, ix, names, o.TrainSample); err != nil {
+		if err := s.train(ctx, ix, names, total, o.SQ8Train); err != nil {
 			return nil, err
 		}
 	}
@@ -83,25 +81,82 @@ func (s *Store) BuildIndex(ctx context.Context, o BuildOptions) (*faiss.Index, e
 	return ix, nil
 }
 
-// train trains an SQ8 index on up to sample vectors taken evenly from the
-// shards.
-func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, sample int) error {
-	if sample <= 0 {
-		sample = 100000
+// DefaultSQ8Sample is how many vectors an SQ8 quantiser trains on by
+// default: enough for stable per-dimension ranges, and 300 MB at 768-d.
+const DefaultSQ8Sample = 100000
+
+// SQ8Train says how an SQ8 index's quantiser (a range per dimension) is
+// trained: on Sample vectors drawn uniformly without replacement, by Seed,
+// from the vectors indexed, or on all of them when there are fewer.
+type SQ8Train struct {
+	// Sample is the most vectors to train on (0: DefaultSQ8Sample).
+	Sample int `json:"sample"`
+	// Seed chooses the sample: the same store, shards and seed give the
+	// same sample.
+	Seed uint64 `json:"seed"`
+	// Vectors is how many the quantiser was trained on (recorded by
+	// builders; BuildIndex ignores it).
+	Vectors int `json:"vectors,omitempty"`
+}
+
+// Size is how many of n indexed vectors t trains on.
+func (t SQ8Train) Size(n int) int {
+	if t.Sample == 0 {
+		return min(n, DefaultSQ8Sample)
 	}
-	per := max(1, sample/len(names))
-	var x []float32
+	return min(n, t.Sample)
+}
+
+// sampleRows picks k of the rows 0..n-1 uniformly without replacement
+// (Floyd's algorithm: k draws, whatever n), in increasing order.
+func sampleRows(n, k int, seed uint64) []int {
+	r := rand.New(rand.NewPCG(seed, 0x5e08))
+	chosen := make(map[int]bool, k)
+	for j := n - k; j < n; j++ {
+		if t := r.IntN(j + 1); !chosen[t] {
+			chosen[t] = true
+		} else {
+			chosen[j] = true
+		}
+	}
+	rows := make([]int, 0, k)
+	for i := range chosen {
+		rows = append(rows, i)
+	}
+	slices.Sort(rows)
+	return rows
+}
+
+// train trains an SQ8 index on the sample t draws from the total rows of
+// the named shards (numbered in that order).
+func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, total int, t SQ8Train) error {
+	if t.Sample < 0 {
+		return fmt.Errorf("dense: build index: SQ8 training sample %d is negative", t.Sample)
+	}
+	k := t.Size(total)
+	rows := sampleRows(total, k, t.Seed)
 	d := s.man.Dim
+	x := make([]float32, 0, k*d)
+	base := 0
 	for _, n := range names {
+		if len(rows) == 0 {
+			break
+		}
 		si, _, vecs, err := s.ReadShard(ctx, n)
 		if err != nil {
 			return err
 		}
-		step := max(1, si.Count/per)
-		for r := 0; r < si.Count; r += step {
+		for len(rows) > 0 && rows[0] < base+si.Count {
+			r := rows[0] - base
 			x = append(x, vecs[r*d:(r+1)*d]...)
+			rows = rows[1:]
 		}
+		base += si.Count
 	}
+	if len(x) != k*d {
+		return fmt.Errorf("dense: build index: SQ8 training sample: %d of %d rows found in %s", len(x)/d, k, s.dir)
+	}
+	slog.Info("training the SQ8 quantiser", "vectors", k, "of", total, "seed", t.Seed)
 	if err := ix.Train(ctx, x); err != nil {
 		return fmt.Errorf("dense: build index: train: %w", err)
 	}
@@ -110,8 +165,7 @@ func (s *Store) train(ctx context.Context, ix *faiss.Index, names []string, samp
 
 // Sharded searches several indexes (e.g. one per shard) as one: each is
 // searched for k hits and the lists are merged by score. The indexes must
-// share dimension and ranking (inner-product scores are comparable across
-// InnerProduct and InnerProductAsL2 indexes, whatever their phi).
+// share dimension and metric.
 type Sharded struct {
 	parts []*faiss.Index
 	lower bool // smaller score is better (L2)
@@ -124,7 +178,7 @@ func NewSharded(parts ...*faiss.Index) (*Sharded, error) {
 	}
 	lower := parts[0].Metric() == faiss.L2
 	for _, p := range parts[1:] {
-		if p.Dim() != parts[0].Dim() || (p.Metric() == faiss.L2) != lower {
+		if p.Dim() != parts[0].Dim() || p.Metric() != parts[0].Metric() {
 			return nil, fmt.Errorf("dense: sharded search: %s does not match %s", p.Description(), parts[0].Description())
 		}
 	}

@@ -167,8 +167,7 @@ func (s *Store) Count() int {
 	return n
 }
 
-// MaxSqNorm is the largest squared vector norm in the store (the phi of an
-// inner-product-as-L2 index over all of it).
+// MaxSqNorm is the largest squared vector norm in the store.
 func (s *Store) MaxSqNorm() float32 {
 	var m float32
 	for _, si := range s.man.Shards {

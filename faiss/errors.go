@@ -13,4 +13,7 @@ var (
 	ErrNotTrained = errors.New("faiss: index is not trained")
 	// ErrCorrupt reports an index file FAISS cannot read.
 	ErrCorrupt = errors.New("faiss: corrupt or unreadable index file")
+	// ErrMismatch reports an index whose structure is not the one its
+	// configuration (an index manifest) records.
+	ErrMismatch = errors.New("faiss: index does not match its configuration")
 )

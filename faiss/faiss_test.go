@@ -92,9 +92,8 @@ func TestHNSWRecallAgainstFlat(t *testing.T) {
 	}{
 		{"flat-ip", HNSWConfig{Metric: InnerProduct}, InnerProduct, 0.95},
 		{"flat-l2", HNSWConfig{Metric: L2}, L2, 0.95},
-		{"flat-ip-as-l2", HNSWConfig{Metric: InnerProductAsL2}, InnerProduct, 0.95},
 		{"sq8-ip", HNSWConfig{Metric: InnerProduct, SQ8: true}, InnerProduct, 0.85},
-		{"sq8-ip-as-l2", HNSWConfig{Metric: InnerProductAsL2, SQ8: true}, InnerProduct, 0.85},
+		{"sq8-l2", HNSWConfig{Metric: L2, SQ8: true}, L2, 0.85},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gt := groundTruth(t, tc.exact, xb, xq, ids)
@@ -163,19 +162,43 @@ func TestHNSWRecallAgainstFlat(t *testing.T) {
 	}
 }
 
-func TestIPAsL2MatchesIP(t *testing.T) {
-	// The extra dimension must preserve the inner-product ranking exactly:
-	// compare exact searches.
-	xb, xq, ids := testData(t)
-	a := groundTruth(t, InnerProduct, xb, xq, ids)
-	b := groundTruth(t, InnerProductAsL2, xb, xq, ids)
-	if r := recall(b, a); r < 0.999 {
-		t.Fatalf("flat ip-as-l2 vs ip recall %.4f, want 1", r)
+func sqNorm(v []float32) float32 { return dot(v, v) }
+
+// TestRemovedIPAsL2: the metric that was removed is an error that says so,
+// by name (--metric), by number (a configuration from an old manifest) and
+// in the sidecar of an index saved with it.
+func TestRemovedIPAsL2(t *testing.T) {
+	if _, err := ParseMetric("ip-as-l2"); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("ParseMetric(ip-as-l2): %v", err)
 	}
-	for i := range a.Scores {
-		if math.Abs(float64(a.Scores[i]-b.Scores[i])) > 1e-3 {
-			t.Fatalf("score %d: ip %g, ip-as-l2 %g", i, a.Scores[i], b.Scores[i])
-		}
+	if _, err := NewHNSW(testDim, HNSWConfig{Metric: 2}); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("NewHNSW with metric 2: %v", err)
+	}
+	// an ip-as-l2 index as the package saved it: an L2 HNSW of dimension
+	// d+1, its sidecar naming the metric
+	xb, _, ids := testData(t)
+	aug := make([]float32, 0, testN*(testDim+1))
+	for i := 0; i < testN; i++ {
+		aug = append(append(aug, xb[i*testDim:(i+1)*testDim]...), 0)
+	}
+	ix, err := NewHNSW(testDim+1, HNSWConfig{M: 8, Metric: L2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.Add(context.Background(), aug, ids); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.faiss")
+	if err := ix.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	side := fmt.Sprintf(`{"format":"re2g-faiss/1","dim":%d,"metric":"ip-as-l2","phi":5.3,"ntotal":%d,"kind":"IDMap(HNSWFlat)"}`, testDim, testN)
+	if err := os.WriteFile(MetaPath(path), []byte(side), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), MetaPath(path)) || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("load of an ip-as-l2 index: %v", err)
 	}
 }
 
@@ -185,7 +208,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	for _, cfg := range []HNSWConfig{
 		{M: 16, Metric: InnerProduct, EfSearch: 40},
-		{M: 16, Metric: InnerProductAsL2, SQ8: true, EfSearch: 40},
+		{M: 16, Metric: L2, SQ8: true, EfSearch: 40},
 	} {
 		ix, err := NewHNSW(testDim, cfg)
 		if err != nil {
@@ -330,11 +353,6 @@ func TestErrors(t *testing.T) {
 	if _, err := NewHNSW(0, HNSWConfig{}); !errors.Is(err, ErrDimension) {
 		t.Errorf("zero dimension: got %v", err)
 	}
-	phiIx, _ := NewHNSW(2, HNSWConfig{M: 8, Metric: InnerProductAsL2, Phi: 1})
-	defer phiIx.Close()
-	if err := phiIx.Add(ctx, []float32{3, 4}, []int64{1}); err == nil {
-		t.Error("ip-as-l2 vector above phi: no error")
-	}
 }
 
 func TestConcurrentSearchesWithDifferentEf(t *testing.T) {
@@ -427,7 +445,7 @@ func TestThreads(t *testing.T) {
 func TestPerSearchEfEqualsDefaultEf(t *testing.T) {
 	xb, xq, ids := testData(t)
 	ctx := context.Background()
-	ix, err := NewHNSW(testDim, HNSWConfig{M: 16, Metric: InnerProductAsL2})
+	ix, err := NewHNSW(testDim, HNSWConfig{M: 16, Metric: L2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,5 +474,61 @@ func TestPerSearchEfEqualsDefaultEf(t *testing.T) {
 	}
 	if p, _, _ := ix.HNSWParams(); p.EfSearch != DefaultEfSearch {
 		t.Fatalf("default efSearch %d after per-search values, want %d", p.EfSearch, DefaultEfSearch)
+	}
+}
+
+// TestCheckConfig: an index matches the configuration it was built with
+// (zero fields being the defaults), survives a save and load, and any other
+// configuration, or a flat index, is ErrMismatch naming the difference.
+func TestCheckConfig(t *testing.T) {
+	xb, _, ids := testData(t)
+	ctx := context.Background()
+	cfg := HNSWConfig{M: 8, SQ8: true, EfSearch: 40}
+	ix, err := NewHNSW(testDim, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.Train(ctx, xb); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Add(ctx, xb[:100*testDim], ids[:100]); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sq8.faiss")
+	if err := ix.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	for _, x := range []*Index{ix, back} {
+		if err := x.CheckConfig(cfg); err != nil {
+			t.Errorf("%s against its own configuration: %v", x.Description(), err)
+		}
+	}
+	for _, tc := range []struct {
+		cfg  HNSWConfig
+		want string
+	}{
+		{HNSWConfig{M: 8, EfSearch: 40}, "vectors sq8, want flat"},
+		{HNSWConfig{SQ8: true, EfSearch: 40}, "M 8, want 32"},
+		{HNSWConfig{M: 8, SQ8: true}, "efSearch 40, want 128"},
+		{HNSWConfig{M: 8, SQ8: true, EfSearch: 40, EfConstruction: 200}, "efConstruction 80, want 200"},
+		{HNSWConfig{M: 8, SQ8: true, EfSearch: 40, Metric: L2}, "metric ip, want l2"},
+	} {
+		if err := back.CheckConfig(tc.cfg); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("against %+v: got %v, want ErrMismatch with %q", tc.cfg, err, tc.want)
+		}
+	}
+	flat, err := NewFlat(testDim, InnerProduct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flat.Close()
+	if err := flat.CheckConfig(HNSWConfig{}); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "not HNSW") {
+		t.Errorf("flat index against an HNSW configuration: got %v", err)
 	}
 }

@@ -5,7 +5,10 @@ package faiss
 */
 import "C"
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // HNSWConfig configures an HNSW index.
 type HNSWConfig struct {
@@ -15,13 +18,10 @@ type HNSWConfig struct {
 	EfConstruction int
 	// EfSearch is the default search breadth. Default 128.
 	EfSearch int
-	// Metric: InnerProduct (default), L2 or InnerProductAsL2.
+	// Metric: InnerProduct (default) or L2.
 	Metric Metric
 	// SQ8 stores vectors 8-bit scalar-quantised (4x smaller; needs Train).
 	SQ8 bool
-	// Phi is the largest squared norm of the corpus, for InnerProductAsL2
-	// (0: taken from the first Train or Add).
-	Phi float32
 }
 
 // HNSW defaults.
@@ -54,7 +54,7 @@ func NewHNSW(d int, cfg HNSWConfig) (*Index, error) {
 	if cfg.M < 2 || cfg.EfConstruction < 1 || cfg.EfSearch < 1 {
 		return nil, fmt.Errorf("faiss: bad HNSW parameters M=%d efConstruction=%d efSearch=%d", cfg.M, cfg.EfConstruction, cfg.EfSearch)
 	}
-	nd, cm, err := nativeMetric(d, cfg.Metric)
+	cm, err := nativeMetric(cfg.Metric)
 	if err != nil {
 		return nil, err
 	}
@@ -63,11 +63,11 @@ func NewHNSW(d int, cfg HNSWConfig) (*Index, error) {
 		sq = 1
 	}
 	var p *C.FaissIndex
-	if err := cErr(C.re2g_index_hnsw(C.int(nd), C.int(cfg.M), C.int(sq), C.int(cm),
+	if err := cErr(C.re2g_index_hnsw(C.int(d), C.int(cfg.M), C.int(sq), C.int(cm),
 		C.int(cfg.EfConstruction), C.int(cfg.EfSearch), &p)); err != nil {
 		return nil, fmt.Errorf("faiss: new HNSW index: %w", err)
 	}
-	return newIndex(p, d, cfg.Metric, cfg.Phi)
+	return newIndex(p, d, cfg.Metric)
 }
 
 // NewFlat creates an exact (brute-force) index with int64 ids: the ground
@@ -76,28 +76,28 @@ func NewFlat(d int, m Metric) (*Index, error) {
 	if d <= 0 {
 		return nil, fmt.Errorf("%w: dimension must be positive, got %d", ErrDimension, d)
 	}
-	nd, cm, err := nativeMetric(d, m)
+	cm, err := nativeMetric(m)
 	if err != nil {
 		return nil, err
 	}
 	var p *C.FaissIndex
-	if err := cErr(C.re2g_index_flat(C.int(nd), C.int(cm), &p)); err != nil {
+	if err := cErr(C.re2g_index_flat(C.int(d), C.int(cm), &p)); err != nil {
 		return nil, fmt.Errorf("faiss: new flat index: %w", err)
 	}
-	return newIndex(p, d, m, 0)
+	return newIndex(p, d, m)
 }
 
-// nativeMetric maps a Metric to FAISS's dimension and MetricType.
-func nativeMetric(d int, m Metric) (int, int, error) {
+// nativeMetric maps a Metric to FAISS's MetricType.
+func nativeMetric(m Metric) (int, error) {
 	switch m {
 	case InnerProduct:
-		return d, 0, nil
+		return 0, nil
 	case L2:
-		return d, 1, nil
-	case InnerProductAsL2:
-		return d + 1, 1, nil
+		return 1, nil
+	case 2:
+		return 0, fmt.Errorf("faiss: metric 2 (%s) was removed: build the index with ip", removedIPAsL2)
 	}
-	return 0, 0, fmt.Errorf("faiss: unknown metric %d", int(m))
+	return 0, fmt.Errorf("faiss: unknown metric %d", int(m))
 }
 
 // HNSWParams are an HNSW index's parameters.
@@ -142,5 +142,45 @@ func (ix *Index) SetDefaultEfSearch(ef int) error {
 		return fmt.Errorf("faiss: set efSearch: %w", err)
 	}
 	ix.defaultEf, ix.gate.cur = ef, ef
+	return nil
+}
+
+// CheckConfig reports, as ErrMismatch, how the index differs from the HNSW
+// index cfg describes (zero fields taken as their defaults): its metric,
+// its storage (SQ8 or float32), M, efConstruction and default efSearch.
+func (ix *Index) CheckConfig(cfg HNSWConfig) error {
+	cfg = cfg.withDefaults()
+	p, ok, err := ix.HNSWParams()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is not HNSW", ErrMismatch, ix.Description())
+	}
+	storage := func(sq8 bool) string {
+		if sq8 {
+			return "sq8"
+		}
+		return "flat"
+	}
+	var diff []string
+	if ix.metric != cfg.Metric {
+		diff = append(diff, fmt.Sprintf("metric %s, want %s", ix.metric, cfg.Metric))
+	}
+	if p.SQ8 != cfg.SQ8 {
+		diff = append(diff, fmt.Sprintf("vectors %s, want %s", storage(p.SQ8), storage(cfg.SQ8)))
+	}
+	if p.M != cfg.M {
+		diff = append(diff, fmt.Sprintf("M %d, want %d", p.M, cfg.M))
+	}
+	if p.EfConstruction != cfg.EfConstruction {
+		diff = append(diff, fmt.Sprintf("efConstruction %d, want %d", p.EfConstruction, cfg.EfConstruction))
+	}
+	if p.EfSearch != cfg.EfSearch {
+		diff = append(diff, fmt.Sprintf("efSearch %d, want %d", p.EfSearch, cfg.EfSearch))
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("%w: %s has %s", ErrMismatch, ix.Description(), strings.Join(diff, ", "))
+	}
 	return nil
 }

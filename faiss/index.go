@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"unsafe"
 )
@@ -18,20 +17,16 @@ import (
 type Metric int
 
 const (
-	// InnerProduct ranks by largest dot product (DPR scores).
+	// InnerProduct ranks by largest dot product (DPR scores); HNSW builds
+	// its graph with inner product as the similarity.
 	InnerProduct Metric = 0
 	// L2 ranks by smallest squared Euclidean distance.
 	L2 Metric = 1
-	// InnerProductAsL2 ranks by inner product through an L2 index over
-	// vectors with one extra dimension (Bachrach et al. 2014, as in DPR's
-	// and IBM's HNSW indexers): x -> [x, sqrt(phi-|x|²)], q -> [q, 0], so
-	// |q'-x'|² = |q|² + phi - 2q·x. Scores are converted back to q·x.
-	// The ranking is exact, but the HNSW graph is built on the augmented
-	// vectors, where the extra coordinate can dominate: on scripts/bench_faiss's
-	// synthetic data (squared norms 1.8..5.4) recall@10 is far below
-	// InnerProduct's at equal efSearch, so measure before choosing it.
-	InnerProductAsL2 Metric = 2
 )
+
+// removedIPAsL2 is the name of the metric that was 2: inner product through
+// an L2 index over augmented vectors (see the package doc).
+const removedIPAsL2 = "ip-as-l2"
 
 func (m Metric) String() string {
 	switch m {
@@ -39,20 +34,22 @@ func (m Metric) String() string {
 		return "ip"
 	case L2:
 		return "l2"
-	case InnerProductAsL2:
-		return "ip-as-l2"
 	}
 	return fmt.Sprintf("Metric(%d)", int(m))
 }
 
-// ParseMetric parses "ip", "l2" or "ip-as-l2".
+// ParseMetric parses "ip" or "l2".
 func ParseMetric(s string) (Metric, error) {
-	for _, m := range []Metric{InnerProduct, L2, InnerProductAsL2} {
+	for _, m := range []Metric{InnerProduct, L2} {
 		if m.String() == s {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("faiss: unknown metric %q (want ip, l2 or ip-as-l2)", s)
+	if s == removedIPAsL2 {
+		return 0, fmt.Errorf("faiss: metric %q was removed: it ranked as ip does, with a worse HNSW graph "+
+			"(docs/results/faiss-ip-as-l2.md); build the index with ip", s)
+	}
+	return 0, fmt.Errorf("faiss: unknown metric %q (want ip or l2)", s)
 }
 
 // Index is a FAISS index with int64 ids. Searches may run concurrently;
@@ -60,17 +57,16 @@ func ParseMetric(s string) (Metric, error) {
 type Index struct {
 	mu     sync.RWMutex
 	ptr    *C.FaissIndex
-	dim    int // caller-visible dimension (without the extra IP->L2 one)
+	dim    int
 	metric Metric
-	phi    float32 // max squared norm, for InnerProductAsL2; 0 until known
 
 	gate      *efGate // HNSW only: serialises searches with different efSearch
 	defaultEf int     // HNSW only: efSearch when a search gives none
 }
 
-// newIndex wraps a native index; dim is the caller-visible dimension.
-func newIndex(p *C.FaissIndex, dim int, m Metric, phi float32) (*Index, error) {
-	ix := &Index{ptr: p, dim: dim, metric: m, phi: phi}
+// newIndex wraps a native index.
+func newIndex(p *C.FaissIndex, dim int, m Metric) (*Index, error) {
+	ix := &Index{ptr: p, dim: dim, metric: m}
 	var kind, hm, efc, efs C.int
 	if err := cErr(C.re2g_hnsw_params(p, &kind, &hm, &efc, &efs)); err != nil {
 		C.faiss_Index_free(p)
@@ -103,13 +99,6 @@ func (ix *Index) Dim() int { return ix.dim }
 // Metric is the ranking the index implements.
 func (ix *Index) Metric() Metric { return ix.metric }
 
-// Phi is the squared-norm bound of an InnerProductAsL2 index (0 otherwise).
-func (ix *Index) Phi() float32 {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ix.phi
-}
-
 // Ntotal is the number of vectors in the index.
 func (ix *Index) Ntotal() int64 {
 	ix.mu.RLock()
@@ -141,14 +130,6 @@ func (ix *Index) Description() string {
 	return fmt.Sprintf("%s %s d=%d", C.GoString(&buf[0]), ix.metric, ix.dim)
 }
 
-// nativeDim is the dimension FAISS stores.
-func (ix *Index) nativeDim() int {
-	if ix.metric == InnerProductAsL2 {
-		return ix.dim + 1
-	}
-	return ix.dim
-}
-
 // rows checks that x holds whole vectors and returns how many.
 func (ix *Index) rows(x []float32, what string) (int, error) {
 	if len(x) == 0 {
@@ -160,55 +141,8 @@ func (ix *Index) rows(x []float32, what string) (int, error) {
 	return len(x) / ix.dim, nil
 }
 
-// augment appends sqrt(phi-|x|²) to each database vector (InnerProductAsL2).
-func (ix *Index) augment(x []float32, n int) ([]float32, error) {
-	d := ix.dim
-	out := make([]float32, n*(d+1))
-	for i := 0; i < n; i++ {
-		v := x[i*d : (i+1)*d]
-		norm := sqNorm(v)
-		if norm > ix.phi*(1+1e-5) {
-			return nil, fmt.Errorf("faiss: vector %d has squared norm %g above the index's phi %g (InnerProductAsL2 needs the corpus maximum up front: set HNSWConfig.Phi)", i, norm, ix.phi)
-		}
-		copy(out[i*(d+1):], v)
-		out[i*(d+1)+d] = float32(math.Sqrt(math.Max(0, float64(ix.phi-norm))))
-	}
-	return out, nil
-}
-
-// augmentQueries appends a zero to each query (InnerProductAsL2).
-func (ix *Index) augmentQueries(x []float32, n int) []float32 {
-	d := ix.dim
-	out := make([]float32, n*(d+1))
-	for i := 0; i < n; i++ {
-		copy(out[i*(d+1):], x[i*d:(i+1)*d])
-	}
-	return out
-}
-
-func sqNorm(v []float32) float32 {
-	var s float32
-	for _, f := range v {
-		s += f * f
-	}
-	return s
-}
-
-// MaxSqNorm is the largest squared norm among the vectors of x (dimension
-// d): the phi an InnerProductAsL2 index over x needs.
-func MaxSqNorm(x []float32, d int) float32 {
-	var m float32
-	for i := 0; i+d <= len(x); i += d {
-		if s := sqNorm(x[i : i+d]); s > m {
-			m = s
-		}
-	}
-	return m
-}
-
 // Train trains a quantised index (SQ8) on sample vectors; other indexes need
-// no training and ignore it. For InnerProductAsL2 without a preset phi, phi
-// is taken from the sample.
+// no training and ignore it.
 func (ix *Index) Train(ctx context.Context, x []float32) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -225,14 +159,6 @@ func (ix *Index) Train(ctx context.Context, x []float32) error {
 	if C.faiss_Index_is_trained(ix.ptr) != 0 {
 		return nil
 	}
-	if ix.metric == InnerProductAsL2 {
-		if ix.phi == 0 {
-			ix.phi = MaxSqNorm(x, ix.dim)
-		}
-		if x, err = ix.augment(x, n); err != nil {
-			return fmt.Errorf("faiss: train: %w", err)
-		}
-	}
 	if err := cErr(C.re2g_train(ix.ptr, C.int64_t(n), (*C.float)(&x[0]), C.int(threadsFor(n)))); err != nil {
 		return fmt.Errorf("faiss: train on %d vectors: %w", n, err)
 	}
@@ -243,7 +169,6 @@ func (ix *Index) Train(ctx context.Context, x []float32) error {
 const addChunk = 16384
 
 // Add adds the vectors x (len(ids) rows of Dim floats) under the given ids.
-// For InnerProductAsL2 without a preset phi, the first call fixes phi.
 func (ix *Index) Add(ctx context.Context, x []float32, ids []int64) error {
 	n, err := ix.rows(x, "vectors")
 	if err != nil {
@@ -260,20 +185,12 @@ func (ix *Index) Add(ctx context.Context, x []float32, ids []int64) error {
 	if C.faiss_Index_is_trained(ix.ptr) == 0 {
 		return ErrNotTrained
 	}
-	if ix.metric == InnerProductAsL2 && ix.phi == 0 {
-		ix.phi = MaxSqNorm(x, ix.dim)
-	}
 	for lo := 0; lo < n; lo += addChunk {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hi := min(lo+addChunk, n)
 		chunk := x[lo*ix.dim : hi*ix.dim]
-		if ix.metric == InnerProductAsL2 {
-			if chunk, err = ix.augment(chunk, hi-lo); err != nil {
-				return fmt.Errorf("faiss: add: %w", err)
-			}
-		}
 		if err := cErr(C.re2g_add(ix.ptr, C.int64_t(hi-lo), (*C.float)(&chunk[0]),
 			(*C.int64_t)(unsafe.Pointer(&ids[lo])), C.int(threadsFor(hi-lo)))); err != nil {
 			return fmt.Errorf("faiss: add %d vectors: %w", hi-lo, err)
@@ -293,7 +210,7 @@ type SearchOptions struct {
 
 // Result holds the top-k hits of N queries, row-major: query i's hits are
 // IDs[i*K:(i+1)*K], best first, with Scores alongside (inner products for
-// InnerProduct and InnerProductAsL2, squared distances for L2). Missing
+// InnerProduct, squared distances for L2). Missing
 // hits (fewer than k vectors reachable) have id -1.
 type Result struct {
 	N, K   int
@@ -345,24 +262,10 @@ func (ix *Index) Search(ctx context.Context, x []float32, k int, opt *SearchOpti
 		}
 		hi := min(lo+searchChunk, n)
 		q := x[lo*d : hi*d]
-		if ix.metric == InnerProductAsL2 {
-			q = ix.augmentQueries(q, hi-lo)
-		}
 		if err := cErr(C.re2g_search(ix.ptr, C.int64_t(hi-lo), (*C.float)(&q[0]), C.int64_t(k),
 			C.int(threadsFor(hi-lo)),
 			(*C.float)(&res.Scores[lo*k]), (*C.int64_t)(unsafe.Pointer(&res.IDs[lo*k])))); err != nil {
 			return nil, fmt.Errorf("faiss: search %d queries: %w", hi-lo, err)
-		}
-		if ix.metric == InnerProductAsL2 {
-			// |q'-x'|² = |q|² + phi - 2 q·x
-			for i := lo; i < hi; i++ {
-				qn := sqNorm(x[i*d : (i+1)*d])
-				for j := i * k; j < (i+1)*k; j++ {
-					if res.IDs[j] >= 0 {
-						res.Scores[j] = (qn + ix.phi - res.Scores[j]) / 2
-					}
-				}
-			}
 		}
 	}
 	return res, nil

@@ -38,15 +38,14 @@ import (
 	"github.com/re2g/re2g/internal/atomicfile"
 )
 
-// meta is the sidecar (<index>.json) holding what FAISS's file cannot: the
-// caller-visible metric and the IP->L2 phi.
+// meta is the sidecar (<index>.json): what the index was saved as, checked
+// against the file when it is loaded.
 type meta struct {
-	Format string  `json:"format"`
-	Dim    int     `json:"dim"`
-	Metric string  `json:"metric"`
-	Phi    float32 `json:"phi,omitempty"`
-	Ntotal int64   `json:"ntotal"`
-	Kind   string  `json:"kind"`
+	Format string `json:"format"`
+	Dim    int    `json:"dim"`
+	Metric string `json:"metric"`
+	Ntotal int64  `json:"ntotal"`
+	Kind   string `json:"kind"`
 }
 
 const metaFormat = "re2g-faiss/1"
@@ -94,7 +93,7 @@ func (ix *Index) Save(path string) error {
 	if C.re2g_index_description(ix.ptr, &buf[0], C.int(len(buf))) == nil {
 		kind = C.GoString(&buf[0])
 	}
-	m := meta{Format: metaFormat, Dim: ix.dim, Metric: ix.metric.String(), Phi: ix.phi,
+	m := meta{Format: metaFormat, Dim: ix.dim, Metric: ix.metric.String(),
 		Ntotal: int64(C.faiss_Index_ntotal(ix.ptr)), Kind: kind}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := atomicfile.WriteFile(MetaPath(path), append(b, '\n'), 0o644); err != nil {
@@ -140,7 +139,7 @@ func Load(path string) (*Index, error) {
 	if C.faiss_Index_metric_type(p) != C.METRIC_INNER_PRODUCT {
 		metric = L2
 	}
-	ix, err := newIndex(p, nd, metric, 0)
+	ix, err := newIndex(p, nd, metric)
 	if err != nil {
 		return nil, fmt.Errorf("faiss: load %s: %w", path, err)
 	}
@@ -162,8 +161,7 @@ func Load(path string) (*Index, error) {
 		ix.Close()
 		return nil, fmt.Errorf("faiss: load %s: %w", MetaPath(path), err)
 	}
-	wantNd, wantCm, _ := nativeMetric(m.Dim, mm)
-	if wantNd != nd || (wantCm == 0) != (metric == InnerProduct) {
+	if m.Dim != nd || mm != metric {
 		ix.Close()
 		return nil, fmt.Errorf("faiss: load %s: %w: sidecar says %s d=%d but the index file holds %s d=%d",
 			path, ErrCorrupt, mm, m.Dim, metric, nd)
@@ -172,6 +170,5 @@ func Load(path string) (*Index, error) {
 		ix.Close()
 		return nil, fmt.Errorf("faiss: load %s: %w: the index file holds %d vectors, its sidecar says %d", path, ErrCorrupt, n, m.Ntotal)
 	}
-	ix.dim, ix.metric, ix.phi = m.Dim, mm, m.Phi
 	return ix, nil
 }

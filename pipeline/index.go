@@ -66,6 +66,8 @@ type DenseManifest struct {
 	HNSW    faiss.HNSWConfig  `json:"hnsw"`
 	Chunk   int               `json:"chunk"`
 	Extra   map[string]string `json:"extra,omitempty"`
+	// SQ8Train is how the quantiser of an SQ8 index (HNSW.SQ8) was trained.
+	SQ8Train *dense.SQ8Train `json:"sq8_train,omitempty"`
 }
 
 // IndexOptions control BuildIndex.
@@ -80,7 +82,8 @@ type IndexOptions struct {
 	Resume     bool
 	BM25       bm25.Options
 	HNSW       faiss.HNSWConfig
-	Progress   io.Writer // progress bars (nil: stderr)
+	SQ8Train   dense.SQ8Train // with HNSW.SQ8: the quantiser's training sample
+	Progress   io.Writer      // progress bars (nil: stderr)
 	// LockTimeout is how long to wait for the directory's writer lock while
 	// another build or merge holds it (0: not at all).
 	LockTimeout time.Duration
@@ -224,7 +227,7 @@ func BuildIndex(ctx context.Context, corpusPath string, corpus *Corpus, o IndexO
 			return nil, err
 		}
 		if o.NumShards <= 1 {
-			if err := buildHNSW(ctx, o.Out, o.HNSW, o.progressOut()); err != nil {
+			if dm.SQ8Train, err = buildHNSW(ctx, o.Out, o); err != nil {
 				return nil, err
 			}
 		}
@@ -324,23 +327,30 @@ func encodeCorpus(ctx context.Context, ps []data.Passage, o IndexOptions) (*Dens
 	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra}, nil
 }
 
-func buildHNSW(ctx context.Context, out string, cfg faiss.HNSWConfig, w io.Writer) error {
+// buildHNSW builds and saves the HNSW index of out's vectors; for SQ8 it
+// returns how the quantiser was trained, for the manifest.
+func buildHNSW(ctx context.Context, out string, o IndexOptions) (*dense.SQ8Train, error) {
 	st, err := dense.Open(filepath.Join(out, denseDir))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start := time.Now()
-	bar := progress.NewTo(w, st.Count(), "hnsw", "vectors")
-	ix, err := st.BuildIndex(ctx, dense.BuildOptions{HNSW: cfg, Progress: func(done, total int) { bar.Set(done) }})
+	bar := progress.NewTo(o.progressOut(), st.Count(), "hnsw", "vectors")
+	ix, err := st.BuildIndex(ctx, dense.BuildOptions{HNSW: o.HNSW, SQ8Train: o.SQ8Train, Progress: func(done, total int) { bar.Set(done) }})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer ix.Close()
 	if err := ix.Save(filepath.Join(out, denseDir, hnswFile)); err != nil {
-		return err
+		return nil, err
 	}
-	slog.Info("hnsw index built", "vectors", st.Count(), "seconds", time.Since(start).Seconds())
-	return nil
+	slog.Info("hnsw index built", "index", ix.Description(), "vectors", st.Count(), "seconds", time.Since(start).Seconds())
+	if !o.HNSW.SQ8 {
+		return nil, nil
+	}
+	t := o.SQ8Train
+	t.Vectors = t.Size(st.Count())
+	return &t, nil
 }
 
 // lockIndex takes dir's writer lock: builds and merges, never searches.
@@ -476,10 +486,11 @@ func mergeInto(ctx context.Context, dir, sum, corpusPath string, corpus *Corpus,
 	if err := buildBM25(ctx, filepath.Join(dir, bm25Dir), corpus.Passages, o); err != nil {
 		return nil, err
 	}
-	if err := buildHNSW(ctx, dir, o.HNSW, o.progressOut()); err != nil {
+	train, err := buildHNSW(ctx, dir, o)
+	if err != nil {
 		return nil, err
 	}
-	dm.Vectors, dm.HNSW = dst.Count(), o.HNSW
+	dm.Vectors, dm.HNSW, dm.SQ8Train = dst.Count(), o.HNSW, train
 	man := &Manifest{Created: time.Now().UTC(), Corpus: corpusPath, CorpusSHA256: sum, Passages: len(corpus.Passages),
 		Pages: corpus.Pages != nil, Dense: dm}
 	man.BM25 = &struct {

@@ -78,6 +78,10 @@ func OpenIndexContext(ctx context.Context, dir string) (*Index, error) {
 			ix.Close()
 			return nil, fmt.Errorf("index %s: %w", dir, err)
 		}
+		if err := ix.hnsw.CheckConfig(d.HNSW); err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("index %s: %s is not the index the manifest records: %w", dir, filepath.Join(denseDir, hnswFile), err)
+		}
 		if ix.hnsw.Dim() != d.Dim || ix.store.Dim() != d.Dim {
 			ix.Close()
 			return nil, fmt.Errorf("index %s: HNSW dimension %d, vector store %d, manifest says %d", dir, ix.hnsw.Dim(), ix.store.Dim(), d.Dim)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -241,13 +242,23 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 	}
 	os.RemoveAll(out)
 	o := pipeline.IndexOptions{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
-		Extra: map[string]string{"encoder_fingerprint": key}}
+		SQ8Train: sq8TrainOf(e.ix), Extra: map[string]string{"encoder_fingerprint": key}}
 	if !progress {
 		o.Progress = nopWriter{}
 	}
 	slog.Info("encoding the corpus", "passages", len(corpus.Passages), "encoder", encDir, "index", out)
 	_, err = pipeline.BuildIndex(ctx, corpusPath, corpus, o)
 	return err
+}
+
+// sq8TrainOf is how the SQ8 quantiser of ix was trained (sample and seed),
+// for an index re-encoded from it; the zero value (the defaults) for one
+// without SQ8.
+func sq8TrainOf(ix *pipeline.Index) dense.SQ8Train {
+	if d := ix.Manifest.Dense; d != nil && d.SQ8Train != nil {
+		return dense.SQ8Train{Sample: d.SQ8Train.Sample, Seed: d.SQ8Train.Seed}
+	}
+	return dense.SQ8Train{}
 }
 
 // hnswOf is the HNSW configuration of ix (faiss's defaults without vectors).

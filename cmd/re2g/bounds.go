@@ -59,6 +59,8 @@ var bounds = map[string]bound{
 	"index/hnsw-m":                {lo: 2, hi: 512},
 	"index/ef-construction":       {lo: 1, hi: pipeline.MaxEfSearch},
 	"index/ef-search":             {lo: 1, hi: pipeline.MaxEfSearch},
+	"sq8-train":                   {lo: 1, hi: 1 << 24, note: "all the vectors when there are fewer"},
+	"sq8-seed":                    {any: true},
 	"dense index/M":               {lo: 2, hi: 512},
 	"dense index/ef-construction": {lo: 1, hi: pipeline.MaxEfSearch},
 	"dense index/ef-search":       {lo: 1, hi: pipeline.MaxEfSearch},

@@ -27,16 +27,15 @@ func init() {
 				Name:      "index",
 				Usage:     "build a FAISS HNSW index over a vector store's shards",
 				ArgsUsage: "STORE_DIR",
-				Flags: []cli.Flag{
+				Flags: append(sq8Flags(),
 					&cli.StringFlag{Name: "out", Required: true, Usage: "index file to write (atomically)"},
-					&cli.StringFlag{Name: "metric", Value: "ip", Usage: "ip, l2 or ip-as-l2"},
-					&cli.BoolFlag{Name: "sq8", Usage: "8-bit scalar-quantised vectors"},
+					&cli.StringFlag{Name: "metric", Value: "ip", Usage: "ip or l2"},
 					&cli.IntFlag{Name: "M", Value: faiss.DefaultM, Usage: "HNSW links per node"},
 					&cli.IntFlag{Name: "ef-construction", Value: faiss.DefaultEfConstruction},
 					&cli.IntFlag{Name: "ef-search", Value: faiss.DefaultEfSearch, Usage: "default efSearch saved in the index"},
 					&cli.StringSliceFlag{Name: "shard", Usage: "only these shards (default all)"},
 					&cli.IntFlag{Name: "threads", Usage: "OpenMP threads (default: all cores)"},
-				},
+				),
 				Action: denseIndex,
 			},
 		},
@@ -71,6 +70,10 @@ func denseIndex(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	train, err := sq8Train(c)
+	if err != nil {
+		return err
+	}
 	if err := faiss.SetThreads(c.Int("threads")); err != nil {
 		return fmt.Errorf("--threads: %w", err)
 	}
@@ -80,7 +83,8 @@ func denseIndex(c *cli.Context) error {
 	ix, err := s.BuildIndex(c.Context, dense.BuildOptions{
 		HNSW: faiss.HNSWConfig{M: c.Int("M"), EfConstruction: c.Int("ef-construction"),
 			EfSearch: c.Int("ef-search"), Metric: m, SQ8: c.Bool("sq8")},
-		Shards: c.StringSlice("shard"),
+		Shards:   c.StringSlice("shard"),
+		SQ8Train: train,
 		Progress: func(done, total int) {
 			bar.ChangeMax(total)
 			bar.Set(done)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
@@ -75,10 +76,37 @@ func indexOptions(c *cli.Context) (pipeline.IndexOptions, error) {
 			return pipeline.IndexOptions{}, fmt.Errorf("--%s is required", name)
 		}
 	}
+	train, err := sq8Train(c)
+	if err != nil {
+		return pipeline.IndexOptions{}, err
+	}
 	return pipeline.IndexOptions{
 		Out: c.String("out"), Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields}, LockTimeout: c.Duration("lock-timeout"),
-		HNSW: faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search")},
+		HNSW:     faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search"), SQ8: c.Bool("sq8")},
+		SQ8Train: train,
 	}, nil
+}
+
+// sq8Flags are the flags of an HNSW index over 8-bit scalar quantisation.
+func sq8Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "sq8", Usage: "HNSW over 8-bit scalar-quantised vectors (FAISS IndexHNSWSQ, QT_8bit): a quarter of the vector memory"},
+		&cli.IntFlag{Name: "sq8-train", Value: dense.DefaultSQ8Sample, Usage: "with --sq8: vectors the quantiser trains on (all when the corpus has fewer)"},
+		&cli.Uint64Flag{Name: "sq8-seed", Value: 1, Usage: "with --sq8: seed of the training sample"},
+	}
+}
+
+// sq8Train reads sq8Flags.
+func sq8Train(c *cli.Context) (dense.SQ8Train, error) {
+	if !c.Bool("sq8") {
+		for _, name := range []string{"sq8-train", "sq8-seed"} {
+			if c.IsSet(name) {
+				return dense.SQ8Train{}, fmt.Errorf("--%s needs --sq8", name)
+			}
+		}
+		return dense.SQ8Train{}, nil
+	}
+	return dense.SQ8Train{Sample: c.Int("sq8-train"), Seed: c.Uint64("sq8-seed")}, nil
 }
 
 func init() {
@@ -87,13 +115,16 @@ func init() {
 	// before it runs a subcommand, so `index merge --corpus ... --out ...`
 	// failed on index's own.
 	indexFlags := func() []cli.Flag {
-		return append(deviceFlags(),
+		flags := append(deviceFlags(),
 			&cli.StringFlag{Name: "corpus", Usage: "KILT passages, BEIR corpus (jsonl[.gz]) or SQuAD JSON (required)"},
 			&cli.StringFlag{Name: "out", Usage: "index directory (required)"},
 			&cli.IntFlag{Name: "chunk", Value: 2048, Usage: "passages per encoded chunk (the unit of checkpointing)"},
 			&cli.IntFlag{Name: "hnsw-m", Value: 32, Usage: "HNSW links per node"},
 			&cli.IntFlag{Name: "ef-construction", Value: 80, Usage: "HNSW build breadth"},
 			&cli.IntFlag{Name: "ef-search", Value: 128, Usage: "HNSW default search breadth"},
+		)
+		flags = append(flags, sq8Flags()...)
+		return append(flags,
 			&cli.BoolFlag{Name: "multifield", Usage: "BM25 over title and text as separate fields (default: one field)"},
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "passages per encoder forward pass"},
 			&cli.IntFlag{Name: "max-length", Value: 256, Usage: "tokens per passage"},

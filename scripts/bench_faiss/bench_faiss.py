@@ -25,29 +25,11 @@ def load_f32(path, d):
     return np.fromfile(path, dtype="<f4").reshape(-1, d)
 
 
-def meta_of(path):
-    with open(path + ".json") as f:
-        return json.load(f)
-
-
-def augment_base(x, phi):
-    norms = (x * x).sum(axis=1)
-    extra = np.sqrt(np.maximum(phi - norms, 0)).astype("float32")
-    return np.hstack([x, extra[:, None]])
-
-
-def augment_queries(q):
-    return np.hstack([q, np.zeros((q.shape[0], 1), dtype="float32")])
-
-
 def build(a):
     x = load_f32(a.base, a.d)
     metric = faiss.METRIC_INNER_PRODUCT if a.metric == "ip" else faiss.METRIC_L2
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
-    if a.metric == "ip-as-l2":
-        phi = float((x * x).sum(axis=1).max())
-        x = augment_base(x, phi)
     d = x.shape[1]
     if a.sq8:
         inner = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, a.M, metric)
@@ -71,12 +53,9 @@ def serve(a):
     so that the Go side can interleave its own timings with Python's on the
     same (shared) cores."""
     q = load_f32(a.queries, a.d)
-    m = meta_of(a.index)
     index = faiss.read_index(a.index)
     hnsw = faiss.downcast_index(index.index)
-    ipl2 = m["metric"] == "ip-as-l2"
-    qq = augment_queries(q) if ipl2 else q
-    index.search(qq[:10], a.k)  # warm up
+    index.search(q[:10], a.k)  # warm up
     reply({"ready": True, "threads": faiss.omp_get_max_threads(), "faiss_version": faiss.__version__})
     for line in sys.stdin:
         req = json.loads(line)
@@ -86,8 +65,7 @@ def serve(a):
             reply({})
         elif op == "batch":
             t0 = time.perf_counter()
-            qb = augment_queries(q) if ipl2 else q
-            _, ids = index.search(qb, a.k)
+            _, ids = index.search(q, a.k)
             secs = time.perf_counter() - t0
             reply({"secs": secs, "ids": ids.ravel().tolist()})
         elif op == "single":
@@ -96,10 +74,7 @@ def serve(a):
             lat = []
             for i in range(s0, s0 + n):
                 t0 = time.perf_counter()
-                qi = q[i : i + 1]
-                if ipl2:
-                    qi = augment_queries(qi)
-                index.search(qi, a.k)
+                index.search(q[i : i + 1], a.k)
                 lat.append(time.perf_counter() - t0)
             faiss.omp_set_num_threads(a.threads)
             reply({"lat": lat})

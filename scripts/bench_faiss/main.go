@@ -43,9 +43,7 @@ type variant struct {
 
 var allVariants = []variant{
 	{"hnsw-ip", faiss.InnerProduct, false},
-	{"hnsw-ip-as-l2", faiss.InnerProductAsL2, false},
 	{"sq8-ip", faiss.InnerProduct, true},
-	{"sq8-ip-as-l2", faiss.InnerProductAsL2, true},
 }
 
 type config struct {
@@ -98,7 +96,7 @@ func main() {
 	flag.IntVar(&c.m, "M", faiss.DefaultM, "HNSW M")
 	flag.IntVar(&c.efc, "efc", faiss.DefaultEfConstruction, "HNSW efConstruction")
 	flag.StringVar(&efs, "ef", "16,32,64,128,256", "efSearch values")
-	flag.StringVar(&vs, "variants", "hnsw-ip,hnsw-ip-as-l2,sq8-ip,sq8-ip-as-l2", "index variants")
+	flag.StringVar(&vs, "variants", "hnsw-ip,sq8-ip", "index variants")
 	flag.StringVar(&c.out, "out", "build/bench_faiss", "output folder (vectors, indexes, results)")
 	flag.StringVar(&c.python, "python", "/usr/bin/python3", "python with Debian's python3-faiss")
 	flag.StringVar(&c.script, "script", "scripts/bench_faiss/bench_faiss.py", "python side")
@@ -248,9 +246,6 @@ func buildGo(ctx context.Context, c config, v variant, xb []float32, ids []int64
 	n := len(ids)
 	start, cpu0 := time.Now(), cpuSeconds()
 	cfg := faiss.HNSWConfig{M: c.m, EfConstruction: c.efc, Metric: v.metric, SQ8: v.sq8}
-	if v.metric == faiss.InnerProductAsL2 {
-		cfg.Phi = faiss.MaxSqNorm(xb, c.d)
-	}
 	ix, err := faiss.NewHNSW(c.d, cfg)
 	if err != nil {
 		return 0, 0, err

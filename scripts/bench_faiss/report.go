@@ -70,19 +70,17 @@ func writeTable(w io.Writer, c config, rows []row) {
 			r.Go.SingleQPS/r.Py.SingleQPS, r.Go.BatchQPS, r.Py.BatchQPS, r.Go.BatchQPS/r.Py.BatchQPS, gob, pyb, r.GoBuildCPU, r.PyBuildCPU, r.BytesPerVec)
 	}
 	fmt.Fprintln(w)
-	// Equal-recall comparison of IP and IP-as-L2 (batched qps at the
-	// smallest ef reaching the target recall).
+	// Equal-recall comparison of float32 and SQ8 vectors (batched qps at
+	// the smallest ef reaching the target recall).
 	const target = 0.95
 	ns := uniqueNs(rows)
 	for _, n := range ns {
-		for _, store := range []string{"hnsw", "sq8"} {
-			a, okA := atRecall(rows, n, store+"-ip", target)
-			b, okB := atRecall(rows, n, store+"-ip-as-l2", target)
-			if !okA && !okB {
-				continue
-			}
-			fmt.Fprintf(w, "n=%d %s at recall@%d >= %.2f: ip %s; ip-as-l2 %s\n", n, store, c.k, target, a, b)
+		a, okA := atRecall(rows, n, "hnsw-ip", target)
+		b, okB := atRecall(rows, n, "sq8-ip", target)
+		if !okA && !okB {
+			continue
 		}
+		fmt.Fprintf(w, "n=%d at recall@%d >= %.2f: hnsw-ip %s; sq8-ip %s\n", n, c.k, target, a, b)
 	}
 	for _, n := range ns {
 		for _, r := range rows {
