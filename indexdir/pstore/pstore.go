@@ -91,7 +91,9 @@ type Passage struct {
 }
 
 // DataPassage is the passage's id, title and text.
-func (p Passage) DataPassage() data.Passage { return data.Passage{ID: p.ID, Title: p.Title, Text: p.Text} }
+func (p Passage) DataPassage() data.Passage {
+	return data.Passage{ID: p.ID, Title: p.Title, Text: p.Text}
+}
 
 // DuplicateError reports an id that two rows share.
 type DuplicateError struct {
