@@ -10,6 +10,7 @@ import (
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -65,17 +66,17 @@ func parseShard(s string) (int, int, error) {
 	return i, n, nil
 }
 
-func indexOptions(c *cli.Context) (pipeline.IndexOptions, error) {
+func indexOptions(c *cli.Context) (indexdir.Options, error) {
 	fields := bm25.Flat
 	if c.Bool("multifield") {
 		fields = bm25.MultiField
 	}
 	for _, name := range []string{"corpus", "out"} {
 		if !c.IsSet(name) {
-			return pipeline.IndexOptions{}, fmt.Errorf("--%s is required", name)
+			return indexdir.Options{}, fmt.Errorf("--%s is required", name)
 		}
 	}
-	return pipeline.IndexOptions{
+	return indexdir.Options{
 		Out: c.String("out"), Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields}, LockTimeout: c.Duration("lock-timeout"),
 		HNSW: faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search")},
 	}, nil
@@ -116,13 +117,6 @@ func init() {
 				return err
 			}
 			o.Resume = c.Bool("resume")
-			corpus, err := pipeline.LoadCorpus(c.String("corpus"))
-			if err != nil {
-				return err
-			}
-			if s := corpus.Report.Summary(); s != "" {
-				fmt.Fprintln(os.Stderr, s)
-			}
 			if dir := c.String("ctx-encoder"); dir != "" {
 				opt, err := neuralOptions(c)
 				if err != nil {
@@ -136,7 +130,7 @@ func init() {
 				o.Encoder, o.EncoderDir = enc, dir
 			}
 			start := time.Now()
-			man, err := pipeline.BuildIndex(c.Context, c.String("corpus"), corpus, o)
+			man, err := indexdir.Build(c.Context, c.String("corpus"), o)
 			if err != nil {
 				return err
 			}
@@ -157,11 +151,7 @@ func init() {
 				if c.NArg() == 0 {
 					return fmt.Errorf("index merge: no shard directories given (re2g index merge --corpus C --out DIR SHARD_DIR...)")
 				}
-				corpus, err := pipeline.LoadCorpus(c.String("corpus"))
-				if err != nil {
-					return err
-				}
-				man, err := pipeline.MergeShards(c.Context, c.String("corpus"), corpus, o.Out, c.Args().Slice(), o)
+				man, err := indexdir.Merge(c.Context, c.String("corpus"), o.Out, c.Args().Slice(), o)
 				if err != nil {
 					return err
 				}
