@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -625,8 +626,10 @@ func (ix *Index) Passage(id string) (data.Passage, bool, error) {
 	return passageFrom(r, id)
 }
 
-// Optimize merges the index into one segment, which makes searches faster;
-// call it after a bulk load.
+// Optimize merges the index into one segment, which makes searches faster,
+// and waits until that segment is the one on disk; call it after a bulk
+// load. (bleve's force merge merges at most 10 segments a task, and returns
+// before the merged snapshot is persisted: it runs until both are done.)
 func (ix *Index) Optimize(ctx context.Context) error {
 	if ix.readOnly {
 		return ErrReadOnly
@@ -635,10 +638,49 @@ func (ix *Index) Optimize(ctx context.Context) error {
 	if !ok {
 		return errors.New("bm25: optimize: not a scorch index")
 	}
-	if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
-		return fmt.Errorf("bm25: optimize: %w", err)
+	for {
+		if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		if err := waitQuiet(ctx, s); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		n, err := ix.segments()
+		if err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		if n <= 1 {
+			return nil
+		}
 	}
-	return nil
+}
+
+// segments is the number of segments of the current snapshot.
+func (ix *Index) segments() (int, error) {
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	snap, ok := r.(*scorch.IndexSnapshot)
+	if !ok {
+		return 0, errors.New("not a scorch snapshot")
+	}
+	return len(snap.Segments()), nil
+}
+
+// waitQuiet waits until scorch has merged and persisted its latest snapshot.
+func waitQuiet(ctx context.Context, s *scorch.Scorch) error {
+	for {
+		if active, _ := s.StatsMap()["index_bgthreads_active"].(bool); !active {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // IDs lists the ids of every stored passage (in the index's internal order).
