@@ -70,14 +70,27 @@ const (
 // ErrReadOnly reports a change to an index opened by OpenReadOnly.
 var ErrReadOnly = errors.New("bm25: the index was opened read-only")
 
+// ErrExternalText reports what an index made with Options.ExternalText
+// cannot do without its passages' text: return a passage, replace or
+// delete one (BM25's statistics need the old text), or recount its
+// statistics.
+var ErrExternalText = errors.New("the index keeps no passage text (Options.ExternalText)")
+
 // Options configure a new index.
 type Options struct {
 	Fields string // Flat (default) or MultiField
+	// ExternalText indexes the passages' titles and texts without storing
+	// them, for callers that keep them anyway (re2g's index directories,
+	// in their passage store): the index is about a third of the size, but
+	// Passage, replacing or deleting a passage, and recounting statistics
+	// are ErrExternalText.
+	ExternalText bool
 }
 
 type config struct {
-	Version int    `json:"version"`
-	Fields  string `json:"fields"`
+	Version      int    `json:"version"`
+	Fields       string `json:"fields"`
+	ExternalText bool   `json:"external_text,omitempty"`
 }
 
 // fieldStats are the collection statistics BM25 needs for one field.
@@ -109,7 +122,7 @@ type Index struct {
 }
 
 func (o Options) config() (config, error) {
-	c := config{Version: 1, Fields: o.Fields}
+	c := config{Version: 1, Fields: o.Fields, ExternalText: o.ExternalText}
 	if c.Fields == "" {
 		c.Fields = Flat
 	}
@@ -141,7 +154,7 @@ func newMapping(c config) (*mapping.IndexMappingImpl, error) {
 		f := bleve.NewTextFieldMapping()
 		f.Analyzer = AnalyzerName
 		f.Index = indexed
-		f.Store = !indexed || c.Fields == MultiField
+		f.Store = (!indexed || c.Fields == MultiField) && !c.ExternalText
 		f.IncludeTermVectors = false
 		f.IncludeInAll = false
 		f.DocValues = false
@@ -275,6 +288,9 @@ func open(ctx context.Context, dir string, readOnly bool) (*Index, error) {
 
 // recount rebuilds the statistics from the stored passages.
 func (ix *Index) recount(ctx context.Context) error {
+	if ix.cfg.ExternalText {
+		return fmt.Errorf("recounting the statistics: %w: rebuild the index", ErrExternalText)
+	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
 	r, err := ix.adv.Reader()
@@ -353,6 +369,10 @@ func (ix *Index) Close() error {
 
 // Fields is the field layout, Flat or MultiField.
 func (ix *Index) Fields() string { return ix.cfg.Fields }
+
+// ExternalText reports whether the index was made with
+// Options.ExternalText: it keeps no passage text.
+func (ix *Index) ExternalText() bool { return ix.cfg.ExternalText }
 
 // Count is the number of passages.
 func (ix *Index) Count() (uint64, error) { return ix.bi.DocCount() }
@@ -484,8 +504,11 @@ func checkPassage(p data.Passage) error {
 func (ix *Index) document(p data.Passage) *document.Document {
 	d := document.NewDocument(p.ID)
 	stored := index.StoreField
+	if ix.cfg.ExternalText {
+		stored = 0
+	}
 	if ix.cfg.Fields == MultiField {
-		opt := index.IndexField | index.StoreField
+		opt := index.IndexField | stored
 		d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), opt, ix.analyzer))
 		d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), opt, ix.analyzer))
 		return d
@@ -495,8 +518,10 @@ func (ix *Index) document(p data.Passage) *document.Document {
 		contents = p.Title + " " + p.Text
 	}
 	d.AddField(document.NewTextFieldCustom(fieldContents, nil, []byte(contents), index.IndexField, ix.analyzer))
-	d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), stored, nil))
-	d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), stored, nil))
+	if stored != 0 {
+		d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), stored, nil))
+		d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), stored, nil))
+	}
 	return d
 }
 
@@ -506,6 +531,9 @@ func (ix *Index) subtractOld(r index.IndexReader, id string, delta map[string]fi
 	p, ok, err := passageFrom(r, id)
 	if err != nil || !ok {
 		return false, err
+	}
+	if ix.cfg.ExternalText {
+		return false, fmt.Errorf("bm25: passage %s is in the index: replacing or deleting it needs its text: %w", id, ErrExternalText)
 	}
 	d := ix.document(p)
 	d.VisitFields(func(fl index.Field) {
@@ -618,6 +646,9 @@ func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
 
 // Passage returns the stored passage with the given id.
 func (ix *Index) Passage(id string) (data.Passage, bool, error) {
+	if ix.cfg.ExternalText {
+		return data.Passage{}, false, fmt.Errorf("bm25: passage %s: %w", id, ErrExternalText)
+	}
 	r, err := ix.adv.Reader()
 	if err != nil {
 		return data.Passage{}, false, fmt.Errorf("bm25: %w", err)

@@ -327,7 +327,9 @@ func checkPassage(p Passage) error {
 // buildBM25 indexes the store's passages, one bleve batch at a time.
 func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) error {
 	os.RemoveAll(dir) // an interrupted BM25 build starts over: it is the cheap part
-	ix, err := bm25.Create(dir, o.BM25)
+	bo := o.BM25
+	bo.ExternalText = true // the passage store has the text
+	ix, err := bm25.Create(dir, bo)
 	if err != nil {
 		return err
 	}
