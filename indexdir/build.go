@@ -324,6 +324,10 @@ func checkPassage(p Passage) error {
 	return nil
 }
 
+// bm25Batch is the number of passages buildBM25 gives bleve at a time:
+// bleve's analysis of a batch is most of the build's memory.
+const bm25Batch = 2000
+
 // buildBM25 indexes the store's passages, one bleve batch at a time.
 func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) error {
 	os.RemoveAll(dir) // an interrupted BM25 build starts over: it is the cheap part
@@ -334,7 +338,7 @@ func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) 
 		return err
 	}
 	bar := progress.NewTo(o.progressOut(), store.Len(), "indexing", "docs")
-	batch := make([]data.Passage, 0, bm25.BatchSize)
+	batch := make([]data.Passage, 0, bm25Batch)
 	flush := func() error {
 		if err := ix.Add(ctx, batch, nil); err != nil {
 			return err

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/internal/synthcorpus"
 	"github.com/re2g/re2g/torch"
 )
 
@@ -317,5 +319,77 @@ func TestStoreServesSearches(t *testing.T) {
 	}
 	if ix := open(t, beir); ix.HasPages() || ix.Page(ps[0].ID) != ps[0].ID {
 		t.Fatal("a BEIR index has pages")
+	}
+}
+
+// TestBuildStreamsSyntheticCorpus builds the BM25-only index of a gzipped
+// stream of 50,000 synthetic KILT passages (sentences of ArguAna and
+// SQuADShifts, from a fixed seed) in a second process, and reports its
+// peak resident memory (VmHWM) against the corpus size (re2g bench ingest
+// measures how it grows); the store then holds every passage as the stream
+// had it, at its row and under its id, and BM25 finds a passage by its text.
+func TestBuildStreamsSyntheticCorpus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50,000 passages")
+	}
+	src, err := synthcorpus.Load(shared)
+	if err != nil {
+		t.Skipf("shared data not available: %v", err)
+	}
+	const n = 50_000
+	corpus := filepath.Join(t.TempDir(), "kilt.jsonl.gz")
+	size, err := synthcorpus.Write(corpus, n, 7, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "index")
+	h := startHelper(t, nil, "bm25", out, corpus)
+	got := h.line(t)
+	kb, err := strconv.Atoi(strings.TrimPrefix(got, "vmhwm "))
+	if !strings.HasPrefix(got, "vmhwm ") || err != nil {
+		t.Fatalf("helper: %q", got)
+	}
+	h.finish(t)
+	t.Logf("%d passages, %.1f MiB of JSON lines: peak RSS of the build %.0f MiB (%.2f bytes per corpus byte, fixed costs included)",
+		n, float64(size)/(1<<20), float64(kb)/1024, float64(kb)*1024/float64(size))
+	ix := open(t, out)
+	if ix.Manifest.Passages != n || !ix.HasPages() || ix.HasDense() {
+		t.Fatalf("manifest %+v", ix.Manifest)
+	}
+	st := ix.Passages()
+	rows := 0
+	var sample []Passage
+	if _, err := ReadCorpus(context.Background(), corpus, nil, func(want Passage) error {
+		want.Row = rows
+		want.Range = &data.PassageRange{Page: want.Page, First: rows % synthcorpus.PerPage, Last: rows % synthcorpus.PerPage}
+		got, err := st.Row(rows)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("row %d: %+v, the stream has %+v", rows, got, want)
+		}
+		if rows%997 == 0 {
+			sample = append(sample, want)
+		}
+		rows++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n {
+		t.Fatalf("the stream has %d passages", rows)
+	}
+	for _, want := range sample {
+		if got, err := st.Get(want.ID); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Get(%s): %+v %v", want.ID, got, err)
+		}
+		if ix.Page(want.ID) != want.Page {
+			t.Fatalf("Page(%s) = %s", want.ID, ix.Page(want.ID))
+		}
+	}
+	hs, err := ix.SparseSearch(context.Background(), sample[3].Text, 3, bm25.Params{})
+	if err != nil || len(hs) == 0 || hs[0].ID != sample[3].ID {
+		t.Fatalf("BM25 search for a passage's text: %+v %v", hs, err)
 	}
 }

@@ -26,6 +26,8 @@ import (
 //	  namespace the parent gave it), then open and search the index
 //	build OUT CORPUS CTX_ENCODER RESUME: build an index, printing "chunk"
 //	  after the first chunk and then waiting for stdin to close
+//	bm25 OUT CORPUS: build a BM25-only index, then print "vmhwm KB", the
+//	  process's peak resident memory
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("RE2G_HELPER"); mode != "" {
 		if err := helper(mode, strings.Fields(os.Getenv("RE2G_HELPER_ARGS"))); err != nil {
@@ -95,8 +97,32 @@ func helper(mode string, args []string) error {
 				return nil
 			}})
 		return err
+	case "bm25":
+		if _, err := Build(ctx, args[1], Options{Out: args[0], Progress: io.Discard}); err != nil {
+			return err
+		}
+		kb, err := vmHWM()
+		if err != nil {
+			return err
+		}
+		fmt.Println("vmhwm", kb)
+		return nil
 	}
 	return fmt.Errorf("unknown helper %q", mode)
+}
+
+// vmHWM is this process's peak resident set, in KiB (/proc/self/status).
+func vmHWM() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
 
 // helperProc is a running helper process.
