@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,23 @@ func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
 		NumReturnSequences: c.Int("num-return-sequences"), MaxNewTokens: c.Int("max-new-tokens"),
 		LockTimeout: c.Duration("lock-timeout"),
 	}, nil
+}
+
+// processPeakMemory is ", peak memory N MiB" (the process's VmHWM), or "" where
+// /proc does not say.
+func processPeakMemory() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			if kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); err == nil {
+				return fmt.Sprintf(", peak memory %d MiB", kb>>10)
+			}
+		}
+	}
+	return ""
 }
 
 func parseShard(s string) (int, int, error) {
@@ -135,7 +153,7 @@ func init() {
 				return err
 			}
 			secs := time.Since(start).Seconds()
-			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out)
+			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s%s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out, processPeakMemory())
 			return nil
 		},
 		Subcommands: []*cli.Command{{
