@@ -3,11 +3,14 @@ package bm25
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	segment "github.com/blevesearch/scorch_segment_api/v2"
 
 	"github.com/re2g/re2g/data"
 )
@@ -25,17 +28,27 @@ func filler(i int) string {
 	return b.String()
 }
 
-// zapBytes is the size of dir's segment files.
-func zapBytes(t *testing.T, dir string) int64 {
+// liveBytes is the size of the segment files of ix's current snapshot
+// (not of files bleve has yet to remove).
+func liveBytes(t *testing.T, ix *Index) int64 {
 	t.Helper()
+	r, err := ix.adv.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	var n int64
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && filepath.Ext(p) == ".zap" {
-			info, _ := d.Info()
-			n += info.Size()
+	for _, ss := range r.(*scorch.IndexSnapshot).Segments() {
+		ps, ok := ss.Segment().(segment.PersistedSegment)
+		if !ok {
+			t.Fatal("a segment not on disk after Optimize")
 		}
-		return err
-	})
+		st, err := os.Stat(ps.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += st.Size()
+	}
 	return n
 }
 
@@ -50,7 +63,7 @@ func TestExternalText(t *testing.T) {
 	}
 	for _, fields := range []string{Flat, MultiField} {
 		t.Run(fields, func(t *testing.T) {
-			stored, sdir := newIndex(t, fields, ps)
+			stored, _ := newIndex(t, fields, ps)
 			dir := filepath.Join(t.TempDir(), "ext")
 			ext, err := Create(dir, Options{Fields: fields, ExternalText: true})
 			if err != nil {
@@ -97,13 +110,13 @@ func TestExternalText(t *testing.T) {
 			if err != nil || len(ids) != 400 {
 				t.Fatalf("IDs: %d %v", len(ids), err)
 			}
-			ext.Close()
-			stored.Close()
-			a, b := zapBytes(t, dir), zapBytes(t, sdir)
+			a, b := liveBytes(t, ext), liveBytes(t, stored)
 			t.Logf("segments: %d bytes without text, %d with", a, b)
 			if a*2 >= b {
 				t.Fatalf("without text %d bytes, with %d", a, b)
 			}
+			ext.Close()
+			stored.Close()
 			ro, err := OpenReadOnly(ctx, dir)
 			if err != nil {
 				t.Fatal(err)
