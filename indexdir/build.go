@@ -303,7 +303,7 @@ func ingest(ctx context.Context, corpusPath, dir string, o Options) (int, bool, 
 		}
 		return 0, false, fmt.Errorf("index: %w", err)
 	}
-	slog.Info("passage store written", "dir", storeDir, "passages", n, "corpus_bytes", size, "seconds", time.Since(start).Seconds())
+	slog.Info("passage store written", "dir", storeDir, "passages", n, "corpus_file_bytes", size, "seconds", time.Since(start).Seconds())
 	return n, format != FormatBEIR, nil
 }
 

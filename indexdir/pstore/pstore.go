@@ -9,13 +9,13 @@
 //	passages.dat  "RE2GPSD1", then the records, one per passage, in row order
 //	passages.off  "RE2GPSO1", count (uint64), then count+1 uint64 offsets of
 //	              the records in passages.dat (the last one its size)
-//	passages.ids  "RE2GPSH1", count, slots (a power of two), hash ("xxh64"
-//	              as a uint64 code), then slots uint64 entries of an
+//	passages.ids  "RE2GPSH1", count, slots (a power of two), the hash (1:
+//	              xxh64 of the id), then slots uint64 entries of an
 //	              open-addressing (linear probing) table of the ids: 0 for
 //	              an empty slot, else the id hash's top 24 bits << 40 | row+1
 //
-// A record is: uvarint line, uvarint len + id, page (uvarint kind: 0 none, 1
-// the title, 2 the page of the id's range, 3 uvarint len + page), range
+// A record is: uvarint line, uvarint len + id, page (a byte: 0 none, 1 the
+// title, 2 the page of the id's range, 3 followed by uvarint len + page), range
 // (uvarint 0, or first+1, uvarint last, a byte of cut flags), uvarint len +
 // title, uvarint len + text. Integers are little-endian.
 //
