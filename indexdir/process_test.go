@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/neural"
 )
 
@@ -101,28 +102,14 @@ func helper(mode string, args []string) error {
 		if _, err := Build(ctx, args[1], Options{Out: args[0], Progress: io.Discard}); err != nil {
 			return err
 		}
-		kb, err := vmHWM()
+		m, err := procstat.Read(0)
 		if err != nil {
 			return err
 		}
-		fmt.Println("vmhwm", kb)
+		fmt.Println("vmhwm", m.Peak)
 		return nil
 	}
 	return fmt.Errorf("unknown helper %q", mode)
-}
-
-// vmHWM is this process's peak resident set, in KiB (/proc/self/status).
-func vmHWM() (int, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/self/status")
 }
 
 // helperProc is a running helper process.

@@ -18,6 +18,7 @@ import (
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/indexdir/pstore"
+	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/internal/synthcorpus"
 )
 
@@ -219,19 +220,10 @@ func bleveStored(ctx context.Context, st *pstore.Store, dir string, ids []string
 // rusage maxrss will not do: Linux counts in it the parent's resident set
 // at the fork.)
 func peakMemory(pid int, stop <-chan struct{}) [2]int64 {
-	path := fmt.Sprintf("/proc/%d/status", pid)
 	var peak [2]int64
 	for {
-		if b, err := os.ReadFile(path); err == nil {
-			for _, l := range strings.Split(string(b), "\n") {
-				for i, key := range []string{"VmHWM:", "RssAnon:"} {
-					if v, ok := strings.CutPrefix(l, key); ok {
-						if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
-							peak[i] = max(peak[i], kb)
-						}
-					}
-				}
-			}
+		if m, err := procstat.Read(pid); err == nil {
+			peak[0], peak[1] = max(peak[0], m.Peak), max(peak[1], m.Anon)
 		}
 		select {
 		case <-stop:

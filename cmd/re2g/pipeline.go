@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/indexdir"
+	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -59,18 +59,11 @@ func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
 // processPeakMemory is ", peak memory N MiB" (the process's VmHWM), or "" where
 // /proc does not say.
 func processPeakMemory() string {
-	b, err := os.ReadFile("/proc/self/status")
+	m, err := procstat.Read(0)
 	if err != nil {
 		return ""
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			if kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB")); err == nil {
-				return fmt.Sprintf(", peak memory %d MiB", kb>>10)
-			}
-		}
-	}
-	return ""
+	return fmt.Sprintf(", peak memory %d MiB", m.Peak>>10)
 }
 
 func parseShard(s string) (int, int, error) {
