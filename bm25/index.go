@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -69,14 +70,27 @@ const (
 // ErrReadOnly reports a change to an index opened by OpenReadOnly.
 var ErrReadOnly = errors.New("bm25: the index was opened read-only")
 
+// ErrExternalText reports what an index made with Options.ExternalText
+// cannot do without its passages' text: return a passage, replace or
+// delete one (BM25's statistics need the old text), or recount its
+// statistics.
+var ErrExternalText = errors.New("the index keeps no passage text (Options.ExternalText)")
+
 // Options configure a new index.
 type Options struct {
 	Fields string // Flat (default) or MultiField
+	// ExternalText indexes the passages' titles and texts without storing
+	// them, for callers that keep them anyway (re2g's index directories,
+	// in their passage store): the index is about a third of the size, but
+	// Passage, replacing or deleting a passage, and recounting statistics
+	// are ErrExternalText.
+	ExternalText bool
 }
 
 type config struct {
-	Version int    `json:"version"`
-	Fields  string `json:"fields"`
+	Version      int    `json:"version"`
+	Fields       string `json:"fields"`
+	ExternalText bool   `json:"external_text,omitempty"`
 }
 
 // fieldStats are the collection statistics BM25 needs for one field.
@@ -108,7 +122,7 @@ type Index struct {
 }
 
 func (o Options) config() (config, error) {
-	c := config{Version: 1, Fields: o.Fields}
+	c := config{Version: 1, Fields: o.Fields, ExternalText: o.ExternalText}
 	if c.Fields == "" {
 		c.Fields = Flat
 	}
@@ -140,7 +154,7 @@ func newMapping(c config) (*mapping.IndexMappingImpl, error) {
 		f := bleve.NewTextFieldMapping()
 		f.Analyzer = AnalyzerName
 		f.Index = indexed
-		f.Store = !indexed || c.Fields == MultiField
+		f.Store = (!indexed || c.Fields == MultiField) && !c.ExternalText
 		f.IncludeTermVectors = false
 		f.IncludeInAll = false
 		f.DocValues = false
@@ -274,6 +288,9 @@ func open(ctx context.Context, dir string, readOnly bool) (*Index, error) {
 
 // recount rebuilds the statistics from the stored passages.
 func (ix *Index) recount(ctx context.Context) error {
+	if ix.cfg.ExternalText {
+		return fmt.Errorf("recounting the statistics: %w: rebuild the index", ErrExternalText)
+	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
 	r, err := ix.adv.Reader()
@@ -352,6 +369,10 @@ func (ix *Index) Close() error {
 
 // Fields is the field layout, Flat or MultiField.
 func (ix *Index) Fields() string { return ix.cfg.Fields }
+
+// ExternalText reports whether the index was made with
+// Options.ExternalText: it keeps no passage text.
+func (ix *Index) ExternalText() bool { return ix.cfg.ExternalText }
 
 // Count is the number of passages.
 func (ix *Index) Count() (uint64, error) { return ix.bi.DocCount() }
@@ -483,8 +504,11 @@ func checkPassage(p data.Passage) error {
 func (ix *Index) document(p data.Passage) *document.Document {
 	d := document.NewDocument(p.ID)
 	stored := index.StoreField
+	if ix.cfg.ExternalText {
+		stored = 0
+	}
 	if ix.cfg.Fields == MultiField {
-		opt := index.IndexField | index.StoreField
+		opt := index.IndexField | stored
 		d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), opt, ix.analyzer))
 		d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), opt, ix.analyzer))
 		return d
@@ -494,8 +518,10 @@ func (ix *Index) document(p data.Passage) *document.Document {
 		contents = p.Title + " " + p.Text
 	}
 	d.AddField(document.NewTextFieldCustom(fieldContents, nil, []byte(contents), index.IndexField, ix.analyzer))
-	d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), stored, nil))
-	d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), stored, nil))
+	if stored != 0 {
+		d.AddField(document.NewTextFieldCustom(fieldTitle, nil, []byte(p.Title), stored, nil))
+		d.AddField(document.NewTextFieldCustom(fieldText, nil, []byte(p.Text), stored, nil))
+	}
 	return d
 }
 
@@ -505,6 +531,9 @@ func (ix *Index) subtractOld(r index.IndexReader, id string, delta map[string]fi
 	p, ok, err := passageFrom(r, id)
 	if err != nil || !ok {
 		return false, err
+	}
+	if ix.cfg.ExternalText {
+		return false, fmt.Errorf("bm25: passage %s is in the index: replacing or deleting it needs its text: %w", id, ErrExternalText)
 	}
 	d := ix.document(p)
 	d.VisitFields(func(fl index.Field) {
@@ -617,6 +646,9 @@ func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
 
 // Passage returns the stored passage with the given id.
 func (ix *Index) Passage(id string) (data.Passage, bool, error) {
+	if ix.cfg.ExternalText {
+		return data.Passage{}, false, fmt.Errorf("bm25: passage %s: %w", id, ErrExternalText)
+	}
 	r, err := ix.adv.Reader()
 	if err != nil {
 		return data.Passage{}, false, fmt.Errorf("bm25: %w", err)
@@ -625,8 +657,10 @@ func (ix *Index) Passage(id string) (data.Passage, bool, error) {
 	return passageFrom(r, id)
 }
 
-// Optimize merges the index into one segment, which makes searches faster;
-// call it after a bulk load.
+// Optimize merges the index into one segment, which makes searches faster,
+// and waits until that segment is the one on disk; call it after a bulk
+// load. (bleve's force merge merges at most 10 segments a task, and returns
+// before the merged snapshot is persisted: it runs until both are done.)
 func (ix *Index) Optimize(ctx context.Context) error {
 	if ix.readOnly {
 		return ErrReadOnly
@@ -635,10 +669,49 @@ func (ix *Index) Optimize(ctx context.Context) error {
 	if !ok {
 		return errors.New("bm25: optimize: not a scorch index")
 	}
-	if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
-		return fmt.Errorf("bm25: optimize: %w", err)
+	for {
+		if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		if err := waitQuiet(ctx, s); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		n, err := ix.segments()
+		if err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		}
+		if n <= 1 {
+			return nil
+		}
 	}
-	return nil
+}
+
+// segments is the number of segments of the current snapshot.
+func (ix *Index) segments() (int, error) {
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	snap, ok := r.(*scorch.IndexSnapshot)
+	if !ok {
+		return 0, errors.New("not a scorch snapshot")
+	}
+	return len(snap.Segments()), nil
+}
+
+// waitQuiet waits until scorch has merged and persisted its latest snapshot.
+func waitQuiet(ctx context.Context, s *scorch.Scorch) error {
+	for {
+		if active, _ := s.StatsMap()["index_bgthreads_active"].(bool); !active {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // IDs lists the ids of every stored passage (in the index's internal order).

@@ -27,7 +27,23 @@ func LoadCorpus(path string, rep *Report) ([]Passage, error) {
 func ReadCorpus(r io.Reader, name string, rep *Report) ([]Passage, error) {
 	var out []Passage
 	seen := map[string]bool{}
-	err := eachLine(r, name, func(line []byte, n int) error {
+	err := EachCorpusPassage(r, name, rep, func(p Passage, n int) error {
+		if seen[p.ID] {
+			return rep.skip(name, n, "duplicate id")
+		}
+		seen[p.ID] = true
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// EachCorpusPassage streams a BEIR corpus: fn gets every passage of r, in
+// order, with its 1-based line number. Malformed lines are as LoadCorpus
+// has them, except that repeated ids are not looked for (that would take a
+// set of every id): fn sees them.
+func EachCorpusPassage(r io.Reader, name string, rep *Report, fn func(p Passage, line int) error) error {
+	return eachLine(r, name, func(line []byte, n int) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return nil
 		}
@@ -49,17 +65,11 @@ func ReadCorpus(r io.Reader, name string, rep *Report) ([]Passage, error) {
 		if why := validID(id); why != "" {
 			return rep.skip(name, n, "%s", why)
 		}
-		if seen[id] {
-			return rep.skip(name, n, "duplicate id")
-		}
 		if strings.TrimSpace(rec.Title) == "" && strings.TrimSpace(*rec.Text) == "" {
 			return rep.skip(name, n, "empty title and text")
 		}
-		seen[id] = true
-		out = append(out, Passage{ID: id, Title: rec.Title, Text: *rec.Text})
-		return nil
+		return fn(Passage{ID: id, Title: rec.Title, Text: *rec.Text}, n)
 	})
-	return out, err
 }
 
 // LoadQueries reads queries from a BEIR queries.jsonl ({"_id", "text"} a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -32,7 +33,24 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 	defer f.Close()
 	var out []KILTPassage
 	seen := map[string]bool{}
-	err = eachLine(f, path, func(line []byte, n int) error {
+	err = EachKILTPassage(f, path, rep, func(p KILTPassage, n int) error {
+		if seen[p.ID] {
+			return rep.skip(path, n, "duplicate id %s", p.ID)
+		}
+		seen[p.ID] = true
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// EachKILTPassage streams a KILT knowledge source (either shape, see
+// LoadKILTPassages) read from r, named path in messages: fn gets every passage, in order, with the
+// 1-based number of its line (a page's passages share theirs). Malformed
+// lines are as LoadKILTPassages has them, except that repeated ids are not
+// looked for (that would take a set of every id): fn sees them.
+func EachKILTPassage(r io.Reader, path string, rep *Report, fn func(p KILTPassage, line int) error) error {
+	return eachLine(r, path, func(line []byte, n int) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return nil
 		}
@@ -66,12 +84,7 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 			if why := validID(id); why != "" {
 				return rep.skip(path, n, "%s", why)
 			}
-			if seen[id] {
-				return rep.skip(path, n, "duplicate id %s", id)
-			}
-			seen[id] = true
-			out = append(out, KILTPassage{Passage: Passage{ID: id, Title: title, Text: text}, WikipediaID: wid})
-			return nil
+			return fn(KILTPassage{Passage: Passage{ID: id, Title: title, Text: text}, WikipediaID: wid}, n)
 		}
 		t := bytes.TrimSpace(rec.Text)
 		switch {
@@ -119,7 +132,6 @@ func LoadKILTPassages(path string, rep *Report) ([]KILTPassage, error) {
 			return rep.skip(path, n, "text is neither a string nor a list of strings")
 		}
 	})
-	return out, err
 }
 
 // KILTProvenance is one piece of evidence for a KILT answer.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
@@ -91,13 +92,9 @@ func Run(ctx context.Context, o Options) (*kilt.Result, error) {
 	}
 	fmt.Fprintf(o.Out, "models: %s\n", m.Note)
 
-	corpus, err := pipeline.LoadCorpus(corpusPath)
-	if err != nil {
-		return nil, err
-	}
 	index := filepath.Join(o.Work, "index")
 	os.RemoveAll(index)
-	io := pipeline.IndexOptions{Out: index, Progress: os.Stderr}
+	io := indexdir.Options{Out: index, Progress: os.Stderr}
 	if m.CtxEncoder != "" {
 		enc, err := neural.LoadEncoder(m.CtxEncoder, o.Neural)
 		if err != nil {
@@ -107,7 +104,7 @@ func Run(ctx context.Context, o Options) (*kilt.Result, error) {
 		io.Encoder, io.EncoderDir = enc, m.CtxEncoder
 	}
 	t0 := time.Now()
-	if _, err := pipeline.BuildIndex(ctx, corpusPath, corpus, io); err != nil {
+	if _, err := indexdir.Build(ctx, corpusPath, io); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "index: %s (%.1f s)\n", index, time.Since(t0).Seconds())

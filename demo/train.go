@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
-	"github.com/re2g/re2g/pipeline"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/train"
 )
 
@@ -56,16 +56,12 @@ func Train(ctx context.Context, work string, passages []data.Passage, trainQA, d
 		return Models{}, err
 	}
 	corpusPath := filepath.Join(work, "corpus.jsonl")
-	corpus, err := pipeline.LoadCorpus(corpusPath)
-	if err != nil {
-		return Models{}, err
-	}
 	bm := filepath.Join(work, "train-index")
-	if ix, err := pipeline.OpenIndex(bm); err == nil {
+	if ix, err := indexdir.Open(ctx, bm); err == nil {
 		ix.Close()
 	} else {
 		os.RemoveAll(bm)
-		if _, err := pipeline.BuildIndex(ctx, corpusPath, corpus, pipeline.IndexOptions{Out: bm, Progress: os.Stderr}); err != nil {
+		if _, err := indexdir.Build(ctx, corpusPath, indexdir.Options{Out: bm, Progress: os.Stderr}); err != nil {
 			return Models{}, err
 		}
 	}

@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"io"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 )
@@ -58,12 +60,8 @@ func TestNewRejectsNumbersOutOfRange(t *testing.T) {
 // negative one silently meant 16.
 func TestPredictRejectsNegativeBatch(t *testing.T) {
 	corpusPath, _ := tinyCorpus(t, 5)
-	corpus, err := LoadCorpus(corpusPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(t.TempDir(), "index")
-	if _, err := BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: out}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: out, Progress: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := New(Config{Index: out})

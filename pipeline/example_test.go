@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/pipeline"
 )
 
@@ -20,12 +21,8 @@ func Example() {
 {"_id": "rust", "title": "Rust", "text": "Rust is a language empowering everyone to build reliable software."}
 {"_id": "tea", "title": "Tea", "text": "Tea is an aromatic beverage prepared by pouring hot water over leaves."}
 `), 0o644)
-	c, err := pipeline.LoadCorpus(corpus)
-	if err != nil {
-		log.Fatal(err)
-	}
 	index := filepath.Join(dir, "index")
-	if _, err := pipeline.BuildIndex(context.Background(), corpus, c, pipeline.IndexOptions{Out: index, Progress: nopWriter{}}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpus, indexdir.Options{Out: index, Progress: nopWriter{}}); err != nil {
 		log.Fatal(err)
 	}
 	// With QueryEncoder, Reranker and Generator set, the same call retrieves

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/model/bart"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/torch"
@@ -84,7 +85,7 @@ func (c *Config) defaults() {
 type Pipeline struct {
 	cfg      Config
 	format   neural.SourceFormat // generator sources and reranker passages
-	index    *Index
+	index    *indexdir.Index
 	encoder  *neural.Encoder
 	reranker *neural.Reranker
 	gen      *neural.Generator
@@ -113,7 +114,7 @@ func NewContext(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 		octx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	ix, err := OpenIndexContext(octx, cfg.Index)
+	ix, err := indexdir.Open(octx, cfg.Index)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func (p *Pipeline) Close() error {
 }
 
 // Index is the pipeline's index.
-func (p *Pipeline) Index() *Index { return p.index }
+func (p *Pipeline) Index() *indexdir.Index { return p.index }
 
 // Config is the pipeline's configuration, defaults filled in.
 func (p *Pipeline) Config() Config { return p.cfg }

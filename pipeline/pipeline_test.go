@@ -2,15 +2,14 @@ package pipeline
 
 import (
 	"context"
-	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/data"
-	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/model/bart"
 	"github.com/re2g/re2g/model/bert"
 	"github.com/re2g/re2g/neural"
@@ -98,172 +97,15 @@ func tinyCorpus(t *testing.T, n int) (string, []data.Passage) {
 	return p, ps
 }
 
-func TestIndexCrashAndResumeEqualsUninterrupted(t *testing.T) {
-	torch.SetNumThreads(2)
-	_, ctxDir, _, _ := tinyModels(t)
-	corpusPath, _ := tinyCorpus(t, 50)
-	corpus, err := LoadCorpus(corpusPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := neural.LoadEncoder(ctxDir, neural.Options{BatchSize: 8, MaxLength: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	ctx := context.Background()
-	full := filepath.Join(t.TempDir(), "full")
-	if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: full, Encoder: enc, Chunk: 8}); err != nil {
-		t.Fatal(err)
-	}
-	// a crash after 3 of 7 chunks
-	crashed := filepath.Join(t.TempDir(), "crashed")
-	boom := errors.New("killed")
-	_, err = BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: crashed, Encoder: enc, Chunk: 8,
-		afterChunk: func(done int) error {
-			if done == 3 {
-				return boom
-			}
-			return nil
-		}})
-	if !errors.Is(err, boom) {
-		t.Fatalf("want the simulated crash, got %v", err)
-	}
-	if _, err := OpenIndex(crashed); err == nil {
-		t.Fatal("an unfinished index opened")
-	}
-	if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: crashed, Encoder: enc, Chunk: 8}); err == nil {
-		t.Fatal("rebuilding over an unfinished index without --resume succeeded")
-	}
-	encoded := 0
-	if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: crashed, Encoder: enc, Chunk: 8, Resume: true,
-		afterChunk: func(done int) error { encoded = done; return nil }}); err != nil {
-		t.Fatal(err)
-	}
-	if encoded != 4 {
-		t.Fatalf("resume encoded %d chunks, want the 4 missing ones", encoded)
-	}
-	a, b := vectors(t, full), vectors(t, crashed)
-	if len(a) != 50 || len(b) != 50 {
-		t.Fatalf("%d and %d vectors", len(a), len(b))
-	}
-	for id, v := range a {
-		w := b[id]
-		for i := range v {
-			if v[i] != w[i] {
-				t.Fatalf("passage %s: resumed vector differs", id)
-			}
-		}
-	}
-}
-
-func vectors(t *testing.T, dir string) map[string][]float32 {
-	t.Helper()
-	st, err := dense.Open(filepath.Join(dir, denseDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]float32{}
-	for _, si := range st.Shards() {
-		_, ids, vecs, err := st.ReadShard(context.Background(), si.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, id := range ids {
-			out[id] = vecs[i*st.Dim() : (i+1)*st.Dim()]
-		}
-	}
-	return out
-}
-
-func TestShardsMergeIntoOneIndex(t *testing.T) {
-	_, ctxDir, _, _ := tinyModels(t)
-	corpusPath, _ := tinyCorpus(t, 30)
-	corpus, _ := LoadCorpus(corpusPath)
-	enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	ctx := context.Background()
-	var dirs []string
-	for i := 0; i < 3; i++ {
-		d := filepath.Join(t.TempDir(), "shard")
-		if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: d, Encoder: enc, Chunk: 4, Shard: i, NumShards: 3}); err != nil {
-			t.Fatal(err)
-		}
-		dirs = append(dirs, d)
-	}
-	parent := t.TempDir()
-	out := filepath.Join(parent, "merged")
-	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs[:2], IndexOptions{}); err == nil {
-		t.Fatal("merging without a shard succeeded")
-	}
-	// a failed merge leaves nothing behind: no half-written dense/, no
-	// temporary directory
-	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
-		t.Fatalf("a failed merge left %v", ents)
-	}
-	// a directory that holds something is not merged into, nor touched
-	os.MkdirAll(out, 0o755)
-	os.WriteFile(filepath.Join(out, "keep"), []byte("x"), 0o644)
-	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs, IndexOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
-		t.Fatalf("merge into a non-empty directory: %v", err)
-	}
-	if ents, _ := os.ReadDir(out); len(ents) != 1 {
-		t.Fatalf("the non-empty directory now holds %v", ents)
-	}
-	os.RemoveAll(out)
-	// a damaged shard is an error naming its file
-	bad := copyDir(t, dirs[1])
-	vec := filepath.Join(bad, denseDir, "chunk-000001.g1.vec")
-	raw, err := os.ReadFile(vec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[40] ^= 1
-	os.WriteFile(vec, raw, 0o644)
-	if _, err := MergeShards(ctx, corpusPath, corpus, out, []string{dirs[0], bad, dirs[2]}, IndexOptions{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), vec) {
-		t.Fatalf("merging a damaged shard: %v", err)
-	}
-	if _, err := MergeShards(ctx, corpusPath, corpus, out, dirs, IndexOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
-		t.Fatalf("after the merge the parent holds %v, want the index alone", ents)
-	}
-	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o755 {
-		t.Fatalf("merged index directory: %v %v", st.Mode(), err)
-	}
-	single := filepath.Join(t.TempDir(), "single")
-	if _, err := BuildIndex(ctx, corpusPath, corpus, IndexOptions{Out: single, Encoder: enc, Chunk: 4}); err != nil {
-		t.Fatal(err)
-	}
-	a, b := vectors(t, out), vectors(t, single)
-	for id, v := range b {
-		for i := range v {
-			if a[id][i] != v[i] {
-				t.Fatalf("passage %s differs between merged shards and one build", id)
-			}
-		}
-	}
-	ix, err := OpenIndex(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix.Close()
-}
-
 func TestTinyEndToEnd(t *testing.T) {
 	qDir, ctxDir, rrDir, genDir := tinyModels(t)
 	corpusPath, ps := tinyCorpus(t, 40)
-	corpus, _ := LoadCorpus(corpusPath)
 	enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := filepath.Join(t.TempDir(), "index")
-	if _, err := BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: idx, Encoder: enc}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, Progress: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	enc.Close()

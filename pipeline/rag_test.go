@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/neural"
 )
 
@@ -18,13 +20,12 @@ const hf = "../testdata/hf"
 // query-first layout; Separator/TitleSeparator override either.
 func TestRAGDirectories(t *testing.T) {
 	corpusPath, ps := tinyCorpus(t, 30)
-	corpus, _ := LoadCorpus(corpusPath)
 	enc, err := neural.LoadEncoder(filepath.Join(hf, "bert", "safetensors"), neural.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := filepath.Join(t.TempDir(), "index")
-	if _, err := BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: idx, Encoder: enc}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, Progress: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	enc.Close()

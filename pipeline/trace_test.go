@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/neural"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -114,16 +115,12 @@ func tracedPipeline(t *testing.T) *Pipeline {
 	t.Helper()
 	qDir, ctxDir, rrDir, genDir := tinyModels(t)
 	corpusPath, _ := tinyCorpus(t, 40)
-	corpus, err := LoadCorpus(corpusPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := filepath.Join(t.TempDir(), "index")
-	_, err = BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: idx, Encoder: enc, Progress: io.Discard})
+	_, err = indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, Progress: io.Discard})
 	enc.Close()
 	if err != nil {
 		t.Fatal(err)

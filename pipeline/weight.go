@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
 )
 
@@ -14,11 +15,7 @@ import (
 // logits, and RAG-Sequence marginalisation of the generated sequences.
 
 // Hit is one passage a retriever returned, with the retriever's score.
-type Hit struct {
-	ID          string
-	Title, Text string
-	Score       float64
-}
+type Hit = indexdir.Hit
 
 // Candidate is one passage of the merged list: which retriever(s) found it,
 // with their scores, and the reranker's logit once it has been scored.

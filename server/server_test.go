@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/internal/tinymodels"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -76,18 +77,13 @@ func testPipeline(t *testing.T) *pipeline.Pipeline {
 		for _, q := range sq.Questions[:200] {
 			fixQs = append(fixQs, q.Question)
 		}
-		corpus, err := pipeline.LoadCorpus(corpusPath)
-		if err != nil {
-			fixErr = err
-			return
-		}
 		enc, err := neural.LoadEncoder(dirs.CtxEncoder, neural.Options{MaxLength: 64})
 		if err != nil {
 			fixErr = err
 			return
 		}
 		idx := filepath.Join(dir, "index")
-		_, fixErr = pipeline.BuildIndex(context.Background(), corpusPath, corpus, pipeline.IndexOptions{Out: idx, Encoder: enc, Progress: io.Discard})
+		_, fixErr = indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, Progress: io.Discard})
 		enc.Close()
 		if fixErr != nil {
 			return

@@ -15,6 +15,7 @@ import (
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
@@ -224,7 +225,7 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 	if err != nil {
 		return fmt.Errorf("train: context encoder %s: %w", encDir, err)
 	}
-	if ix, err := pipeline.OpenIndex(out); err == nil {
+	if ix, err := indexdir.Open(ctx, out); err == nil {
 		same := ix.Manifest.Dense != nil && ix.Manifest.Dense.Extra["encoder_fingerprint"] == key
 		ix.Close()
 		if same {
@@ -236,18 +237,14 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 	if _, err := os.Stat(corpusPath); err != nil {
 		return fmt.Errorf("train: re-encoding the corpus of index %s: its corpus %s: %w", e.ix.Dir, corpusPath, err)
 	}
-	corpus, err := pipeline.LoadCorpus(corpusPath)
-	if err != nil {
-		return err
-	}
 	os.RemoveAll(out)
-	o := pipeline.IndexOptions{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
+	o := indexdir.Options{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
 		SQ8Train: sq8TrainOf(e.ix), Extra: map[string]string{"encoder_fingerprint": key}}
 	if !progress {
 		o.Progress = nopWriter{}
 	}
-	slog.Info("encoding the corpus", "passages", len(corpus.Passages), "encoder", encDir, "index", out)
-	_, err = pipeline.BuildIndex(ctx, corpusPath, corpus, o)
+	slog.Info("encoding the corpus", "passages", e.ix.Manifest.Passages, "encoder", encDir, "index", out)
+	_, err = indexdir.Build(ctx, corpusPath, o)
 	return err
 }
 
@@ -262,7 +259,7 @@ func sq8TrainOf(ix *pipeline.Index) dense.SQ8Train {
 }
 
 // hnswOf is the HNSW configuration of ix (faiss's defaults without vectors).
-func hnswOf(ix *pipeline.Index) faiss.HNSWConfig {
+func hnswOf(ix *indexdir.Index) faiss.HNSWConfig {
 	if ix.Manifest.Dense != nil {
 		return ix.Manifest.Dense.HNSW
 	}
@@ -429,7 +426,7 @@ func (e *env) reloadPair(dir string, shared bool) (*biEncoder, *biEncoder, error
 
 // withIndex runs f with e's index switched to the one at dir.
 func (e *env) withIndex(dir string, f func() error) error {
-	ix, err := pipeline.OpenIndex(dir)
+	ix, err := indexdir.Open(context.Background(), dir)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -22,7 +23,7 @@ type env struct {
 	ds         *Dataset
 	trainQ     []Question // the training examples (MaxTrain)
 	devQ       []Question // the dev examples evaluated during training (MaxDev)
-	ix         *pipeline.Index
+	ix         *indexdir.Index
 	scratchTok *tokenizer.Tokenizer
 	keys       map[string]string // weightsKey's hashes by model directory
 }
@@ -56,7 +57,7 @@ func newEnv(cfg *Config, ds *Dataset, index string) (*env, error) {
 	if index == "" {
 		return nil, fmt.Errorf("train: no index: give --index DIR (built by re2g index from the passage corpus)")
 	}
-	if e.ix, err = pipeline.OpenIndex(index); err != nil {
+	if e.ix, err = indexdir.Open(context.Background(), index); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return e, nil

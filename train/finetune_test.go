@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/model/bart"
 	"github.com/re2g/re2g/model/rag"
 	"github.com/re2g/re2g/neural"
-	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
 )
 
@@ -579,12 +579,8 @@ func realKILT(t *testing.T, nTrain, nDev int) (trainPath, devPath, index string)
 	trainPath, devPath = filepath.Join(dir, "train.jsonl"), filepath.Join(dir, "dev.jsonl")
 	task(trainPath, d.Train, nTrain)
 	task(devPath, d.Dev, nDev)
-	c, err := pipeline.LoadCorpus(corpus)
-	if err != nil {
-		t.Fatal(err)
-	}
 	index = filepath.Join(dir, "index")
-	if _, err := pipeline.BuildIndex(context.Background(), corpus, c, pipeline.IndexOptions{Out: index, Progress: nopWriter{}}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpus, indexdir.Options{Out: index, Progress: nopWriter{}}); err != nil {
 		t.Fatal(err)
 	}
 	return trainPath, devPath, index

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/kilt"
-	"github.com/re2g/re2g/pipeline"
 )
 
 // Phases are the phase names, in training order.
@@ -22,7 +22,7 @@ var Phases = []string{"dpr", "generator", "reranker", "e2e"}
 // the page whose paragraph range overlaps the provenance's
 // (kilt.PassageMap: ids, pages and ranges only, no texts).
 func IndexPositives(ctx context.Context, dir string) (Positives, error) {
-	ix, err := pipeline.OpenIndex(dir)
+	ix, err := indexdir.Open(ctx, dir)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

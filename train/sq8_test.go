@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/re2g/re2g/indexdir"
 	"testing"
 
 	"github.com/re2g/re2g/dense"
@@ -12,7 +13,7 @@ import (
 // HNSW configuration and the SQ8 training sample (size and seed) of the
 // index it read, not the defaults.
 func TestReindexKeepsSQ8Training(t *testing.T) {
-	ix := &pipeline.Index{Manifest: pipeline.Manifest{Dense: &pipeline.DenseManifest{
+	ix := &pipeline.Index{Manifest: indexdir.Manifest{Dense: &indexdir.DenseManifest{
 		HNSW:     faiss.HNSWConfig{M: 16, SQ8: true},
 		SQ8Train: &dense.SQ8Train{Sample: 500, Seed: 9, Vectors: 300},
 	}}}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -65,12 +66,8 @@ func tinyTask(t *testing.T, dir string) (trainPath, devPath, index string) {
 		t.Fatal(err)
 	}
 	f.Close()
-	c, err := pipeline.LoadCorpus(corpus)
-	if err != nil {
-		t.Fatal(err)
-	}
 	index = filepath.Join(dir, "index")
-	if _, err := pipeline.BuildIndex(context.Background(), corpus, c, pipeline.IndexOptions{Out: index, Progress: nopWriter{}}); err != nil {
+	if _, err := indexdir.Build(context.Background(), corpus, indexdir.Options{Out: index, Progress: nopWriter{}}); err != nil {
 		t.Fatal(err)
 	}
 	rec := func(id, text, ans, gold string) kilt.Record {

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/kilt"
-	"github.com/re2g/re2g/pipeline"
 )
 
 func sharedFile(t *testing.T, rel string) string {
@@ -72,7 +72,7 @@ func TestKILTPassagesCommand(t *testing.T) {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	// re2g index reads the output, with the page of each passage.
-	c, err := pipeline.LoadCorpus(out)
+	c, err := indexdir.LoadCorpus(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestSQuADShiftsKILTChain(t *testing.T) {
 		t.Errorf("%d paragraphs, want 1581", paragraphs)
 	}
 
-	corpus, err := pipeline.LoadCorpus(passages)
+	corpus, err := indexdir.LoadCorpus(passages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSQuADShiftsKILTChain(t *testing.T) {
 	if _, _, err := runRe2g(t, "data", "squad-kilt", "--in", squad, "--out", task, "--limit", "50"); err != nil {
 		t.Fatal(err)
 	}
-	sq, err := pipeline.LoadCorpus(squad)
+	sq, err := indexdir.LoadCorpus(squad)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/indexdir"
+	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
@@ -55,6 +57,16 @@ func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
 	}, nil
 }
 
+// processPeakMemory is ", peak memory N MiB" (the process's VmHWM), or "" where
+// /proc does not say.
+func processPeakMemory() string {
+	m, err := procstat.Read(0)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(", peak memory %d MiB", m.Peak>>10)
+}
+
 func parseShard(s string) (int, int, error) {
 	if s == "" {
 		return 0, 1, nil
@@ -66,21 +78,21 @@ func parseShard(s string) (int, int, error) {
 	return i, n, nil
 }
 
-func indexOptions(c *cli.Context) (pipeline.IndexOptions, error) {
+func indexOptions(c *cli.Context) (indexdir.Options, error) {
 	fields := bm25.Flat
 	if c.Bool("multifield") {
 		fields = bm25.MultiField
 	}
 	for _, name := range []string{"corpus", "out"} {
 		if !c.IsSet(name) {
-			return pipeline.IndexOptions{}, fmt.Errorf("--%s is required", name)
+			return indexdir.Options{}, fmt.Errorf("--%s is required", name)
 		}
 	}
 	train, err := sq8Train(c)
 	if err != nil {
-		return pipeline.IndexOptions{}, err
+		return indexdir.Options{}, err
 	}
-	return pipeline.IndexOptions{
+	return indexdir.Options{
 		Out: c.String("out"), Chunk: c.Int("chunk"), BM25: bm25.Options{Fields: fields}, LockTimeout: c.Duration("lock-timeout"),
 		HNSW:     faiss.HNSWConfig{M: c.Int("hnsw-m"), EfConstruction: c.Int("ef-construction"), EfSearch: c.Int("ef-search"), SQ8: c.Bool("sq8")},
 		SQ8Train: train,
@@ -147,13 +159,6 @@ func init() {
 				return err
 			}
 			o.Resume = c.Bool("resume")
-			corpus, err := pipeline.LoadCorpus(c.String("corpus"))
-			if err != nil {
-				return err
-			}
-			if s := corpus.Report.Summary(); s != "" {
-				fmt.Fprintln(os.Stderr, s)
-			}
 			if dir := c.String("ctx-encoder"); dir != "" {
 				opt, err := neuralOptions(c)
 				if err != nil {
@@ -167,12 +172,12 @@ func init() {
 				o.Encoder, o.EncoderDir = enc, dir
 			}
 			start := time.Now()
-			man, err := pipeline.BuildIndex(c.Context, c.String("corpus"), corpus, o)
+			man, err := indexdir.Build(c.Context, c.String("corpus"), o)
 			if err != nil {
 				return err
 			}
 			secs := time.Since(start).Seconds()
-			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out)
+			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s%s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out, processPeakMemory())
 			return nil
 		},
 		Subcommands: []*cli.Command{{
@@ -188,11 +193,7 @@ func init() {
 				if c.NArg() == 0 {
 					return fmt.Errorf("index merge: no shard directories given (re2g index merge --corpus C --out DIR SHARD_DIR...)")
 				}
-				corpus, err := pipeline.LoadCorpus(c.String("corpus"))
-				if err != nil {
-					return err
-				}
-				man, err := pipeline.MergeShards(c.Context, c.String("corpus"), corpus, o.Out, c.Args().Slice(), o)
+				man, err := indexdir.Merge(c.Context, c.String("corpus"), o.Out, c.Args().Slice(), o)
 				if err != nil {
 					return err
 				}

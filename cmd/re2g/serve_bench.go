@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/internal/tinymodels"
 	"github.com/re2g/re2g/neural"
-	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/server/loadgen"
 	"github.com/urfave/cli/v2"
 )
@@ -177,15 +177,11 @@ func benchFixture(c *cli.Context) (tinymodels.Dirs, string, error) {
 	index := filepath.Join(work, "index-"+size)
 	if _, err := os.Stat(filepath.Join(index, "manifest.json")); err != nil {
 		os.RemoveAll(index)
-		corpus, err := pipeline.LoadCorpus(c.String("squad"))
-		if err != nil {
-			return dirs, "", err
-		}
 		enc, err := neural.LoadEncoder(dirs.CtxEncoder, neural.Options{MaxLength: 256, BatchSize: 64})
 		if err != nil {
 			return dirs, "", err
 		}
-		_, err = pipeline.BuildIndex(c.Context, c.String("squad"), corpus, pipeline.IndexOptions{Out: index, Encoder: enc, EncoderDir: dirs.CtxEncoder})
+		_, err = indexdir.Build(c.Context, c.String("squad"), indexdir.Options{Out: index, Encoder: enc, EncoderDir: dirs.CtxEncoder})
 		enc.Close()
 		if err != nil {
 			return dirs, "", err

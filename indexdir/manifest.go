@@ -1,4 +1,4 @@
-package pipeline
+package indexdir
 
 import (
 	"bytes"
@@ -19,12 +19,56 @@ import (
 	"sync"
 	"time"
 
+	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/internal/atomicfile"
 )
 
-// manifestVersion 2 records every file's size and CRC-32C, and the
-// manifest's own SHA-256; version 1 manifests (older builds) have neither.
-const manifestVersion = 2
+// manifestVersion 3 indexes keep their passages in a passage store
+// (passages/, package pstore) instead of bleve's stored fields and a
+// pages.json map; version 2 added every file's size and CRC-32C, and the
+// manifest's own SHA-256, which version 1 manifests lack.
+const manifestVersion = 3
+
+// Manifest describes a built index: what corpus, which encoder, what
+// parameters, how many of everything.
+type Manifest struct {
+	Version      int       `json:"version"`
+	Created      time.Time `json:"created"`
+	Corpus       string    `json:"corpus"`
+	CorpusSHA256 string    `json:"corpus_sha256"`
+	Passages     int       `json:"passages"`
+	Pages        bool      `json:"pages"`
+	BM25         *struct {
+		Fields string `json:"fields"`
+	} `json:"bm25,omitempty"`
+	Dense *DenseManifest `json:"dense,omitempty"`
+	// Shard is "I/N" for the partial output of one encoding shard, which
+	// holds vectors only, until Merge combines the shards.
+	Shard string `json:"shard,omitempty"`
+	// Files are every other file of the directory, checked when it is
+	// opened (empty for indexes from before version 2).
+	Files []FileSum `json:"files,omitempty"`
+	// ManifestSHA256 is the SHA-256 of this file as written with the field
+	// all zeros. It must stay the last field.
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+}
+
+// DenseManifest describes the dense half of an index.
+type DenseManifest struct {
+	Encoder string            `json:"encoder"`
+	Dim     int               `json:"dim"`
+	Vectors int               `json:"vectors"`
+	HNSW    faiss.HNSWConfig  `json:"hnsw"`
+	Chunk   int               `json:"chunk"`
+	Extra   map[string]string `json:"extra,omitempty"`
+	// SQ8Train is how the quantiser of an SQ8 index (HNSW.SQ8) was trained.
+	SQ8Train *dense.SQ8Train `json:"sq8_train,omitempty"`
+}
+
+// ReadManifest reads and checks the manifest of the index directory dir
+// (see OpenContext for the files' checks).
+func ReadManifest(dir string) (*Manifest, error) { return readManifest(dir) }
 
 // ErrCorrupt reports an index file that does not match the manifest.
 var ErrCorrupt = errors.New("damaged")
@@ -109,17 +153,27 @@ func writeManifest(ctx context.Context, dir string, man *Manifest) error {
 		return err
 	}
 	man.Version, man.Files = manifestVersion, files
+	b, err := signManifest(man)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, manifestFile), b, 0o644)
+}
+
+// signManifest is man as the manifest file holds it, with its SHA-256
+// (which it sets in man too).
+func signManifest(man *Manifest) ([]byte, error) {
 	man.ManifestSHA256 = strings.Repeat("0", sha256.Size*2)
 	b, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b = append(b, '\n')
 	at := bytes.LastIndex(b, []byte(sumKey)) + len(sumKey)
 	sum := sha256.Sum256(b)
 	man.ManifestSHA256 = hex.EncodeToString(sum[:])
 	copy(b[at:], man.ManifestSHA256)
-	return atomicfile.WriteFile(filepath.Join(dir, manifestFile), b, 0o644)
+	return b, nil
 }
 
 // readManifest reads and checks dir/manifest.json: its SHA-256 if it has
@@ -136,7 +190,7 @@ func readManifest(dir string) (*Manifest, error) {
 	}
 	at := bytes.LastIndex(b, []byte(sumKey))
 	if at < 0 {
-		if m.Version >= manifestVersion || len(m.Files) > 0 {
+		if m.Version >= 2 || len(m.Files) > 0 {
 			return nil, fmt.Errorf("%s: %w: no manifest_sha256", path, ErrCorrupt)
 		}
 		return &m, nil

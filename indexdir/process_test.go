@@ -1,4 +1,4 @@
-package pipeline
+package indexdir
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/neural"
 )
 
@@ -26,6 +27,8 @@ import (
 //	  namespace the parent gave it), then open and search the index
 //	build OUT CORPUS CTX_ENCODER RESUME: build an index, printing "chunk"
 //	  after the first chunk and then waiting for stdin to close
+//	bm25 OUT CORPUS: build a BM25-only index, then print "vmhwm KB", the
+//	  process's peak resident memory
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("RE2G_HELPER"); mode != "" {
 		if err := helper(mode, strings.Fields(os.Getenv("RE2G_HELPER_ARGS"))); err != nil {
@@ -47,7 +50,7 @@ func helper(mode string, args []string) error {
 	ctx := context.Background()
 	switch mode {
 	case "hold":
-		ix, err := OpenIndex(args[0])
+		ix, err := Open(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -67,7 +70,7 @@ func helper(mode string, args []string) error {
 		if err := os.WriteFile(filepath.Join(dir, "probe"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
 			return fmt.Errorf("the mount is not read-only: writing a file gave %v", err)
 		}
-		ix, err := OpenIndex(dir)
+		ix, err := Open(ctx, dir)
 		if err != nil {
 			return err
 		}
@@ -79,17 +82,13 @@ func helper(mode string, args []string) error {
 		fmt.Println("ok", len(hs))
 		return nil
 	case "build":
-		corpus, err := LoadCorpus(args[1])
-		if err != nil {
-			return err
-		}
 		enc, err := neural.LoadEncoder(args[2], neural.Options{MaxLength: 64})
 		if err != nil {
 			return err
 		}
 		defer enc.Close()
 		waited := false
-		_, err = BuildIndex(ctx, args[1], corpus, IndexOptions{Out: args[0], Encoder: enc, Chunk: 8, Resume: args[3] == "true",
+		_, err = Build(ctx, args[1], Options{Out: args[0], Encoder: enc, Chunk: 8, Resume: args[3] == "true",
 			Progress: io.Discard, afterChunk: func(int) error {
 				if !waited {
 					waited = true
@@ -99,6 +98,16 @@ func helper(mode string, args []string) error {
 				return nil
 			}})
 		return err
+	case "bm25":
+		if _, err := Build(ctx, args[1], Options{Out: args[0], Progress: io.Discard}); err != nil {
+			return err
+		}
+		m, err := procstat.Read(0)
+		if err != nil {
+			return err
+		}
+		fmt.Println("vmhwm", m.Peak)
+		return nil
 	}
 	return fmt.Errorf("unknown helper %q", mode)
 }
@@ -195,7 +204,7 @@ func TestReadersShareTheIndexAcrossProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	ix, err := OpenIndexContext(ctx, dir)
+	ix, err := Open(ctx, dir)
 	if err != nil {
 		t.Fatalf("open while two other processes have it open: %v", err)
 	}
@@ -215,7 +224,7 @@ func TestReadersShareTheIndexAcrossProcesses(t *testing.T) {
 // says that it is being built; once the first finishes, a resume finds the
 // index finished.
 func TestBuildIsLocked(t *testing.T) {
-	_, ctxDir, _, _ := tinyModels(t)
+	ctxDir := ctxEncoderDir(t)
 	corpusPath := kiltCorpus(t, 30)
 	out := filepath.Join(t.TempDir(), "index")
 	h := startHelper(t, nil, "build", out, corpusPath, ctxDir, "false")
@@ -223,20 +232,12 @@ func TestBuildIsLocked(t *testing.T) {
 		t.Fatalf("helper: %q", got)
 	}
 	pid := h.cmd.Process.Pid
-	corpus, err := LoadCorpus(corpusPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
+	enc := loadEncoder(t, ctxDir, 0)
 	encoded := 0
-	o := IndexOptions{Out: out, Encoder: enc, Chunk: 8, Resume: true, LockTimeout: 300 * time.Millisecond, Progress: io.Discard,
+	o := Options{Out: out, Encoder: enc, Chunk: 8, Resume: true, LockTimeout: 300 * time.Millisecond, Progress: io.Discard,
 		afterChunk: func(int) error { encoded++; return nil }}
 	start := time.Now()
-	_, err = BuildIndex(context.Background(), corpusPath, corpus, o)
+	_, err := Build(context.Background(), corpusPath, o)
 	want := fmt.Sprintf("index %s is in use by PID %d", out, pid)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("a second build: %v; want %q", err, want)
@@ -247,27 +248,22 @@ func TestBuildIsLocked(t *testing.T) {
 	if encoded != 0 {
 		t.Fatalf("the locked-out build encoded %d chunks", encoded)
 	}
-	if _, err := OpenIndex(out); err == nil || !strings.Contains(err.Error(), "being built by PID "+strconv.Itoa(pid)) {
+	if _, err := Open(context.Background(), out); err == nil || !strings.Contains(err.Error(), "being built by PID "+strconv.Itoa(pid)) {
 		t.Fatalf("opening an index being built: %v", err)
 	}
 	m := filepath.Join(t.TempDir(), "merged")
-	if _, err := MergeShards(context.Background(), corpusPath, corpus, m, []string{out}, o); err == nil {
+	if _, err := Merge(context.Background(), corpusPath, m, []string{out}, o); err == nil {
 		t.Fatal("merged an unfinished build")
 	}
 	if _, err := os.Stat(m); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed merge left %s: %v", m, err)
 	}
 	h.finish(t)
-	_, err = BuildIndex(context.Background(), corpusPath, corpus, o)
+	_, err = Build(context.Background(), corpusPath, o)
 	if err == nil || !strings.Contains(err.Error(), "already holds a finished index") || encoded != 0 {
 		t.Fatalf("resume after the other build finished: %v (%d chunks encoded)", err, encoded)
 	}
-	ix, err := OpenIndex(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	searchAll(t, ix)
-	ix.Close()
+	searchAll(t, open(t, out))
 	if _, err := os.Stat(filepath.Join(out, ".lock")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("lock file left in the finished index: %v", err)
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package indexdir
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,22 +21,6 @@ import (
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/neural"
 )
-
-// kiltCorpus writes n SQuADShifts paragraphs as KILT passages (with pages).
-func kiltCorpus(t *testing.T, n int) string {
-	t.Helper()
-	_, ps := tinyCorpus(t, n)
-	p := filepath.Join(t.TempDir(), "passages.jsonl")
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	for _, x := range ps {
-		enc.Encode(map[string]string{"id": x.ID, "wikipedia_id": "page-" + x.Title, "title": x.Title, "text": x.Text})
-	}
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 var (
 	denseOnce sync.Once
@@ -53,25 +36,18 @@ func denseIndex(t *testing.T) string {
 	t.Helper()
 	tokenizerJSON(t)
 	denseOnce.Do(func() {
-		denseTmp, denseErr = os.MkdirTemp("", "re2g-pipeline-index-")
+		denseTmp, denseErr = os.MkdirTemp("", "re2g-indexdir-index-")
 		if denseErr != nil {
 			return
 		}
-		_, ctxDir, _, _ := tinyModels(t)
-		corpusPath := kiltCorpus(t, 30)
-		corpus, err := LoadCorpus(corpusPath)
-		if err != nil {
-			denseErr = err
-			return
-		}
-		enc, err := neural.LoadEncoder(ctxDir, neural.Options{MaxLength: 64})
+		enc, err := neural.LoadEncoder(ctxEncoderDir(t), neural.Options{MaxLength: 64})
 		if err != nil {
 			denseErr = err
 			return
 		}
 		defer enc.Close()
 		denseIdx = filepath.Join(denseTmp, "index")
-		_, denseErr = BuildIndex(context.Background(), corpusPath, corpus, IndexOptions{Out: denseIdx, Encoder: enc, Chunk: 8, Progress: io.Discard})
+		_, denseErr = Build(context.Background(), kiltCorpus(t, 30), Options{Out: denseIdx, Encoder: enc, Chunk: 8, Progress: io.Discard})
 	})
 	if denseErr != nil {
 		t.Fatal(denseErr)
@@ -123,13 +99,9 @@ func files(t *testing.T, dir string) []string {
 // crash the process in the first search).
 func TestOpenIndexDetectsDamage(t *testing.T) {
 	good := denseIndex(t)
-	ix, err := OpenIndex(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix.Close()
+	open(t, good)
 	all := files(t, good)
-	for _, want := range []string{"manifest.json", "pages.json", "bm25/store/root.bolt", "bm25/index_meta.json", "dense/manifest.json",
+	for _, want := range []string{"manifest.json", "passages/passages.dat", "passages/passages.off", "passages/passages.ids", "bm25/store/root.bolt", "bm25/index_meta.json", "dense/manifest.json",
 		"dense/chunk-000003.g1.vec", "dense/chunk-000003.g1.ids", "dense/hnsw.faiss", "dense/hnsw.faiss.json"} {
 		if !slicesContains(all, want) {
 			t.Fatalf("the index has no %s: %v", want, all)
@@ -163,7 +135,7 @@ func TestOpenIndexDetectsDamage(t *testing.T) {
 				if err := d.do(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
 					t.Fatal(err)
 				}
-				ix, err := OpenIndex(dir)
+				ix, err := Open(context.Background(), dir)
 				if err == nil {
 					ix.Close()
 					t.Fatalf("opened an index with %s damaged (%s)", rel, d.name)
@@ -186,7 +158,7 @@ func TestOpenIndexDetectsDamage(t *testing.T) {
 			t.Fatalf("manifest has no passage count: %s", b)
 		}
 		os.WriteFile(p, edited, 0o644)
-		if _, err := OpenIndex(dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		if _, err := Open(context.Background(), dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) {
 			t.Fatalf("an edited manifest: %v", err)
 		}
 	})
@@ -201,9 +173,41 @@ func slicesContains(s []string, x string) bool {
 	return false
 }
 
-// TestOpenLegacyIndexWarns: an index whose manifest predates checksums
-// (version 1, no files, no manifest_sha256) still opens, with a warning.
-func TestOpenLegacyIndexWarns(t *testing.T) {
+// TestOpenOldIndexSaysRebuild: an index from before the passage store
+// (manifest version 2 with checksums, or version 1 without: passages in
+// bleve, pages in pages.json) is refused with the command that rebuilds
+// it, not opened half-way nor reported as damaged.
+func TestOpenOldIndexSaysRebuild(t *testing.T) {
+	for _, version := range []int{1, 2} {
+		dir := copyDir(t, denseIndex(t))
+		// the old layout: no passages/, a pages.json
+		os.RemoveAll(filepath.Join(dir, passagesDir))
+		os.WriteFile(filepath.Join(dir, legacyPagesFile), []byte(`{"a": "1"}`), 0o644)
+		m, err := readManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []byte
+		if version == 2 {
+			if m.Files, err = indexFiles(context.Background(), dir); err != nil {
+				t.Fatal(err)
+			}
+			m.Version = 2
+			if b, err = signManifest(m); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			m.Files, m.ManifestSHA256, m.Version = nil, "", 1
+			b, _ = json.MarshalIndent(m, "", "  ")
+		}
+		os.WriteFile(filepath.Join(dir, manifestFile), b, 0o644)
+		_, err = Open(context.Background(), dir)
+		if !errors.Is(err, ErrOldIndex) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), dir) ||
+			!strings.Contains(err.Error(), "rebuild it (re2g index --corpus "+m.Corpus) {
+			t.Fatalf("a version %d index: %v", version, err)
+		}
+	}
+	// a version-3 manifest stripped of its checksum is damage, not age
 	dir := copyDir(t, denseIndex(t))
 	p := filepath.Join(dir, manifestFile)
 	var m map[string]any
@@ -211,32 +215,11 @@ func TestOpenLegacyIndexWarns(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	delete(m, "files")
 	delete(m, "manifest_sha256")
-	m["version"] = 1
 	b, _ = json.MarshalIndent(m, "", "  ")
 	os.WriteFile(p, b, 0o644)
-	var logs bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	defer slog.SetDefault(old)
-	ix, err := OpenIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	if !strings.Contains(logs.String(), "no checksums") || !strings.Contains(logs.String(), dir) {
-		t.Fatalf("no warning logged: %q", logs.String())
-	}
-	if hs, err := ix.SparseSearch(context.Background(), "city", 3, bm25.Params{}); err != nil || len(hs) == 0 {
-		t.Fatalf("search: %v %v", hs, err)
-	}
-	// a version-2 manifest stripped of its checksum is damage, not age
-	m["version"] = 2
-	b, _ = json.MarshalIndent(m, "", "  ")
-	os.WriteFile(p, b, 0o644)
-	if _, err := OpenIndex(dir); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("version 2 without a checksum: %v", err)
+	if _, err := Open(context.Background(), dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("version 3 without a checksum: %v", err)
 	}
 }
 
@@ -316,15 +299,11 @@ func squadIndex(t *testing.T) string {
 		t.Skipf("shared data not available: %v", err)
 	}
 	squadOnce.Do(func() {
-		var corpus *Corpus
-		if corpus, squadErr = LoadCorpus(src); squadErr != nil {
-			return
-		}
-		if squadTmp, squadErr = os.MkdirTemp("", "re2g-pipeline-squad-"); squadErr != nil {
+		if squadTmp, squadErr = os.MkdirTemp("", "re2g-indexdir-squad-"); squadErr != nil {
 			return
 		}
 		squadIdx = filepath.Join(squadTmp, "index")
-		_, squadErr = BuildIndex(context.Background(), src, corpus, IndexOptions{Out: squadIdx, Progress: io.Discard})
+		_, squadErr = Build(context.Background(), src, Options{Out: squadIdx, Progress: io.Discard})
 	})
 	if squadErr != nil {
 		t.Fatal(squadErr)
@@ -338,7 +317,7 @@ func openAndSearchWriteNothing(t *testing.T, dir string, dense bool) {
 	time.Sleep(20 * time.Millisecond) // so that a rewrite would show in the mtimes
 	before := state(t, dir)
 	for range 2 {
-		ix, err := OpenIndex(dir)
+		ix, err := Open(context.Background(), dir)
 		if err != nil {
 			t.Fatalf("a read-only index: %v", err)
 		}

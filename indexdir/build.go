@@ -1,0 +1,511 @@
+// Package indexdir builds, opens and merges re2g index directories: the
+// passage store (passages/, package pstore), the BM25 index (bm25/) and the
+// passage vectors with their HNSW index (dense/), described and checksummed
+// by manifest.json. Building streams the corpus: its memory is the indexes'
+// own structures and one batch or encoding chunk, not the corpus.
+package indexdir
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/re2g/re2g/bm25"
+	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/faiss"
+	"github.com/re2g/re2g/indexdir/pstore"
+	"github.com/re2g/re2g/internal/atomicfile"
+	"github.com/re2g/re2g/internal/dirlock"
+	"github.com/re2g/re2g/internal/progress"
+	"github.com/re2g/re2g/neural"
+)
+
+// The layout of an index directory.
+const (
+	manifestFile = "manifest.json"
+	progressFile = "progress.json"
+	passagesDir  = "passages"
+	bm25Dir      = "bm25"
+	denseDir     = "dense"
+	hnswFile     = "hnsw.faiss"
+	// legacyPagesFile is where indexes before version 3 kept the page of
+	// every passage, one JSON map.
+	legacyPagesFile = "pages.json"
+)
+
+// Options control Build and Merge.
+type Options struct {
+	Out        string
+	Encoder    *neural.Encoder   // context encoder; nil builds BM25 only
+	EncoderDir string            // recorded in the manifest
+	Extra      map[string]string // recorded in the manifest's dense part (e.g. what produced the encoder)
+	Chunk      int               // passages per encoded chunk, the unit of checkpointing (default 2048)
+	Shard      int               // with NumShards > 1: encode only chunks c with c % NumShards == Shard
+	NumShards  int
+	Resume     bool
+	BM25       bm25.Options
+	HNSW       faiss.HNSWConfig
+	SQ8Train   dense.SQ8Train // with HNSW.SQ8: the quantiser's training sample
+	Progress   io.Writer      // progress bars (nil: stderr)
+	// Report receives the corpus records skipped as malformed (nil: their
+	// summary is logged).
+	Report *data.Report
+	// LockTimeout is how long to wait for the directory's writer lock while
+	// another build or merge holds it (0: not at all).
+	LockTimeout time.Duration
+	// afterChunk is a test hook called after each chunk is stored.
+	afterChunk func(done int) error
+}
+
+// buildState records which steps of a build are complete, for --resume.
+type buildState struct {
+	CorpusSHA256 string `json:"corpus_sha256"`
+	Shard        string `json:"shard,omitempty"`
+	StoreDone    bool   `json:"store_done"`
+	Passages     int    `json:"passages,omitempty"` // once the store is done
+	Pages        bool   `json:"pages,omitempty"`
+	BM25Done     bool   `json:"bm25_done"`
+	DenseDone    bool   `json:"dense_done"`
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func (o Options) shardLabel() string {
+	if o.NumShards > 1 {
+		return fmt.Sprintf("%d/%d", o.Shard, o.NumShards)
+	}
+	return ""
+}
+
+func (o Options) progressOut() io.Writer {
+	if o.Progress != nil {
+		return o.Progress
+	}
+	return os.Stderr
+}
+
+// Build builds an index directory from the corpus at corpusPath (any
+// format ReadCorpus reads), streaming it: the passage store first (where
+// repeated ids are found), then from it the BM25 index, and, with an
+// encoder, the passage vectors (encoded in checkpointed chunks, so that an
+// interrupted build resumes where it stopped) and their HNSW index. With
+// NumShards > 1 it only encodes its share of the chunks: Merge then
+// combines the shards into one index.
+func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error) {
+	if o.Chunk <= 0 {
+		o.Chunk = 2048
+	}
+	if o.NumShards > 1 && (o.Shard < 0 || o.Shard >= o.NumShards) {
+		return nil, fmt.Errorf("index: shard %d of %d", o.Shard, o.NumShards)
+	}
+	if o.NumShards > 1 && o.Encoder == nil {
+		return nil, errors.New("index: shards split the encoding: --shard needs a context encoder")
+	}
+	sum, err := fileSHA256(corpusPath)
+	if err != nil {
+		return nil, fmt.Errorf("index: corpus: %w", err)
+	}
+	pr := buildState{CorpusSHA256: sum, Shard: o.shardLabel()}
+	progPath := filepath.Join(o.Out, progressFile)
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	lock, err := lockIndex(ctx, o.Out, o.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseLock(lock)
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
+	if _, err := os.Stat(progPath); err == nil {
+		if !o.Resume {
+			return nil, fmt.Errorf("index: %s holds an unfinished build: pass --resume to continue it, or remove it", o.Out)
+		}
+		var old buildState
+		if err := readJSON(progPath, &old); err != nil {
+			return nil, err
+		}
+		if old.CorpusSHA256 != sum || old.Shard != pr.Shard {
+			return nil, fmt.Errorf("index: %s was started for another corpus or shard (sha256 %s, shard %q)", o.Out, old.CorpusSHA256, old.Shard)
+		}
+		pr = old
+		slog.Info("resuming index build", "dir", o.Out, "store_done", pr.StoreDone, "bm25_done", pr.BM25Done, "dense_done", pr.DenseDone)
+	} else {
+		if empty, err := emptyDir(o.Out); err != nil || !empty {
+			return nil, fmt.Errorf("index: %s exists and is not empty", o.Out)
+		}
+		if err := writeJSON(progPath, pr); err != nil {
+			return nil, err
+		}
+	}
+	if !pr.StoreDone {
+		n, pages, err := ingest(ctx, corpusPath, o.Out, o)
+		if err != nil {
+			return nil, err
+		}
+		pr.StoreDone, pr.Passages, pr.Pages = true, n, pages
+		if err := writeJSON(progPath, pr); err != nil {
+			return nil, err
+		}
+	}
+	store, err := pstore.Open(filepath.Join(o.Out, passagesDir))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer store.Close()
+	if store.Len() != pr.Passages {
+		return nil, fmt.Errorf("index: %s holds %d passages, %s says %d", store.Dir(), store.Len(), progPath, pr.Passages)
+	}
+	man := &Manifest{Corpus: corpusPath, CorpusSHA256: sum, Passages: pr.Passages, Pages: pr.Pages, Shard: pr.Shard}
+	if o.NumShards <= 1 && !pr.BM25Done {
+		if err := buildBM25(ctx, filepath.Join(o.Out, bm25Dir), store, o); err != nil {
+			return nil, err
+		}
+		pr.BM25Done = true
+		if err := writeJSON(progPath, pr); err != nil {
+			return nil, err
+		}
+	}
+	if o.NumShards <= 1 {
+		man.BM25 = &struct {
+			Fields string `json:"fields"`
+		}{Fields: o.BM25.Fields}
+	}
+	if o.Encoder != nil {
+		dm, err := encodeCorpus(ctx, store, o)
+		if err != nil {
+			return nil, err
+		}
+		if o.NumShards <= 1 {
+			if dm.SQ8Train, err = buildHNSW(ctx, o.Out, o); err != nil {
+				return nil, err
+			}
+		}
+		man.Dense = dm
+	}
+	if o.NumShards > 1 {
+		// A shard holds vectors only: Merge makes the store again from the
+		// corpus.
+		store.Close()
+		if err := os.RemoveAll(store.Dir()); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+	}
+	man.Created = time.Now().UTC()
+	if err := writeManifest(ctx, o.Out, man); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(progPath); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return man, nil
+}
+
+// ingest streams the corpus into dir's passage store, made anew (a store
+// left unfinished by an interrupted build is dropped), and returns the
+// number of passages and whether they have pages. A repeated passage id is
+// an error naming both lines.
+func ingest(ctx context.Context, corpusPath, dir string, o Options) (int, bool, error) {
+	storeDir := filepath.Join(dir, passagesDir)
+	if err := os.RemoveAll(storeDir); err != nil {
+		return 0, false, fmt.Errorf("index: %w", err)
+	}
+	if stale, _ := filepath.Glob(filepath.Join(dir, "."+passagesDir+".tmp-*")); len(stale) > 0 {
+		for _, s := range stale {
+			os.RemoveAll(s)
+		}
+	}
+	w, err := pstore.Create(storeDir)
+	if err != nil {
+		return 0, false, fmt.Errorf("index: %w", err)
+	}
+	rep := o.Report
+	if rep == nil {
+		rep = &data.Report{}
+	}
+	skipped := len(rep.Skips)
+	var size int64
+	if st, err := os.Stat(corpusPath); err == nil {
+		size = st.Size()
+	}
+	bar := progress.NewTo(o.progressOut(), -1, "read corpus", "passages")
+	start := time.Now()
+	format, err := ReadCorpus(ctx, corpusPath, rep, func(p Passage) error {
+		if err := checkPassage(p); err != nil {
+			return fmt.Errorf("corpus %s: %w", corpusPath, err)
+		}
+		if err := w.Add(p); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		bar.Add(1)
+		return nil
+	})
+	bar.Finish()
+	if err != nil {
+		w.Abort()
+		return 0, false, err
+	}
+	n := w.Count()
+	if o.Report == nil && len(rep.Skips) > skipped {
+		slog.Warn("corpus records skipped", "corpus", corpusPath, "summary", rep.Summary())
+	}
+	if n == 0 {
+		w.Abort()
+		return 0, false, fmt.Errorf("corpus %s: no passages (%s)", corpusPath, rep.Summary())
+	}
+	if err := w.Close(ctx); err != nil {
+		var dup *pstore.DuplicateError
+		if errors.As(err, &dup) {
+			return 0, false, fmt.Errorf("corpus %s: %w", corpusPath, err)
+		}
+		return 0, false, fmt.Errorf("index: %w", err)
+	}
+	slog.Info("passage store written", "dir", storeDir, "passages", n, "corpus_file_bytes", size, "seconds", time.Since(start).Seconds())
+	return n, format != FormatBEIR, nil
+}
+
+// checkPassage holds a passage to what the indexes take: an id without
+// white space (a TREC run file's, and a line of the vector store's id
+// files), and some text.
+func checkPassage(p Passage) error {
+	where := fmt.Sprintf("line %d", p.Line)
+	if p.Line == 0 {
+		where = fmt.Sprintf("passage %q", p.ID)
+	}
+	switch {
+	case p.ID == "" || strings.ContainsAny(p.ID, " \t\r\n"):
+		return fmt.Errorf("%s: passage id %q: empty or contains white space", where, p.ID)
+	case strings.TrimSpace(p.Title) == "" && strings.TrimSpace(p.Text) == "":
+		return fmt.Errorf("%s: passage %s: no title or text", where, p.ID)
+	}
+	return nil
+}
+
+// bm25Batch is the number of passages buildBM25 gives bleve at a time:
+// bleve's analysis of a batch is most of the build's memory.
+const bm25Batch = 2000
+
+// buildBM25 indexes the store's passages, one bleve batch at a time.
+func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) error {
+	os.RemoveAll(dir) // an interrupted BM25 build starts over: it is the cheap part
+	bo := o.BM25
+	bo.ExternalText = true // the passage store has the text
+	ix, err := bm25.Create(dir, bo)
+	if err != nil {
+		return err
+	}
+	bar := progress.NewTo(o.progressOut(), store.Len(), "indexing", "docs")
+	batch := make([]data.Passage, 0, bm25Batch)
+	flush := func() error {
+		if err := ix.Add(ctx, batch, nil); err != nil {
+			return err
+		}
+		bar.Add(len(batch))
+		clear(batch)
+		batch = batch[:0]
+		return nil
+	}
+	err = store.Scan(ctx, 0, store.Len(), func(p Passage) error {
+		batch = append(batch, p.DataPassage())
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	bar.Finish()
+	if err == nil {
+		err = ix.Optimize(ctx)
+	}
+	if err != nil {
+		ix.Close()
+		return err
+	}
+	return ix.Close()
+}
+
+func chunkName(c int) string { return fmt.Sprintf("chunk-%06d", c) }
+
+// parseChunkName is chunkName's inverse.
+func parseChunkName(name string) (int, bool) {
+	var c int
+	if _, err := fmt.Sscanf(name, "chunk-%d", &c); err != nil || c < 0 || chunkName(c) != name {
+		return 0, false
+	}
+	return c, true
+}
+
+// chunkRows is the rows of chunk c of n passages.
+func chunkRows(c, chunk, n int) (lo, hi int) { return c * chunk, min(n, (c+1)*chunk) }
+
+// encodeCorpus encodes the store's passages chunk by chunk into the vector
+// store, skipping chunks a previous run already stored.
+func encodeCorpus(ctx context.Context, store *pstore.Store, o Options) (*DenseManifest, error) {
+	dir := filepath.Join(o.Out, denseDir)
+	st, err := dense.Open(dir)
+	if err != nil {
+		st, err = dense.Create(dir, o.Encoder.Dim(), dense.F32)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if st.Dim() != o.Encoder.Dim() {
+		return nil, fmt.Errorf("index: vector store %s has dimension %d, encoder %d", dir, st.Dim(), o.Encoder.Dim())
+	}
+	have := map[string]int{}
+	for _, si := range st.Shards() {
+		have[si.Name] = si.Count
+	}
+	n := store.Len()
+	chunks := (n + o.Chunk - 1) / o.Chunk
+	var todo []int
+	total := 0
+	for c := 0; c < chunks; c++ {
+		if o.NumShards > 1 && c%o.NumShards != o.Shard {
+			continue
+		}
+		lo, hi := chunkRows(c, o.Chunk, n)
+		if have[chunkName(c)] == hi-lo {
+			continue
+		}
+		todo = append(todo, c)
+		total += hi - lo
+	}
+	bar := progress.NewTo(o.progressOut(), total, "encode passages", "passages")
+	for i, c := range todo {
+		lo, hi := chunkRows(c, o.Chunk, n)
+		in := make([]neural.Passage, 0, hi-lo)
+		ids := make([]string, 0, hi-lo)
+		if err := store.Scan(ctx, lo, hi, func(p Passage) error {
+			in = append(in, neural.Passage{Title: p.Title, Text: p.Text})
+			ids = append(ids, p.ID)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("index: chunk %d: %w", c, err)
+		}
+		vecs, err := o.Encoder.EncodePassages(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("index: encode chunk %d: %w", c, err)
+		}
+		flat := make([]float32, 0, len(vecs)*st.Dim())
+		for _, v := range vecs {
+			flat = append(flat, v...)
+		}
+		if _, err := st.PutShard(ctx, chunkName(c), ids, flat); err != nil {
+			return nil, err
+		}
+		bar.Add(hi - lo)
+		if o.afterChunk != nil {
+			if err := o.afterChunk(i + 1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	bar.Finish()
+	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra}, nil
+}
+
+// buildHNSW builds and saves the HNSW index of out's vectors; for SQ8 it
+// returns how the quantiser was trained, for the manifest.
+func buildHNSW(ctx context.Context, out string, o Options) (*dense.SQ8Train, error) {
+	st, err := dense.Open(filepath.Join(out, denseDir))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	bar := progress.NewTo(o.progressOut(), st.Count(), "hnsw", "vectors")
+	ix, err := st.BuildIndex(ctx, dense.BuildOptions{HNSW: o.HNSW, SQ8Train: o.SQ8Train, Progress: func(done, total int) { bar.Set(done) }})
+	if err != nil {
+		return nil, err
+	}
+	defer ix.Close()
+	if err := ix.Save(filepath.Join(out, denseDir, hnswFile)); err != nil {
+		return nil, err
+	}
+	slog.Info("hnsw index built", "index", ix.Description(), "vectors", st.Count(), "seconds", time.Since(start).Seconds())
+	if !o.HNSW.SQ8 {
+		return nil, nil
+	}
+	t := o.SQ8Train
+	t.Vectors = t.Size(st.Count())
+	return &t, nil
+}
+
+// lockIndex takes dir's writer lock: builds and merges, never searches.
+func lockIndex(ctx context.Context, dir string, timeout time.Duration) (*dirlock.Lock, error) {
+	l, err := dirlock.Acquire(ctx, dir, timeout)
+	var busy *dirlock.BusyError
+	if errors.As(err, &busy) {
+		return nil, fmt.Errorf("index %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return l, nil
+}
+
+func releaseLock(l *dirlock.Lock) {
+	if err := l.Release(); err != nil {
+		slog.Warn("index: releasing the lock", "dir", l.Dir(), "err", err)
+	}
+}
+
+// emptyDir reports whether dir holds nothing but its lock file.
+func emptyDir(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if e.Name() != dirlock.FileName {
+			return false, nil
+		}
+	}
+	return true, nil
+}
