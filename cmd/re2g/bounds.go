@@ -106,7 +106,7 @@ var bounds = map[string]bound{
 	"bench serve/clients":       {lo: 1, hi: 10000},
 	"bench serve/duration":      {lo: 0, hi: float64(24 * time.Hour), above: true},
 	"bench serve/warmup":        {lo: 0, hi: float64(24 * time.Hour)},
-	"bench ingest/lookups":      {lo: 0, hi: 1 << 30},
+	"bench ingest/lookups":      {lo: 1, hi: 1 << 30},
 	"lock-timeout":              {lo: 0, hi: float64(24 * time.Hour), note: "0: a writer does not wait, a reader waits until interrupted"},
 }
 
