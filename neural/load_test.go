@@ -37,21 +37,6 @@ var loaders = map[string]func(dir string, opt Options) error{
 
 func hfDir(name string) string { return filepath.Join(fixtures, name, "safetensors") }
 
-func wantErr(t *testing.T, what string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Errorf("%s: loaded without error", what)
-		return
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("%s: error %q does not mention %q", what, err, w)
-			return
-		}
-	}
-	t.Logf("%s: %v", what, err)
-}
-
 // TestModelOfWrongRole: a model directory given in another model's place
 // (a reranker as the context encoder, a DPR question encoder as the
 // generator, a GPT-2 config anywhere) is refused with what was expected and
@@ -80,7 +65,7 @@ func TestModelOfWrongRole(t *testing.T) {
 				}
 				continue
 			}
-			wantErr(t, fmt.Sprintf("%s as %s", name, what), err, append(append([]string{hfDir(name)}, found[name]...), expected[what]...)...)
+			fixturedir.WantErr(t, fmt.Sprintf("%s as %s", name, what), err, append(append([]string{hfDir(name)}, found[name]...), expected[what]...)...)
 		}
 	}
 	gpt2 := fixturedir.WithConfig(t, hfDir("bert"), func(m map[string]any) {
@@ -88,7 +73,7 @@ func TestModelOfWrongRole(t *testing.T) {
 		m["architectures"] = []any{"GPT2LMHeadModel"}
 	})
 	for what, load := range loaders {
-		wantErr(t, "gpt2 as "+what, load(gpt2, Options{}), append([]string{gpt2, `"gpt2"`, "GPT2LMHeadModel"}, expected[what]...)...)
+		fixturedir.WantErr(t, "gpt2 as "+what, load(gpt2, Options{}), append([]string{gpt2, `"gpt2"`, "GPT2LMHeadModel"}, expected[what]...)...)
 	}
 }
 
@@ -98,7 +83,7 @@ func TestFewerLayersThroughWrappers(t *testing.T) {
 	for name, what := range map[string]string{"dpr-ctx": "encoder", "cross-encoder-2": "reranker", "bart": "generator"} {
 		field := map[string]string{"encoder": "num_hidden_layers", "reranker": "num_hidden_layers", "generator": "encoder_layers"}[what]
 		dir := fixturedir.WithConfig(t, hfDir(name), func(m map[string]any) { m[field] = 1 })
-		wantErr(t, name+" with "+field+" 1", loaders[what](dir, Options{}), dir, field+" 1", "2 layers")
+		fixturedir.WantErr(t, name+" with "+field+" 1", loaders[what](dir, Options{}), dir, field+" 1", "2 layers")
 	}
 }
 
@@ -108,8 +93,8 @@ func TestMissingModelDirectory(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-model")
 	file := filepath.Join(hfDir("bert"), "config.json")
 	for what, load := range loaders {
-		wantErr(t, what+", missing", load(missing, Options{}), missing, "does not exist")
-		wantErr(t, what+", a file", load(file, Options{}), file, "not a model directory")
+		fixturedir.WantErr(t, what+", missing", load(missing, Options{}), missing, "does not exist")
+		fixturedir.WantErr(t, what+", a file", load(file, Options{}), file, "not a model directory")
 	}
 }
 
@@ -123,6 +108,6 @@ func TestUnavailableDevice(t *testing.T) {
 	dev := torch.Device{Type: torch.CUDA, Index: n} // one past the last device
 	for what, load := range loaders {
 		dir := hfDir(map[string]string{"encoder": "dpr-ctx", "reranker": "cross-encoder-1", "generator": "bart"}[what])
-		wantErr(t, what+" on "+dev.String(), load(dir, Options{Device: dev}), dir, dev.String(), "CUDA")
+		fixturedir.WantErr(t, what+" on "+dev.String(), load(dir, Options{Device: dev}), dir, dev.String(), "CUDA")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/torch"
@@ -100,4 +101,19 @@ func AddTensors(t testing.TB, path string, extra map[string]*torch.Tensor) {
 	if err := torch.SaveSafetensors(path, all, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WantErr fails t at once unless err is an error mentioning every one of
+// want; what names the case in the message.
+func WantErr(t testing.TB, what string, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: loaded without error", what)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("%s: error %q does not mention %q", what, err, w)
+		}
+	}
+	t.Logf("%s: %v", what, err)
 }

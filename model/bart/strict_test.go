@@ -2,26 +2,12 @@ package bart
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/internal/fixturedir"
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/torch"
 )
-
-func wantErr(t *testing.T, what string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: loaded without error", what)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Fatalf("%s: error %q does not mention %q", what, err, w)
-		}
-	}
-	t.Logf("%s: %v", what, err)
-}
 
 // TestConfigLayersMustMatchCheckpoint: a config.json with fewer (or more)
 // encoder or decoder layers than the checkpoint is refused, in both formats.
@@ -34,7 +20,7 @@ func TestConfigLayersMustMatchCheckpoint(t *testing.T) {
 		}{{"encoder_layers", 1}, {"decoder_layers", 1}, {"encoder_layers", 3}} {
 			dir := fixturedir.WithConfig(t, src, func(m map[string]any) { m[c.field] = c.n })
 			_, err := Load(dir, model.Options{})
-			wantErr(t, format+" "+c.field, err, dir, c.field, "2 layers")
+			fixturedir.WantErr(t, format+" "+c.field, err, dir, c.field, "2 layers")
 		}
 	}
 }
@@ -49,20 +35,20 @@ func TestUnexpectedAndWrongType(t *testing.T) {
 		"classification_head.dense.weight": s.Zeros(torch.Float32, torch.CPUDevice, 32, 32),
 	})
 	_, err := Load(dir, model.Options{})
-	wantErr(t, "extra tensor", err, filepath.Join(dir, "model.safetensors"), "unexpected", "classification_head.dense.weight")
+	fixturedir.WantErr(t, "extra tensor", err, filepath.Join(dir, "model.safetensors"), "unexpected", "classification_head.dense.weight")
 
 	gpt2 := fixturedir.WithConfig(t, "../../testdata/hf/bart/safetensors", func(m map[string]any) {
 		m["model_type"] = "gpt2"
 		m["architectures"] = []any{"GPT2LMHeadModel"}
 	})
 	_, err = Load(gpt2, model.Options{})
-	wantErr(t, "gpt2", err, gpt2, `"gpt2"`, `"bart"`, "BartForConditionalGeneration")
+	fixturedir.WantErr(t, "gpt2", err, gpt2, `"gpt2"`, `"bart"`, "BartForConditionalGeneration")
 
 	q := "../../testdata/hf/dpr-question/safetensors"
 	_, err = Load(q, model.Options{})
-	wantErr(t, "DPR question encoder", err, q, `"dpr"`, "DPRQuestionEncoder", "BartForConditionalGeneration")
+	fixturedir.WantErr(t, "DPR question encoder", err, q, `"dpr"`, "DPRQuestionEncoder", "BartForConditionalGeneration")
 
 	r := "../../testdata/hf/rag-token/safetensors"
 	_, err = Load(r, model.Options{})
-	wantErr(t, "RAG directory", err, r, `"rag"`, "BartForConditionalGeneration")
+	fixturedir.WantErr(t, "RAG directory", err, r, `"rag"`, "BartForConditionalGeneration")
 }

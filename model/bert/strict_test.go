@@ -3,7 +3,6 @@ package bert
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/re2g/re2g/internal/fixturedir"
@@ -40,20 +39,6 @@ func loadDPR(dir string) (func(), error) {
 	return d.Close, nil
 }
 
-// wantErr fails t unless err is an error mentioning every one of want.
-func wantErr(t *testing.T, what string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: loaded without error", what)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Fatalf("%s: error %q does not mention %q", what, err, w)
-		}
-	}
-	t.Logf("%s: %v", what, err)
-}
-
 // TestConfigFewerLayersThanCheckpoint: a config.json with fewer layers than
 // its checkpoint used to load silently, the last layers left out (DPR
 // vectors off by up to 2.3). Every loader refuses it, saying how many layers
@@ -70,11 +55,11 @@ func TestConfigFewerLayersThanCheckpoint(t *testing.T) {
 				closeFn()
 				dir := fixturedir.WithConfig(t, src, func(m map[string]any) { m["num_hidden_layers"] = 1 })
 				_, err = load(dir)
-				wantErr(t, "1 layer of 2", err, dir, "num_hidden_layers 1", "2 layers")
+				fixturedir.WantErr(t, "1 layer of 2", err, dir, "num_hidden_layers 1", "2 layers")
 				// more layers than the checkpoint: the missing ones are named
 				dir = fixturedir.WithConfig(t, src, func(m map[string]any) { m["num_hidden_layers"] = 3 })
 				_, err = load(dir)
-				wantErr(t, "3 layers of 2", err, dir, "num_hidden_layers 3", "2 layers")
+				fixturedir.WantErr(t, "3 layers of 2", err, dir, "num_hidden_layers 3", "2 layers")
 			})
 		}
 	}
@@ -92,7 +77,7 @@ func TestUnexpectedTensors(t *testing.T) {
 				"extra_head.weight": s.Zeros(torch.Float32, torch.CPUDevice, 2, 32),
 			})
 			_, err := load(dir)
-			wantErr(t, "extra tensor", err, filepath.Join(dir, "model.safetensors"), "unexpected", "extra_head.weight")
+			fixturedir.WantErr(t, "extra tensor", err, filepath.Join(dir, "model.safetensors"), "unexpected", "extra_head.weight")
 		})
 	}
 }
@@ -121,7 +106,7 @@ func TestWrongModelType(t *testing.T) {
 		{"BART as DPR", hf("bart"), loadDPR, []string{`"bart"`, "BartForConditionalGeneration", "DPR"}},
 	} {
 		_, err := c.load(c.dir)
-		wantErr(t, c.what, err, append([]string{c.dir}, c.want...)...)
+		fixturedir.WantErr(t, c.what, err, append([]string{c.dir}, c.want...)...)
 	}
 }
 

@@ -10,19 +10,6 @@ import (
 	"github.com/re2g/re2g/torch"
 )
 
-func wantErr(t *testing.T, what string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: loaded without error", what)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Fatalf("%s: error %q does not mention %q", what, err, w)
-		}
-	}
-	t.Logf("%s: %v", what, err)
-}
-
 // TestSubConfigLayersMustMatchCheckpoint: a RagConfig whose question
 // encoder or generator has fewer layers than the checkpoint is refused by
 // every loader that reads that part; a loader of the other part alone
@@ -34,9 +21,9 @@ func TestSubConfigLayersMustMatchCheckpoint(t *testing.T) {
 			m["question_encoder"].(map[string]any)["num_hidden_layers"] = 1
 		})
 		_, err := Load(q, model.Options{})
-		wantErr(t, format+" question encoder, Load", err, q, "num_hidden_layers 1", "2 layers")
+		fixturedir.WantErr(t, format+" question encoder, Load", err, q, "num_hidden_layers 1", "2 layers")
 		_, _, err = LoadQuestionEncoder(q, model.Options{})
-		wantErr(t, format+" question encoder, LoadQuestionEncoder", err, q, "num_hidden_layers 1", "2 layers")
+		fixturedir.WantErr(t, format+" question encoder, LoadQuestionEncoder", err, q, "num_hidden_layers 1", "2 layers")
 		g, _, err := LoadGenerator(q, model.Options{})
 		if err != nil {
 			t.Fatalf("%s: the generator alone: %v", format, err)
@@ -47,9 +34,9 @@ func TestSubConfigLayersMustMatchCheckpoint(t *testing.T) {
 			m["generator"].(map[string]any)["encoder_layers"] = 1
 		})
 		_, err = Load(gen, model.Options{})
-		wantErr(t, format+" generator, Load", err, gen, "encoder_layers 1", "2 layers")
+		fixturedir.WantErr(t, format+" generator, Load", err, gen, "encoder_layers 1", "2 layers")
 		_, _, err = LoadGenerator(gen, model.Options{})
-		wantErr(t, format+" generator, LoadGenerator", err, gen, "encoder_layers 1", "2 layers")
+		fixturedir.WantErr(t, format+" generator, LoadGenerator", err, gen, "encoder_layers 1", "2 layers")
 	}
 }
 
@@ -63,18 +50,18 @@ func TestUnexpectedTensorsAndTypes(t *testing.T) {
 		dir := fixturedir.Copy(t, filepath.Join(fixtures, "rag-token", "safetensors"))
 		fixturedir.AddTensors(t, filepath.Join(dir, "model.safetensors"), map[string]*torch.Tensor{extra: s.Zeros(torch.Float32, torch.CPUDevice, 2)})
 		_, err := Load(dir, model.Options{})
-		wantErr(t, extra+", Load", err, filepath.Join(dir, "model.safetensors"), "unexpected", extra)
+		fixturedir.WantErr(t, extra+", Load", err, filepath.Join(dir, "model.safetensors"), "unexpected", extra)
 		q, _, qerr := LoadQuestionEncoder(dir, model.Options{})
 		g, _, gerr := LoadGenerator(dir, model.Options{})
 		if strings.HasPrefix(extra, GeneratorPrefix) {
-			wantErr(t, extra+", LoadGenerator", gerr, extra)
+			fixturedir.WantErr(t, extra+", LoadGenerator", gerr, extra)
 			if qerr != nil {
 				t.Errorf("%s: question encoder alone: %v", extra, qerr)
 			} else {
 				q.Close()
 			}
 		} else {
-			wantErr(t, extra+", LoadQuestionEncoder", qerr, extra)
+			fixturedir.WantErr(t, extra+", LoadQuestionEncoder", qerr, extra)
 			if strings.HasPrefix(extra, QuestionEncoderPrefix) {
 				if gerr != nil {
 					t.Errorf("%s: generator alone: %v", extra, gerr)
@@ -82,7 +69,7 @@ func TestUnexpectedTensorsAndTypes(t *testing.T) {
 					g.Close()
 				}
 			} else {
-				wantErr(t, extra+", LoadGenerator", gerr, extra)
+				fixturedir.WantErr(t, extra+", LoadGenerator", gerr, extra)
 			}
 		}
 	}
@@ -90,7 +77,7 @@ func TestUnexpectedTensorsAndTypes(t *testing.T) {
 		m["question_encoder"].(map[string]any)["model_type"] = "roberta"
 	})
 	_, err := Load(bad, model.Options{})
-	wantErr(t, "roberta question encoder", err, bad, `"roberta"`, "DPR")
+	fixturedir.WantErr(t, "roberta question encoder", err, bad, `"roberta"`, "DPR")
 	_, err = Load(filepath.Join(fixtures, "bart", "safetensors"), model.Options{})
-	wantErr(t, "BART directory", err, `"bart"`, "RagTokenForGeneration")
+	fixturedir.WantErr(t, "BART directory", err, `"bart"`, "RagTokenForGeneration")
 }
