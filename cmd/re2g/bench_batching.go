@@ -78,20 +78,11 @@ func benchBatching(c *cli.Context) error {
 			return data.LoadCorpus(filepath.Join(root, "arguana/corpus.jsonl.gz"), nil)
 		}},
 	}
-	h := c.Int64("hidden")
-	cfg := &bert.Config{ModelType: "dpr", VocabSize: int64(tok.VocabSize()), HiddenSize: h, NumHiddenLayers: c.Int("layers"),
-		NumAttentionHeads: c.Int64("heads"), IntermediateSize: 4 * h, HiddenAct: "gelu", MaxPositionEmbeddings: 512,
-		TypeVocabSize: 2, LayerNormEps: 1e-12}
-	torch.ManualSeed(3)
-	d, err := bert.NewDPR(cfg, false, torch.CPUDevice)
+	cfg, err := saveRandomDPR(c, dir, "dpr", int64(tok.VocabSize()), 3)
 	if err != nil {
 		return err
 	}
-	err = d.Save(dir)
-	d.Close()
-	if err != nil {
-		return err
-	}
+	h := cfg.HiddenSize
 	batch, maxLen := c.Int("batch"), c.Int("max-length")
 	encoders := make([]*neural.Encoder, 2)
 	for i, window := range []int{1, 0} {

@@ -162,16 +162,7 @@ func benchEncoder(c *cli.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	batch, seq := c.Int64("batch"), c.Int64("seq")
-	cfg := &bert.Config{ModelType: "bert", VocabSize: 30522, HiddenSize: c.Int64("hidden"), NumHiddenLayers: c.Int("layers"),
-		NumAttentionHeads: c.Int64("heads"), IntermediateSize: 4 * c.Int64("hidden"), HiddenAct: "gelu", MaxPositionEmbeddings: 512,
-		TypeVocabSize: 2, LayerNormEps: 1e-12}
-	torch.ManualSeed(1)
-	d, err := bert.NewDPR(cfg, false, torch.CPUDevice)
-	if err != nil {
-		return err
-	}
-	err = d.Save(dir)
-	d.Close()
+	cfg, err := saveRandomDPR(c, dir, "bert", 30522, 1)
 	if err != nil {
 		return err
 	}
@@ -215,6 +206,24 @@ func benchEncoder(c *cli.Context) error {
 	fmt.Printf("%-*s %12s %14.1f\n", w, py, pyBest.Round(time.Millisecond), float64(batch)/pyBest.Seconds())
 	fmt.Printf("go/python encoder throughput ratio: %.3f\n", pyBest.Seconds()/goBest.Seconds())
 	return nil
+}
+
+// saveRandomDPR saves a randomly initialised DPR context encoder (seed) of
+// the shape the command's --layers, --hidden and --heads give, for both
+// sides of a benchmark to load.
+func saveRandomDPR(c *cli.Context, dir, modelType string, vocab int64, seed uint64) (*bert.Config, error) {
+	h := c.Int64("hidden")
+	cfg := &bert.Config{ModelType: modelType, VocabSize: vocab, HiddenSize: h, NumHiddenLayers: c.Int("layers"),
+		NumAttentionHeads: c.Int64("heads"), IntermediateSize: 4 * h, HiddenAct: "gelu", MaxPositionEmbeddings: 512,
+		TypeVocabSize: 2, LayerNormEps: 1e-12}
+	torch.ManualSeed(seed)
+	d, err := bert.NewDPR(cfg, false, torch.CPUDevice)
+	if err != nil {
+		return nil, err
+	}
+	err = d.Save(dir)
+	d.Close()
+	return cfg, err
 }
 
 func benchGenerate(c *cli.Context) error {
