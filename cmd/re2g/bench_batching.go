@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,12 +13,17 @@ import (
 	"time"
 
 	"github.com/re2g/re2g/data"
+	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/model"
 	"github.com/re2g/re2g/model/bert"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/tokenizer"
 	"github.com/re2g/re2g/torch"
 	"github.com/urfave/cli/v2"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
 )
 
 func init() {
@@ -39,6 +45,7 @@ func init() {
 			&cli.StringFlag{Name: "python", Usage: "python with torch and transformers: also time DPRContextEncoder on the same weights and tokens, in corpus order"},
 			&cli.StringFlag{Name: "script", Value: "scripts/bench_torch.py", Usage: "the Python side"},
 			&cli.IntFlag{Name: "iters", Value: 1, Usage: "timed repetitions of the Python side (after one warm-up)"},
+			&cli.StringFlag{Name: "plot", Usage: "also write a PNG of passages/s per corpus and order here"},
 		},
 		Action: benchBatching,
 	})
@@ -105,6 +112,8 @@ func benchBatching(c *cli.Context) error {
 	ctx := c.Context
 	logSum, logPeer, n := 0.0, 0.0, 0
 	impl := ""
+	var names []string
+	rates := map[string][]float64{}
 	for _, cp := range corpora {
 		ps, err := cp.load()
 		if err != nil {
@@ -155,6 +164,9 @@ func benchBatching(c *cli.Context) error {
 		up := best[0].Seconds() / best[1].Seconds()
 		logSum += math.Log(up)
 		n++
+		names = append(names, cp.name)
+		rates["corpus order"] = append(rates["corpus order"], rate(best[0]))
+		rates["length-sorted"] = append(rates["length-sorted"], rate(best[1]))
 		row := fmt.Sprintf("%-22s %9d %11d %13d %13d %8.3f %11.1f %11.1f %8.3f", cp.name, len(ps), real, plain, sorted,
 			float64(plain)/float64(sorted), rate(best[0]), rate(best[1]), up)
 		if peer {
@@ -170,10 +182,17 @@ func benchBatching(c *cli.Context) error {
 			impl = kv["impl"]
 			logPeer += math.Log(t.Seconds() / best[1].Seconds())
 			row += fmt.Sprintf(" %11.1f %8.3f", rate(t), t.Seconds()/best[1].Seconds())
+			rates["transformers, corpus order"] = append(rates["transformers, corpus order"], rate(t))
 		}
 		fmt.Println(row)
 	}
 	fmt.Printf("sorted/corpus-order encoding throughput ratio (geometric mean): %.3f\n", math.Exp(logSum/float64(n)))
+	if p := c.String("plot"); p != "" {
+		title := fmt.Sprintf("DPR passage encoding, BERT %d×%d, batch %d, %s %s", cfg.NumHiddenLayers, h, batch, dev, dt)
+		if err := plotRates(p, title, names, rates); err != nil {
+			return err
+		}
+	}
 	if peer {
 		fmt.Printf("peer: %s\n", impl)
 		fmt.Printf("re2g sorted/transformers corpus-order throughput ratio (geometric mean): %.3f\n", math.Exp(logPeer/float64(n)))
@@ -207,4 +226,49 @@ func timeEncode(ctx context.Context, e *neural.Encoder, ps []neural.Passage) (ti
 	t0 := time.Now()
 	_, err := e.EncodePassages(ctx, ps)
 	return time.Since(t0), err
+}
+
+// plotRates draws passages/s per corpus, one bar per order, as a PNG.
+func plotRates(path, title string, corpora []string, rates map[string][]float64) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "passages/s"
+	orders := []string{"corpus order", "length-sorted", "transformers, corpus order"}
+	w := vg.Points(18)
+	shown := 0
+	for _, o := range orders {
+		if len(rates[o]) > 0 {
+			shown++
+		}
+	}
+	i := 0
+	for _, o := range orders {
+		vs := rates[o]
+		if len(vs) == 0 {
+			continue
+		}
+		bars, err := plotter.NewBarChart(plotter.Values(vs), w)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", path, err)
+		}
+		bars.Color = plotutil.Color(i)
+		bars.Offset = w * vg.Length(2*i-shown+1) / 2
+		p.Add(bars)
+		p.Legend.Add(o, bars)
+		i++
+	}
+	p.Legend.Top = true
+	p.NominalX(corpora...)
+	top := 0.0
+	for _, vs := range rates {
+		for _, v := range vs {
+			top = math.Max(top, v)
+		}
+	}
+	p.Y.Min, p.Y.Max = 0, top*1.3 // room for the legend
+	wt, err := p.WriterTo(8*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := wt.WriteTo(w); return err })
 }
