@@ -271,6 +271,13 @@ func (a *Attention) forward(s *torch.Scope, x, keys *torch.Tensor, nh int64, mas
 		k, v = cache.k, cache.v
 	default:
 		k, v = a.heads(s, a.K.Forward(s, keys), nh), a.heads(s, a.V.Forward(s, keys), nh)
+		if cache != nil && cache.k == nil {
+			// heads are transposed views; a cached one would be copied
+			// into contiguous memory by every later step's matmul (the
+			// cross-attention cache: [N, H, S, d] each step and layer), so
+			// it is made contiguous once, here
+			k, v = s.Contiguous(k), s.Contiguous(v)
+		}
 		if cache != nil && !cross && cache.k != nil {
 			k, v = s.Cat(2, cache.k, k), s.Cat(2, cache.v, v)
 		}
