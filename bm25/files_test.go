@@ -2,6 +2,7 @@ package bm25
 
 import (
 	"context"
+	"github.com/re2g/re2g/internal/dirtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,8 +39,7 @@ func TestOpenIncompleteIndex(t *testing.T) {
 		"store":           {[]string{"store"}, []string{"incomplete", "store is missing"}},
 		"segments":        {[]string{"store/*.zap"}, []string{"incomplete", "segment files", "*.zap"}},
 	} {
-		dir := filepath.Join(t.TempDir(), "ix")
-		copyTree(t, src, dir)
+		dir := dirtest.Copy(t, src)
 		for _, r := range c.remove {
 			ms, _ := filepath.Glob(filepath.Join(dir, r))
 			for _, m := range ms {
@@ -69,32 +69,10 @@ func TestOpenIncompleteIndex(t *testing.T) {
 		}
 	}
 	// the intact copy still opens
-	dir := filepath.Join(t.TempDir(), "ix")
-	copyTree(t, src, dir)
+	dir := dirtest.Copy(t, src)
 	ix, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ix.Close()
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -2,13 +2,9 @@ package bm25
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io/fs"
+	"github.com/re2g/re2g/internal/dirtest"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,35 +12,6 @@ import (
 
 	"github.com/re2g/re2g/data"
 )
-
-// snapshot records every file under dir: contents' hash, size and mtime.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rec := info.Mode().String() + " " + info.ModTime().String()
-		if !d.IsDir() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			rec += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		out[p] = rec
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func TestOpenReadOnlyWritesNothingAndSharesTheIndex(t *testing.T) {
 	ix, dir := newIndex(t, Flat, tiny)
@@ -59,7 +26,7 @@ func TestOpenReadOnlyWritesNothingAndSharesTheIndex(t *testing.T) {
 	}
 	ix.Close()
 	time.Sleep(10 * time.Millisecond) // mtimes would move
-	before := snapshot(t, dir)
+	before := dirtest.State(t, dir)
 	a, err := OpenReadOnly(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +55,7 @@ func TestOpenReadOnlyWritesNothingAndSharesTheIndex(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
-	after := snapshot(t, dir)
+	after := dirtest.State(t, dir)
 	if !reflect.DeepEqual(before, after) {
 		for p, v := range after {
 			if before[p] != v {

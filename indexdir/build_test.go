@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/re2g/re2g/internal/dirtest"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -184,7 +185,7 @@ func TestShardsMergeIntoOneIndex(t *testing.T) {
 	}
 	os.RemoveAll(out)
 	// a damaged shard is an error naming its file
-	bad := copyDir(t, dirs[1])
+	bad := dirtest.Copy(t, dirs[1])
 	vec := filepath.Join(bad, denseDir, "chunk-000001.g1.vec")
 	raw, err := os.ReadFile(vec)
 	if err != nil {

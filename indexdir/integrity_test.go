@@ -3,10 +3,9 @@ package indexdir
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/re2g/re2g/internal/dirtest"
 	"io"
 	"io/fs"
 	"os"
@@ -53,29 +52,6 @@ func denseIndex(t *testing.T) string {
 		t.Fatal(denseErr)
 	}
 	return denseIdx
-}
-
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // files lists every regular file under dir, relative and slash-separated.
@@ -131,7 +107,7 @@ func TestOpenIndexDetectsDamage(t *testing.T) {
 	for _, rel := range all {
 		for _, d := range damages {
 			t.Run(rel+"/"+d.name, func(t *testing.T) {
-				dir := copyDir(t, good)
+				dir := dirtest.Copy(t, good)
 				if err := d.do(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
 					t.Fatal(err)
 				}
@@ -150,7 +126,7 @@ func TestOpenIndexDetectsDamage(t *testing.T) {
 		}
 	}
 	t.Run("manifest.json/edited", func(t *testing.T) {
-		dir := copyDir(t, good)
+		dir := dirtest.Copy(t, good)
 		p := filepath.Join(dir, manifestFile)
 		b, _ := os.ReadFile(p)
 		edited := bytes.Replace(b, []byte(`"passages": 30`), []byte(`"passages": 31`), 1)
@@ -179,7 +155,7 @@ func slicesContains(s []string, x string) bool {
 // it, not opened half-way nor reported as damaged.
 func TestOpenOldIndexSaysRebuild(t *testing.T) {
 	for _, version := range []int{1, 2} {
-		dir := copyDir(t, denseIndex(t))
+		dir := dirtest.Copy(t, denseIndex(t))
 		// the old layout: no passages/, a pages.json
 		os.RemoveAll(filepath.Join(dir, passagesDir))
 		os.WriteFile(filepath.Join(dir, legacyPagesFile), []byte(`{"a": "1"}`), 0o644)
@@ -208,7 +184,7 @@ func TestOpenOldIndexSaysRebuild(t *testing.T) {
 		}
 	}
 	// a version-3 manifest stripped of its checksum is damage, not age
-	dir := copyDir(t, denseIndex(t))
+	dir := dirtest.Copy(t, denseIndex(t))
 	p := filepath.Join(dir, manifestFile)
 	var m map[string]any
 	b, _ := os.ReadFile(p)
@@ -221,36 +197,6 @@ func TestOpenOldIndexSaysRebuild(t *testing.T) {
 	if _, err := Open(context.Background(), dir); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("version 3 without a checksum: %v", err)
 	}
-}
-
-// state records every file and directory under dir: mode, mtime, size and
-// the contents' SHA-256.
-func state(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rec := fmt.Sprintf("%v %v %d", info.Mode(), info.ModTime().UnixNano(), info.Size())
-		if d.Type().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			rec += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		out[p] = rec
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // chmodTree sets every file's and directory's permission bits.
@@ -277,10 +223,10 @@ func chmodTree(t *testing.T, dir string, file, folder os.FileMode) {
 // bleve used to open its store read-write, changing root.bolt on a query and
 // failing on a read-only file system.
 func TestOpenAndSearchWriteNothing(t *testing.T) {
-	t.Run("dense", func(t *testing.T) { openAndSearchWriteNothing(t, copyDir(t, denseIndex(t)), true) })
+	t.Run("dense", func(t *testing.T) { openAndSearchWriteNothing(t, dirtest.Copy(t, denseIndex(t)), true) })
 	// bleve's read-write open changed root.bolt of an index this size on the
 	// first query
-	t.Run("bm25-squadshifts", func(t *testing.T) { openAndSearchWriteNothing(t, copyDir(t, squadIndex(t)), false) })
+	t.Run("bm25-squadshifts", func(t *testing.T) { openAndSearchWriteNothing(t, dirtest.Copy(t, squadIndex(t)), false) })
 }
 
 var (
@@ -315,7 +261,7 @@ func openAndSearchWriteNothing(t *testing.T, dir string, dense bool) {
 	chmodTree(t, dir, 0o444, 0o555)
 	t.Cleanup(func() { chmodTree(t, dir, 0o644, 0o755) })
 	time.Sleep(20 * time.Millisecond) // so that a rewrite would show in the mtimes
-	before := state(t, dir)
+	before := dirtest.State(t, dir)
 	for range 2 {
 		ix, err := Open(context.Background(), dir)
 		if err != nil {
@@ -330,7 +276,7 @@ func openAndSearchWriteNothing(t *testing.T, dir string, dense bool) {
 			t.Fatal(err)
 		}
 	}
-	if after := state(t, dir); !reflect.DeepEqual(before, after) {
+	if after := dirtest.State(t, dir); !reflect.DeepEqual(before, after) {
 		for p, v := range after {
 			if before[p] != v {
 				t.Errorf("%s changed: %s -> %s", p, before[p], v)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/re2g/re2g/internal/dirtest"
 	"io"
 	"os"
 	"os/exec"
@@ -175,7 +176,7 @@ func (h *helperProc) finish(t *testing.T) {
 // (a read-only bind mount in the helper's own mount namespace), which bleve's
 // read-write open refused ("open root.bolt: read-only file system").
 func TestReadOnlyMount(t *testing.T) {
-	dir := copyDir(t, denseIndex(t))
+	dir := dirtest.Copy(t, denseIndex(t))
 	h := startHelper(t, &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}, "readonly", dir)
 	got := h.line(t)
 	if strings.HasPrefix(got, "skip:") {

@@ -6,7 +6,7 @@ package fixturedir
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
+	"github.com/re2g/re2g/internal/dirtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,32 +16,10 @@ import (
 )
 
 // Copy copies the directory tree src into a new temporary directory of t and
-// returns its path.
+// returns its path (dirtest.Copy).
 func Copy(t testing.TB, src string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return dirtest.Copy(t, src)
 }
 
 // EditJSON rewrites the JSON object in file path with edit applied (numbers

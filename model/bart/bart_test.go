@@ -74,17 +74,28 @@ func TestCachedDecodingEqualsFullDecoding(t *testing.T) {
 	}
 }
 
-func TestGenerateRuns(t *testing.T) {
-	torch.ManualSeed(6)
+// tinySources is a random tiny model (seed) and a batch of two sources, the
+// second padded; the model and tensors are freed when t ends.
+func tinySources(t *testing.T, seed uint64) (m *Model, src, mask *torch.Tensor) {
+	t.Helper()
+	torch.ManualSeed(seed)
 	m, err := New(tinyConfig(), torch.CPUDevice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(m.Close)
 	s := torch.NewScope().NoGrad()
-	defer s.Close()
-	src := s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
-	mask := s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
+	t.Cleanup(s.Close)
+	src = s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
+	mask = s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m, src, mask
+}
+
+func TestGenerateRuns(t *testing.T) {
+	m, src, mask := tinySources(t, 6)
 	g := DefaultGenerationConfig(m.Cfg)
 	g.MaxLength = 8
 	base := torch.LiveTensors()
@@ -132,19 +143,7 @@ func TestGenerateRuns(t *testing.T) {
 // padding mask, the source ids' range, the processors' constants) small
 // and fixed.
 func TestDecodeStepHostTransfers(t *testing.T) {
-	torch.ManualSeed(7)
-	m, err := New(tinyConfig(), torch.CPUDevice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s := torch.NewScope().NoGrad()
-	defer s.Close()
-	src := s.FromInt64([]int64{0, 5, 6, 7, 2, 0, 9, 2, 1, 1}, 2, 5)
-	mask := s.FromInt64([]int64{1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 5)
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
+	m, src, mask := tinySources(t, 7)
 	bos, eos := int64(0), int64(2)
 	count := func(beams, newTokens int) (reads, writes int64) {
 		g := DefaultGenerationConfig(m.Cfg)
