@@ -131,6 +131,21 @@ func writeCorpus(t *testing.T) string {
 	return p
 }
 
+// indexShards runs `re2g index --shard I/n` for each shard of corpus into
+// dir/partI and returns the shard directories.
+func indexShards(t *testing.T, dir, corpus, enc string, n int) []string {
+	t.Helper()
+	var parts []string
+	for i := range n {
+		part := filepath.Join(dir, fmt.Sprintf("part%d", i))
+		if err := newApp().Run([]string{"re2g", "index", "--corpus", corpus, "--ctx-encoder", enc, "--out", part, "--shard", fmt.Sprintf("%d/%d", i, n), "--chunk", "2"}); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, part)
+	}
+	return parts
+}
+
 // TestIndexMergeAsTheREADMEWritesIt runs the README's sharded indexing:
 // `re2g index ... --shard I/N` per shard, then `re2g index merge --corpus C
 // --out DIR SHARD...`, which failed to parse ("Required flags corpus, out
@@ -139,14 +154,7 @@ func TestIndexMergeAsTheREADMEWritesIt(t *testing.T) {
 	dir := t.TempDir()
 	corpus := writeCorpus(t)
 	enc := "../../testdata/hf/dpr-ctx/safetensors"
-	var parts []string
-	for i := range 2 {
-		part := filepath.Join(dir, fmt.Sprintf("part%d", i))
-		if err := newApp().Run([]string{"re2g", "index", "--corpus", corpus, "--ctx-encoder", enc, "--out", part, "--shard", fmt.Sprintf("%d/2", i), "--chunk", "2"}); err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, part)
-	}
+	parts := indexShards(t, dir, corpus, enc, 2)
 	idx := filepath.Join(dir, "idx")
 	// one shard missing: an error, and nothing left behind
 	if err := newApp().Run([]string{"re2g", "index", "merge", "--corpus", corpus, "--out", idx, parts[0]}); err == nil || !strings.Contains(err.Error(), "a shard is missing") {

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"github.com/re2g/re2g/indexdir"
+	"github.com/re2g/re2g/internal/dirtest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,7 +183,7 @@ func TestSQ8IndexThroughTheCLI(t *testing.T) {
 	}
 
 	// a damaged file
-	damaged := copyIndex(t, idx, filepath.Join(dir, "damaged"))
+	damaged := dirtest.Copy(t, idx)
 	hf := filepath.Join(damaged, "dense", "hnsw.faiss")
 	hb, _ := os.ReadFile(hf)
 	hb[len(hb)/2] ^= 0xff
@@ -220,30 +220,13 @@ func fileSize(t *testing.T, path string) int64 {
 	return st.Size()
 }
 
-// copyIndex copies an index directory (without its lock file).
-func copyIndex(t *testing.T, from, to string) string {
-	t.Helper()
-	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(filepath.Join(to, ".lock"))
-	return to
-}
-
 // TestSQ8IndexMerge: `re2g index merge --sq8` builds the merged index over
 // SQ8 and records its training sample; the merged index opens and searches.
 func TestSQ8IndexMerge(t *testing.T) {
 	dir := t.TempDir()
 	corpus := writeCorpus(t)
 	enc := "../../testdata/hf/dpr-ctx/safetensors"
-	var parts []string
-	for i := range 2 {
-		part := filepath.Join(dir, fmt.Sprintf("part%d", i))
-		if err := newApp().Run([]string{"re2g", "index", "--corpus", corpus, "--ctx-encoder", enc, "--out", part, "--shard", fmt.Sprintf("%d/2", i), "--chunk", "2"}); err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, part)
-	}
+	parts := indexShards(t, dir, corpus, enc, 2)
 	idx := filepath.Join(dir, "idx")
 	if err := newApp().Run(append([]string{"re2g", "index", "merge", "--corpus", corpus, "--out", idx, "--sq8", "--sq8-train", "5"}, parts...)); err != nil {
 		t.Fatal(err)
