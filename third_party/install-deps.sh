@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   g++ make pkg-config dpkg-dev
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libgloo-dev libopenblas0-pthread
   libfaiss-dev libomp-dev
   python3-faiss python3-torch python3-xapian python3-numpy python3-matplotlib
 )

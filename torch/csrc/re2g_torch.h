@@ -154,6 +154,71 @@ re2g_err re2g_adamw_get_state(re2g_adamw_t o, int i, int *has, re2g_t *exp_avg, 
                               int64_t *step);
 re2g_err re2g_adamw_set_state(re2g_adamw_t o, int i, re2g_t exp_avg, re2g_t exp_avg_sq, int64_t step);
 
+/* distributed collectives (c10d process groups; Go package torch/dist).
+ * A store is the rendezvous (a TCPStore, hosted by rank 0 or by torchrun's
+ * agent, or a FileStore), a process group (pg) runs collectives with Gloo or
+ * NCCL, and every collective returns a work handle at once: the caller waits
+ * for it in slices (re2g_work_wait) so that it can give up between them. A
+ * work holds its own references to the tensors it reads and writes: freeing
+ * the caller's handles, or the work, while it runs is safe. A failed
+ * collective (an error, a timeout the caller reports with re2g_pg_fail, or a
+ * peer that went away) marks the group failed: later collectives are refused
+ * with that error, since the ranks can no longer be assumed in step. */
+typedef struct re2g_store *re2g_store_t;
+typedef struct re2g_pg *re2g_pg_t;
+typedef struct re2g_work *re2g_work_t;
+enum re2g_dist_backend { RE2G_GLOO = 1, RE2G_NCCL = 2 };
+enum re2g_dist_op { RE2G_DIST_SUM = 0, RE2G_DIST_AVG = 1, RE2G_DIST_MAX = 2, RE2G_DIST_MIN = 3 };
+
+int re2g_dist_backends(void); /* the backends this shim was built with: RE2G_GLOO | RE2G_NCCL bits */
+re2g_err re2g_store_tcp(const char *host, int port, int is_server, int world, int64_t timeout_ms,
+                        const char *prefix, re2g_store_t *out);
+re2g_err re2g_store_file(const char *path, int world, int64_t timeout_ms, const char *prefix, re2g_store_t *out);
+void re2g_store_free(re2g_store_t s);
+re2g_err re2g_store_set(re2g_store_t s, const char *key, const void *data, size_t n);
+/* get does not wait: a missing key is an error (check first). *data is
+ * malloc'ed (free with re2g_free_buf), NULL for an empty value. */
+re2g_err re2g_store_get(re2g_store_t s, const char *key, void **data, size_t *n);
+re2g_err re2g_store_add(re2g_store_t s, const char *key, int64_t delta, int64_t *out);
+re2g_err re2g_store_check(re2g_store_t s, const char *key, int *exists);
+re2g_err re2g_store_delete(re2g_store_t s, const char *key, int *deleted);
+void re2g_free_buf(void *p);
+
+/* A group over store s (its keys under prefix). gloo_iface/gloo_host (either
+ * may be empty) pick the network device Gloo binds: an interface name, a host
+ * name or address, or neither for the host name's address. */
+re2g_err re2g_pg_new(re2g_store_t s, const char *prefix, int rank, int size, int backend, int64_t timeout_ms,
+                     const char *gloo_iface, const char *gloo_host, re2g_pg_t *out);
+/* Closes the group (Gloo waits for work in flight, at most its timeout) and
+ * releases the caller's reference; autograd graphs may hold others. */
+void re2g_pg_free(re2g_pg_t g);
+void re2g_pg_fail(re2g_pg_t g, const char *why);
+int re2g_pg_failed(re2g_pg_t g);
+/* In place on ts; tensors are packed into buckets of at most bucket_bytes
+ * by type and device. RE2G_DIST_AVG sums and divides by the world size. */
+re2g_err re2g_pg_allreduce(re2g_pg_t g, const re2g_t *ts, int n, int op, int64_t bucket_bytes, int64_t timeout_ms,
+                           re2g_work_t *out);
+re2g_err re2g_pg_broadcast(re2g_pg_t g, const re2g_t *ts, int n, int root, int64_t bucket_bytes, int64_t timeout_ms,
+                           re2g_work_t *out);
+/* t's rows, counts[r] of them on rank r, concatenated over ranks into the
+ * work's result (re2g_work_result). */
+re2g_err re2g_pg_allgather(re2g_pg_t g, re2g_t t, const int64_t *counts, int64_t timeout_ms, re2g_work_t *out);
+/* Averages the gradients of params over ranks: present[i] says whether any
+ * rank has a gradient for params[i] (ranks without one add zeros and get the
+ * average as theirs); params with present[i] == 0 are skipped. */
+re2g_err re2g_pg_allreduce_grads(re2g_pg_t g, const re2g_t *params, const uint8_t *present, int n,
+                                 int64_t bucket_bytes, int64_t timeout_ms, re2g_work_t *out);
+/* Waits up to slice_ms; *done is 1 once the work and its copies back are finished. */
+re2g_err re2g_work_wait(re2g_work_t w, int64_t slice_ms, int *done);
+re2g_err re2g_work_result(re2g_work_t w, re2g_t *out);
+void re2g_work_free(re2g_work_t w);
+/* Autograd for an all-gather done by re2g_pg_allgather: *out is gathered
+ * (its rows offset.. of local's rows are this rank's), recorded so that its
+ * backward sums the incoming gradient over ranks (an all-reduce within the
+ * backward pass, bounded by timeout_ms) and passes rows offset.. to local. */
+re2g_err re2g_dist_gather_grad(int grad, re2g_pg_t g, re2g_t local, re2g_t gathered, int64_t offset,
+                               int64_t timeout_ms, re2g_t *out);
+
 // Host transfers so far in this process: copies of tensor values to host
 // memory (reads: copy_out, item) and tensors made from host memory (writes).
 void re2g_host_transfers(int64_t *reads, int64_t *writes);
