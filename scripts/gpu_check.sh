@@ -58,10 +58,13 @@ run)
   t0=$(date +%s)
   make --no-print-directory -j"$(nproc)" torch-shim BUILD=build TORCH_PREFIX="$TORCH_PREFIX" TORCH_ABI="$TORCH_ABI" TORCH_OUT=build/lib-cuda
   echo "== shim built in $(( $(date +%s) - t0 )) s"
+  # which distributed backends it has (NCCL: nccl.h from the nvidia-nccl wheel; Gloo: not from a wheel)
+  make --no-print-directory torch-dist-info BUILD=build TORCH_PREFIX="$TORCH_PREFIX"
   export LD_LIBRARY_PATH="$PWD/build/lib-cuda:$TORCH_PREFIX/lib:$PWD/build/carry${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   missing=$(ldd bin/re2g | grep 'not found' || true)
   if [ -n "$missing" ]; then echo "missing shared libraries:"; echo "$missing"; exit 1; fi
   ldd bin/re2g | grep -E 're2gtorch|libtorch' || true
+  bin/re2g dist check --device "$DEV"  # one process: the shim's dist symbols resolve; no process group
   bin/re2g device --device "$DEV" --size 4096 --parity testdata/parity
   bin/re2g device --device "$DEV" --size 1024 --parity testdata/parity --dtype bfloat16 || true
   # transformers' own check of the fixtures with the installed version (5.x there)

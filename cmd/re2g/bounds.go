@@ -107,6 +107,9 @@ var bounds = map[string]bound{
 	"bench serve/duration":      {lo: 0, hi: float64(24 * time.Hour), above: true},
 	"bench serve/warmup":        {lo: 0, hi: float64(24 * time.Hour)},
 	"bench ingest/lookups":      {lo: 1, hi: 1 << 30},
+	"dist check/timeout":        {lo: 0, hi: float64(24 * time.Hour), above: true},
+	"dist check/size-mb":        {lo: 1, hi: 4096},
+	"dist check/iters":          {lo: 1, hi: 1000},
 	"lock-timeout":              {lo: 0, hi: float64(24 * time.Hour), note: "0: a writer does not wait, a reader waits until interrupted"},
 }
 
