@@ -29,6 +29,7 @@
 #endif
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -227,6 +228,19 @@ void wait_all(re2g_work *w, milliseconds timeout) {
                              " ms waiting for the other ranks");
 }
 
+// explain says what a native failure of a collective means, as the Go side
+// does for the collectives it waits on (torch/dist's classify).
+std::string explain(const std::string &msg, milliseconds timeout) {
+  std::string low(msg);
+  std::transform(low.begin(), low.end(), low.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char *m : {"connection closed by peer", "connection reset by peer", "broken pipe", "remote process exited"})
+    if (low.find(m) != std::string::npos) return "a peer went away (another rank exited or was killed): " + msg;
+  if (low.rfind("timed out after", 0) == 0) return msg;  // wait_all's own
+  if (low.find("timed out") != std::string::npos)
+    return "timed out after " + std::to_string(timeout.count()) + " ms waiting for the other ranks (" + msg + ")";
+  return msg;
+}
+
 // All-gather of a tensor's rows for the backward pass: the incoming gradient
 // of the gathered tensor is summed over ranks, and this rank's rows of the
 // sum are its input's gradient. Every rank's loss must use the gathered
@@ -269,11 +283,13 @@ struct GatherGrad : public torch::autograd::Function<GatherGrad> {
       wait_all(w.get(), timeout);
       return {buf.narrow(0, offset, rows).to(dtype), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     } catch (const c10::Error &e) {
-      g->fail(what + ": " + e.what_without_backtrace());
-      throw std::runtime_error("dist: " + what + ": " + e.what_without_backtrace());
+      std::string msg = what + ": " + explain(e.what_without_backtrace(), timeout);
+      g->fail(msg);
+      throw std::runtime_error("dist: " + msg);
     } catch (const std::exception &e) {
-      g->fail(what + ": " + e.what());
-      throw std::runtime_error("dist: " + what + ": " + e.what());
+      std::string msg = what + ": " + explain(e.what(), timeout);
+      g->fail(msg);
+      throw std::runtime_error("dist: " + msg);
     }
   }
 };

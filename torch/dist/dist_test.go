@@ -270,6 +270,23 @@ func TestTimeoutNamesOpAndRank(t *testing.T) {
 	}
 }
 
+// TestBackwardTimeout: the all-reduce inside an autograd all-gather's
+// backward pass is bounded by the timeout too: a rank that never runs its
+// backward leaves the other's Backward with an error naming it and the rank.
+func TestBackwardTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process")
+	}
+	ps := start(t, job{scenario: "backward-timeout", world: 2, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}})
+	wait(t, ps, time.Minute)
+	for _, p := range ps {
+		if p.err != nil || !strings.Contains(p.output(), "PASS") {
+			t.Errorf("rank %d: %v\n%s", p.r, p.err, p.output())
+		}
+		t.Logf("rank %d:\n%s", p.r, p.output())
+	}
+}
+
 // TestRendezvousTimeout: a rank that never starts leaves rank 0 with an
 // error within the timeout, not a hang.
 func TestRendezvousTimeout(t *testing.T) {
@@ -377,6 +394,8 @@ func runChild(name string) int {
 		f = childDPR
 	case "timeout":
 		f = childTimeout
+	case "backward-timeout":
+		f = childBackwardTimeout
 	case "killed":
 		f = childKilled
 	case "cancel":
@@ -731,6 +750,33 @@ func childTimeout(ctx context.Context, g *Group) error {
 	}
 	fmt.Println(err)
 	// a context deadline nearer than the timeout bounds the wait too
+	return nil
+}
+
+func childBackwardTimeout(ctx context.Context, g *Group) error {
+	s := torch.NewScope()
+	defer s.Close()
+	x := s.Ones(torch.Float32, torch.CPUDevice, 2, 3)
+	x.SetRequiresGrad(true)
+	all, _, err := g.AllGatherGrad(ctx, s, s.MulScalar(x, 2))
+	if err != nil {
+		return err
+	}
+	if g.Rank() == 1 {
+		time.Sleep(5 * time.Second) // never runs its backward
+		return nil
+	}
+	t0 := time.Now()
+	s.Backward(s.Sum(all, false))
+	err = s.Err()
+	if err == nil || !strings.Contains(err.Error(), "dist: all_gather backward (all-reduce of the gradient) on rank 0 of 2") ||
+		!strings.Contains(err.Error(), "timed out") || time.Since(t0) > 5*time.Second {
+		return fmt.Errorf("backward: %v after %v", err, time.Since(t0))
+	}
+	fmt.Printf("after %v: %v\n", time.Since(t0).Round(time.Millisecond), err)
+	if err := g.Barrier(ctx); !errors.Is(err, ErrFailed) {
+		return fmt.Errorf("barrier after a failed backward: %v", err)
+	}
 	return nil
 }
 
