@@ -408,6 +408,10 @@ func runChild(name string) int {
 		fmt.Println("FAIL:", err)
 		return 1
 	}
+	if n := torch.LiveTensors(); n != 0 {
+		fmt.Println("FAIL:", n, "tensor handles still live")
+		return 1
+	}
 	fmt.Println("PASS")
 	return 0
 }
@@ -714,6 +718,7 @@ func childDPR(ctx context.Context, g *Group) error {
 		if worst > tol || scale == 0 {
 			return fmt.Errorf("autocast %v: gradients differ by %g (tolerance %g)", autocast, worst, tol)
 		}
+		run.Close() // s itself when not autocasting
 		s.Close()
 	}
 	return nil
