@@ -254,6 +254,9 @@ func (g *Group) AllGatherGrad(ctx context.Context, s *torch.Scope, t *torch.Tens
 
 func (g *Group) allGather(ctx context.Context, s *torch.Scope, t *torch.Tensor, grad bool) (*torch.Tensor, Counts, error) {
 	op := "all_gather"
+	if s == nil {
+		return nil, nil, fmt.Errorf("dist: %s: nil scope", op)
+	}
 	if err := s.Err(); err != nil {
 		return nil, nil, err
 	}
