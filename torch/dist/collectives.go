@@ -79,7 +79,10 @@ func (g *Group) run(ctx context.Context, op string, deadline time.Time, byCtx bo
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
+			// The native work may still be queued (libtorch 1.13's Gloo keeps
+			// the group's timeout whatever the deadline): given up, as on cancel.
 			C.re2g_work_free(w)
+			g.abandoned = true
 			e := &Error{Op: op, Rank: g.rank, Size: g.size, Kind: ErrTimeout,
 				Msg: fmt.Sprintf("timed out after %v waiting for the other ranks", time.Since(t0).Round(time.Millisecond))}
 			if byCtx {
