@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 
 	"github.com/re2g/re2g/data"
@@ -202,3 +203,49 @@ func bleveOpen(dir string, config map[string]interface{}) (bi bleve.Index, err e
 // into an error: a damaged segment file (in an index opened without reading
 // every byte) must not take the process down.
 var ErrDamaged = errors.New("bm25: the index could not be read (damaged? re2g index verify checks every file)")
+
+// Segments reports how many segments the index's current snapshot has,
+// and how many deleted documents they still hold.
+func (ix *Index) Segments() (segments int, deleted uint64, err error) {
+	r, err := ix.adv.Reader()
+	if err != nil {
+		return 0, 0, fmt.Errorf("bm25: %w", err)
+	}
+	defer r.Close()
+	snap, ok := r.(*scorch.IndexSnapshot)
+	if !ok {
+		return 0, 0, errors.New("bm25: not a scorch index")
+	}
+	for _, ss := range snap.Segments() {
+		deleted += ss.Segment().Count() - ss.Count()
+	}
+	return len(snap.Segments()), deleted, nil
+}
+
+// Compact merges the index into one segment without its deleted
+// documents. bleve merges two segments or more: when the index is one
+// segment that holds deleted documents, Compact first indexes p again
+// (a live passage, with its indexed title and text: the statistics do not
+// change), which puts it in a second segment.
+func (ix *Index) Compact(ctx context.Context, p data.Passage) error {
+	if ix.readOnly {
+		return ErrReadOnly
+	}
+	segs, deleted, err := ix.Segments()
+	if err != nil {
+		return err
+	}
+	if segs == 1 && deleted > 0 {
+		n, err := ix.DeletePassages(ctx, []data.Passage{p})
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("bm25: compact %s: passage %s is not in the index", ix.dir, p.ID)
+		}
+		if err := ix.Add(ctx, []data.Passage{p}, nil); err != nil {
+			return err
+		}
+	}
+	return ix.Optimize(ctx)
+}

@@ -45,7 +45,7 @@ func genPassages(n int) []data.Passage {
 // TestCloneUpdateEqualsFreshBuild: a clone of an index, updated (passages
 // added, others deleted with the text the caller gives), scores exactly as
 // an index built at once from the passages it ends with, before and after
-// Optimize, while the original, open read-only throughout, is unchanged on
+// Compact, while the original, open read-only throughout, is unchanged on
 // disk and in its answers, and shares its segment files with the clone.
 func TestCloneUpdateEqualsFreshBuild(t *testing.T) {
 	ps := genPassages(400)
@@ -116,10 +116,13 @@ func TestCloneUpdateEqualsFreshBuild(t *testing.T) {
 		}
 	}
 	same("updated")
-	if err := up.Optimize(ctx); err != nil {
+	if err := up.Compact(ctx, ps[100]); err != nil {
 		t.Fatal(err)
 	}
-	same("optimized")
+	if segs, del, err := up.Segments(); segs != 1 || del != 0 || err != nil {
+		t.Fatalf("compacted: %d segments, %d deleted documents, %v", segs, del, err)
+	}
+	same("compacted")
 	if err := up.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,5 +212,43 @@ func TestSearchDamagedSegmentDoesNotPanic(t *testing.T) {
 	}
 	if recovered == 0 {
 		t.Fatal("no damage reached a panic: the test no longer covers the recovery")
+	}
+}
+
+// TestCompactOneSegmentDropsDeleted: deletions from an index of one
+// segment stay as bleve's deletion bitmap until Compact, which leaves one
+// segment without them and the scores of a fresh build.
+func TestCompactOneSegmentDropsDeleted(t *testing.T) {
+	ps := genPassages(120)
+	dir := extIndex(t, ps)
+	ix, err := OpenUpdate(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if n, err := ix.DeletePassages(ctx, ps[:30]); n != 30 || err != nil {
+		t.Fatalf("delete: %d %v", n, err)
+	}
+	if segs, del, err := ix.Segments(); segs != 1 || del != 30 || err != nil {
+		t.Fatalf("after deleting: %d segments, %d deleted documents, %v", segs, del, err)
+	}
+	if err := ix.Compact(ctx, ps[50]); err != nil {
+		t.Fatal(err)
+	}
+	if segs, del, err := ix.Segments(); segs != 1 || del != 0 || err != nil {
+		t.Fatalf("compacted: %d segments, %d deleted documents, %v", segs, del, err)
+	}
+	fresh := extIndex(t, ps[30:])
+	fr, err := OpenReadOnly(ctx, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	for _, q := range []string{"alpha3 beta5", "gamma shared", "Title 4 alpha1"} {
+		got, err1 := ix.Search(ctx, q, 20, Params{})
+		want, err2 := fr.Search(ctx, q, 20, Params{})
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %v %v\nwant %v %v", q, got, err1, want, err2)
+		}
 	}
 }
