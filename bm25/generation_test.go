@@ -1,6 +1,7 @@
 package bm25
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/internal/dirtest"
@@ -250,5 +252,27 @@ func TestCompactOneSegmentDropsDeleted(t *testing.T) {
 		if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %v %v\nwant %v %v", q, got, err1, want, err2)
 		}
+	}
+}
+
+// TestCompactWithoutChanges: compacting (or optimizing) an index of one
+// segment opened without changes returns at once (it used to wait for
+// ever for bleve's background threads, which report busy until they
+// persist a snapshot of their own).
+func TestCompactWithoutChanges(t *testing.T) {
+	ps := genPassages(50)
+	dir := extIndex(t, ps)
+	ix, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := ix.Compact(c, ps[3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Optimize(c); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -682,6 +682,15 @@ func (ix *Index) Optimize(ctx context.Context) error {
 		return errors.New("bm25: optimize: not a scorch index")
 	}
 	for {
+		// One segment is done: every batch is on disk when Add returns, and
+		// an index opened without changes would wait for ever for its
+		// background threads (they report busy until they persist a
+		// snapshot of their own).
+		if n, err := ix.segments(); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		} else if n <= 1 {
+			return nil
+		}
 		if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
 			return fmt.Errorf("bm25: optimize: %w", err)
 		}
