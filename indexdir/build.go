@@ -459,7 +459,8 @@ func encodeCorpus(ctx context.Context, store *pstore.Store, o Options) (*DenseMa
 		}
 	}
 	bar.Finish()
-	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra}, nil
+	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra,
+		MaxLength: o.Encoder.MaxLength()}, nil
 }
 
 // buildHNSW builds and saves the HNSW index of out's vectors; for SQ8 it

@@ -87,8 +87,10 @@ type DenseManifest struct {
 	// SQ8Train is how the quantiser of an SQ8 index (HNSW.SQ8) was trained.
 	SQ8Train *dense.SQ8Train `json:"sq8_train,omitempty"`
 	// EncoderSHA256 identifies the context encoder's files
-	// (EncoderFingerprint), so that Add can refuse another encoder.
+	// (EncoderFingerprint), and MaxLength is the tokens it cut passages to,
+	// so that Add can refuse another encoder or another length.
 	EncoderSHA256 string `json:"encoder_sha256,omitempty"`
+	MaxLength     int    `json:"max_length,omitempty"`
 }
 
 // Segment is one part of an index's passages, in a directory of its own:

@@ -449,6 +449,10 @@ func checkEncoder(dir string, m *Manifest, o UpdateOptions) error {
 	if o.Force {
 		return nil
 	}
+	if d.MaxLength > 0 && o.Encoder.MaxLength() != d.MaxLength {
+		return fmt.Errorf("context encoder %s cuts passages to %d tokens, the vectors of index %s were encoded from %d (re2g index add --max-length %d)",
+			o.EncoderDir, o.Encoder.MaxLength(), dir, d.MaxLength, d.MaxLength)
+	}
 	if d.EncoderSHA256 != "" {
 		if o.EncoderDir == "" {
 			return fmt.Errorf("index %s: which directory is the context encoder from? (UpdateOptions.EncoderDir; its files are checked against those the index was encoded with)", dir)

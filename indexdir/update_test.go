@@ -42,15 +42,16 @@ var updateQueries = []string{"city university", "the population of the state", "
 // state is what an index answers: its passage ids, and its BM25 and dense
 // top 10 (ids and scores) for updateQueries and fixed random vectors.
 type state struct {
-	IDs    []string
-	Sparse [][]Hit
-	Dense  [][]Hit
+	Generation int
+	IDs        []string
+	Sparse     [][]Hit
+	Dense      [][]Hit
 }
 
 func stateOf(t *testing.T, ix *Index) state {
 	t.Helper()
 	ctx := context.Background()
-	var s state
+	s := state{Generation: ix.Manifest.Generation}
 	var err error
 	if s.IDs, err = ix.PassageIDs(ctx); err != nil {
 		t.Fatal(err)
