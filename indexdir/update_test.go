@@ -235,6 +235,17 @@ func TestAddDeleteCompactEqualsFreshBuild(t *testing.T) {
 	}
 	want = fresh(t, live)
 	sameState(t, "deleted", got, want)
+	// the corpus the index holds now, written out, builds the same index
+	written := filepath.Join(t.TempDir(), "written.jsonl")
+	if err := ix.WriteCorpus(ctx, written); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := filepath.Join(t.TempDir(), "rebuilt")
+	build(t, written, Options{Out: rebuilt, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
+	sameState(t, "rebuilt from WriteCorpus", openState(t, rebuilt), want)
+	if rix := open(t, rebuilt); !rix.HasPages() || rix.Page(live[0].ID) != "page-"+live[0].Title {
+		t.Fatal("WriteCorpus lost the pages")
+	}
 	delete(vecs, "")
 	for _, id := range gone {
 		delete(vecs, id)
@@ -497,4 +508,38 @@ func fileState(t *testing.T, dir string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestDeleteThenAddAgain: an id deleted can be added again (without
+// Replace): the new passage is the one found, by id and by BM25.
+func TestDeleteThenAddAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := dirtest.Copy(t, squadIndex(t))
+	ix := open(t, dir)
+	p, err := ix.Get(mustIDs(t, ix)[10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	if _, err := Delete(ctx, dir, []string{p.ID}, UpdateOptions{Progress: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	again := p.DataPassage()
+	again.Text = "Zanzibar quokka xylophone, added again."
+	m, err := Add(ctx, dir, kiltFile(t, []data.Passage{again}), UpdateOptions{Progress: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Passages != 1581 || m.Deleted != 1 {
+		t.Fatalf("after deleting and adding again: %d passages, %d deleted", m.Passages, m.Deleted)
+	}
+	ix = open(t, dir)
+	got, err := ix.Get(p.ID)
+	if err != nil || got.Text != again.Text || got.Row != 1581 {
+		t.Fatalf("the passage added again: %+v %v", got, err)
+	}
+	hs, err := ix.SparseSearch(ctx, "zanzibar quokka", 3, bm25.Params{})
+	if err != nil || len(hs) != 1 || hs[0].ID != p.ID || hs[0].Text != again.Text {
+		t.Fatalf("BM25: %v %v", hs, err)
+	}
 }

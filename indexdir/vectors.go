@@ -1,12 +1,16 @@
 package indexdir
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"github.com/re2g/re2g/indexdir/pstore"
+	"github.com/re2g/re2g/internal/atomicfile"
 )
 
 // PassageIDs lists the id of every passage of the index (deleted ones
@@ -86,4 +90,42 @@ func (ix *Index) Vectors(ids []string) (vecs []float32, found []bool, err error)
 		}
 	}
 	return vecs, found, nil
+}
+
+// WriteCorpus writes the index's passages (deleted ones excepted), in row
+// order, to path as a corpus Build reads back into the same passages: KILT
+// passage lines ({id, wikipedia_id, title, text}) for an index with pages,
+// BEIR lines ({_id, title, text}) otherwise. The file is written
+// atomically. After updates it is the corpus the index holds, which the
+// file it was built from (Manifest.Corpus) no longer is.
+func (ix *Index) WriteCorpus(ctx context.Context, path string) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		for _, s := range ix.segs {
+			err := s.passages.Scan(ctx, 0, s.Rows, func(p Passage) error {
+				if ix.Deleted(s.first + p.Row) {
+					return nil
+				}
+				if ix.Manifest.Pages {
+					return enc.Encode(struct {
+						ID    string `json:"id"`
+						Page  string `json:"wikipedia_id"`
+						Title string `json:"title"`
+						Text  string `json:"text"`
+					}{p.ID, p.Page, p.Title, p.Text})
+				}
+				return enc.Encode(struct {
+					ID    string `json:"_id"`
+					Title string `json:"title"`
+					Text  string `json:"text"`
+				}{p.ID, p.Title, p.Text})
+			})
+			if err != nil {
+				return fmt.Errorf("index %s: %w", ix.Dir, err)
+			}
+		}
+		return bw.Flush()
+	})
 }
