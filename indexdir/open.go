@@ -130,6 +130,14 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 		return nil, sum, fmt.Errorf("index %s: %w (manifest version %d, passages in bleve and %s): rebuild it (re2g index --corpus %s --out NEW_DIR)",
 			dir, ErrOldIndex, m.Version, legacyPagesFile, m.Corpus)
 	}
+	for _, rel := range []string{m.BM25Dir, m.Tombstones} {
+		if !validRel(rel) {
+			return nil, sum, fmt.Errorf("index %s: %s: %w: path %q outside the index", dir, filepath.Join(dir, manifestFile), ErrCorrupt, rel)
+		}
+	}
+	if (m.Deleted > 0) != (m.Tombstones != "") || m.Deleted < 0 {
+		return nil, sum, fmt.Errorf("index %s: %s: %w: %d deleted passages, tombstones %q", dir, filepath.Join(dir, manifestFile), ErrCorrupt, m.Deleted, m.Tombstones)
+	}
 	if err := verifyFiles(ctx, dir, m, o.Verify); err != nil {
 		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
@@ -148,7 +156,7 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 	if ix.rows != m.Passages+m.Deleted {
 		return fail(fmt.Errorf("the passage stores hold %d passages, the manifest says %d and %d deleted", ix.rows, m.Passages, m.Deleted))
 	}
-	if m.Tombstones != "" || m.Deleted > 0 {
+	if m.Tombstones != "" {
 		rows, err := readTombstones(filepath.Join(dir, filepath.FromSlash(m.Tombstones)), ix.rows)
 		if err != nil {
 			return fail(err)

@@ -803,6 +803,9 @@ func Compact(ctx context.Context, dir string, o UpdateOptions) (_ *Manifest, err
 	start := time.Now()
 	m := u.next()
 	live := m.Passages
+	if live == 0 {
+		return nil, fmt.Errorf("index compact %s: every passage is deleted: there is nothing to compact into (build a new index)", dir)
+	}
 	w, err := pstore.Create(filepath.Join(u.tmp, passagesDir))
 	if err != nil {
 		return nil, fmt.Errorf("index compact: %w", err)

@@ -109,6 +109,12 @@ func TestIndexUpdateCommands(t *testing.T) {
 	if err := run("index", "add", "--index", idx, "--corpus", more, "--max-length", "-1"); err == nil || !strings.Contains(err.Error(), "--max-length -1: want 0 to") {
 		t.Fatalf("--max-length -1: %v", err)
 	}
+	if err := run("serve", "--index", idx, "--reload-poll", "-1s"); err == nil || !strings.Contains(err.Error(), "--reload-poll -1s: want 0s to 24h0m0s (0: off; SIGHUP reloads)") {
+		t.Fatalf("--reload-poll -1s: %v", err)
+	}
+	if err := run("ask", "--index", idx, "--verify", "some", "delegates"); err == nil || !strings.Contains(err.Error(), `--verify: verify "some": want quick or full`) {
+		t.Fatalf("--verify some: %v", err)
+	}
 }
 
 // TestServeReloadsUnderLoad: two real `re2g serve` processes, one with
