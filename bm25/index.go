@@ -104,6 +104,7 @@ type fieldStats struct {
 type Index struct {
 	bi       bleve.Index
 	adv      index.Index
+	dir      string
 	cfg      config
 	fields   []string // indexed fields
 	analyzer analysis.Analyzer
@@ -213,11 +214,11 @@ func OpenReadOnly(ctx context.Context, dir string) (*Index, error) {
 // exclusive lock in short steps so that ctx can end the wait.
 func openBleve(ctx context.Context, dir string, readOnly bool) (bleve.Index, error) {
 	if !readOnly {
-		return bleve.Open(dir)
+		return bleveOpen(dir, nil)
 	}
 	logged := false
 	for {
-		bi, err := bleve.OpenUsing(dir, map[string]interface{}{"read_only": true, "bolt_timeout": "100ms"})
+		bi, err := bleveOpen(dir, map[string]interface{}{"read_only": true, "bolt_timeout": "100ms"})
 		if !errors.Is(err, bolterrors.ErrTimeout) {
 			return bi, err
 		}
@@ -242,6 +243,12 @@ func open(ctx context.Context, dir string, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, openError(dir, err)
 	}
+	return finishOpen(ctx, bi, dir, readOnly)
+}
+
+// finishOpen reads the configuration and statistics of an opened bleve
+// index and wraps it.
+func finishOpen(ctx context.Context, bi bleve.Index, dir string, readOnly bool) (*Index, error) {
 	fail := func(err error) (*Index, error) {
 		bi.Close()
 		return nil, fmt.Errorf("bm25: open %s: %w", dir, err)
@@ -358,7 +365,7 @@ func wrap(bi bleve.Index, c config, st map[string]fieldStats, dir string) (*Inde
 		bi.Close()
 		return nil, fmt.Errorf("bm25: %s: analyzer %s missing", dir, AnalyzerName)
 	}
-	return &Index{bi: bi, adv: adv, cfg: c, fields: indexedFields(c), analyzer: a, stats: st}, nil
+	return &Index{bi: bi, adv: adv, dir: dir, cfg: c, fields: indexedFields(c), analyzer: a, stats: st}, nil
 }
 
 // Close closes the index; closing it again does nothing.
@@ -535,6 +542,12 @@ func (ix *Index) subtractOld(r index.IndexReader, id string, delta map[string]fi
 	if ix.cfg.ExternalText {
 		return false, fmt.Errorf("bm25: passage %s is in the index: replacing or deleting it needs its text: %w", id, ErrExternalText)
 	}
+	ix.subtract(p, delta)
+	return true, nil
+}
+
+// subtract removes p's lengths from delta, analysing its text again.
+func (ix *Index) subtract(p data.Passage, delta map[string]fieldStats) {
 	d := ix.document(p)
 	d.VisitFields(func(fl index.Field) {
 		if !fl.Options().IsIndexed() {
@@ -548,7 +561,6 @@ func (ix *Index) subtractOld(r index.IndexReader, id string, delta map[string]fi
 		}
 		delta[fl.Name()] = s
 	})
-	return true, nil
 }
 
 func passageFrom(r index.IndexReader, id string) (data.Passage, bool, error) {
@@ -670,6 +682,15 @@ func (ix *Index) Optimize(ctx context.Context) error {
 		return errors.New("bm25: optimize: not a scorch index")
 	}
 	for {
+		// One segment is done: every batch is on disk when Add returns, and
+		// an index opened without changes would wait for ever for its
+		// background threads (they report busy until they persist a
+		// snapshot of their own).
+		if n, err := ix.segments(); err != nil {
+			return fmt.Errorf("bm25: optimize: %w", err)
+		} else if n <= 1 {
+			return nil
+		}
 		if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
 			return fmt.Errorf("bm25: optimize: %w", err)
 		}

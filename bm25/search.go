@@ -59,8 +59,13 @@ const MaxK = 100_000
 // Search returns the k best passages for the query text, best first, equal
 // scores by passage id (so that two indexes of the same passages, however
 // built, give the same list).
-func (ix *Index) Search(ctx context.Context, text string, k int, p Params) ([]Hit, error) {
-	p, err := p.withDefaults()
+func (ix *Index) Search(ctx context.Context, text string, k int, p Params) (_ []Hit, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrDamaged, ix.dir, r)
+		}
+	}()
+	p, err = p.withDefaults()
 	if err != nil {
 		return nil, err
 	}

@@ -220,6 +220,11 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 		if err != nil {
 			return nil, err
 		}
+		if o.EncoderDir != "" {
+			if dm.EncoderSHA256, err = EncoderFingerprint(o.EncoderDir); err != nil {
+				return nil, fmt.Errorf("index: %w", err)
+			}
+		}
 		if o.NumShards <= 1 {
 			if dm.SQ8Train, err = buildHNSW(ctx, o.Out, o); err != nil {
 				return nil, err
@@ -233,6 +238,12 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 		store.Close()
 		if err := os.RemoveAll(store.Dir()); err != nil {
 			return nil, fmt.Errorf("index: %w", err)
+		}
+	}
+	if o.NumShards <= 1 {
+		man.Segments = []Segment{{Rows: pr.Passages}}
+		if man.Dense != nil {
+			man.Segments[0].SQ8Train = man.Dense.SQ8Train
 		}
 	}
 	man.Created = time.Now().UTC()
@@ -448,7 +459,8 @@ func encodeCorpus(ctx context.Context, store *pstore.Store, o Options) (*DenseMa
 		}
 	}
 	bar.Finish()
-	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra}, nil
+	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra,
+		MaxLength: o.Encoder.MaxLength()}, nil
 }
 
 // buildHNSW builds and saves the HNSW index of out's vectors; for SQ8 it

@@ -285,7 +285,7 @@ func TestStoreServesSearches(t *testing.T) {
 	}
 	ix := open(t, dir)
 	for i, want := range ps {
-		got, err := ix.Passages().Row(i)
+		got, err := ix.Row(i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,13 +357,12 @@ func TestBuildStreamsSyntheticCorpus(t *testing.T) {
 	if ix.Manifest.Passages != n || !ix.HasPages() || ix.HasDense() {
 		t.Fatalf("manifest %+v", ix.Manifest)
 	}
-	st := ix.Passages()
 	rows := 0
 	var sample []Passage
 	if _, err := ReadCorpus(context.Background(), corpus, nil, func(want Passage) error {
 		want.Row = rows
 		want.Range = &data.PassageRange{Page: want.Page, First: rows % synthcorpus.PerPage, Last: rows % synthcorpus.PerPage}
-		got, err := st.Row(rows)
+		got, err := ix.Row(rows)
 		if err != nil {
 			return err
 		}
@@ -382,7 +381,7 @@ func TestBuildStreamsSyntheticCorpus(t *testing.T) {
 		t.Fatalf("the stream has %d passages", rows)
 	}
 	for _, want := range sample {
-		if got, err := st.Get(want.ID); err != nil || !reflect.DeepEqual(got, want) {
+		if got, err := ix.Get(want.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Get(%s): %+v %v", want.ID, got, err)
 		}
 		if ix.Page(want.ID) != want.Page {

@@ -70,9 +70,14 @@ func files(t *testing.T, dir string) []string {
 }
 
 // TestOpenIndexDetectsDamage damages each file of an index directory in turn
-// (cut in half, one byte flipped, removed): opening it is an error naming
-// the file, never a crash (a flipped byte in hnsw.faiss used to open and
-// crash the process in the first search).
+// (cut in half, removed, one byte flipped) and holds each verification mode
+// to its promise. Cut or removed, any file makes opening an error naming it.
+// A flipped byte is an error naming the file when opening with VerifyFull
+// (and VerifyIndex); with VerifyQuick, in every file but those read lazily
+// (the passage store, the vector shards and their ids, bleve's segments:
+// a flipped byte in hnsw.faiss used to open and crash the process in the
+// first search). An index opened quickly with a flipped byte in a lazy file
+// searches without crashing: errors, if any, name the index.
 func TestOpenIndexDetectsDamage(t *testing.T) {
 	good := denseIndex(t)
 	open(t, good)
@@ -104,26 +109,48 @@ func TestOpenIndexDetectsDamage(t *testing.T) {
 		}},
 		{"delete", os.Remove},
 	}
+	lazy := 0
 	for _, rel := range all {
 		for _, d := range damages {
 			t.Run(rel+"/"+d.name, func(t *testing.T) {
 				dir := dirtest.Copy(t, good)
-				if err := d.do(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+				path := filepath.Join(dir, filepath.FromSlash(rel))
+				if err := d.do(path); err != nil {
 					t.Fatal(err)
 				}
+				wantErr := func(mode string, err error) {
+					t.Helper()
+					if err == nil {
+						t.Fatalf("%s: opened an index with %s damaged (%s)", mode, rel, d.name)
+					}
+					if !strings.Contains(err.Error(), path) {
+						t.Fatalf("%s: the error does not name %s: %v", mode, rel, err)
+					}
+					if !(rel == manifestFile && d.name == "delete") && !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("%s: want ErrCorrupt, got %v", mode, err)
+					}
+				}
+				_, err := VerifyIndex(context.Background(), dir)
+				wantErr("full", err)
 				ix, err := Open(context.Background(), dir)
-				if err == nil {
-					ix.Close()
-					t.Fatalf("opened an index with %s damaged (%s)", rel, d.name)
+				if d.name != "flip" || !lazyFile(rel) {
+					if err == nil {
+						ix.Close()
+					}
+					wantErr("quick", err)
+					return
 				}
-				if !strings.Contains(err.Error(), filepath.Join(dir, filepath.FromSlash(rel))) {
-					t.Fatalf("the error does not name %s: %v", rel, err)
+				if err != nil {
+					t.Fatalf("quick: %s, read lazily, is checked for its size only, but the open failed: %v", rel, err)
 				}
-				if !(rel == manifestFile && d.name == "delete") && !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("want ErrCorrupt, got %v", err)
-				}
+				defer ix.Close()
+				lazy++
+				searchAllNoPanic(t, ix, dir)
 			})
 		}
+	}
+	if lazy < 5 {
+		t.Fatalf("%d lazily read files damaged: the test no longer covers them", lazy)
 	}
 	t.Run("manifest.json/edited", func(t *testing.T) {
 		dir := dirtest.Copy(t, good)
@@ -289,6 +316,43 @@ func openAndSearchWriteNothing(t *testing.T, dir string, dense bool) {
 		}
 		t.Fatal("opening and searching the index changed it")
 	}
+}
+
+// searchAllNoPanic runs every kind of search an Index has, on every
+// passage, and wants results or errors naming dir (the damaged index), not
+// a panic.
+func searchAllNoPanic(t *testing.T, ix *Index, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	check := func(what string, err error) {
+		t.Helper()
+		if err != nil && !strings.Contains(err.Error(), dir) {
+			t.Fatalf("%s: the error does not name the index: %v", what, err)
+		}
+	}
+	ids, err := ix.PassageIDs(ctx)
+	check("passage ids", err)
+	for r := range ix.Rows() {
+		_, err := ix.Row(r)
+		check("row", err)
+	}
+	for _, id := range ids {
+		_, _, err := ix.Passage(id)
+		check("passage", err)
+		ix.Page(id)
+	}
+	_, _, err = ix.Vectors(ids)
+	check("vectors", err)
+	for _, q := range []string{"city university", "the", "Normans"} {
+		_, err := ix.SparseSearch(ctx, q, 10, bm25.Params{})
+		check("BM25", err)
+	}
+	q := make([]float32, ix.Dim())
+	for i := range q {
+		q[i] = float32(i%7) - 3
+	}
+	_, err = ix.DenseSearch(ctx, [][]float32{q}, 10, 0)
+	check("dense", err)
 }
 
 // searchAll runs every kind of search an Index has.

@@ -13,10 +13,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/re2g/re2g/dense"
@@ -24,11 +26,18 @@ import (
 	"github.com/re2g/re2g/internal/atomicfile"
 )
 
-// manifestVersion 3 indexes keep their passages in a passage store
+// manifestVersion 4 indexes take updates (Add, Delete, Compact): their
+// passages are in segments, BM25 in a generation directory, deleted rows in
+// a tombstone file, all named by the manifest; a version 3 index is a
+// version 4 one with one segment at the top of the directory and no updates,
+// and opens as one. Version 3 keeps the passages in a passage store
 // (passages/, package pstore) instead of bleve's stored fields and a
 // pages.json map; version 2 added every file's size and CRC-32C, and the
 // manifest's own SHA-256, which version 1 manifests lack.
-const manifestVersion = 3
+const manifestVersion = 4
+
+// minManifestVersion is the oldest manifest version Open reads.
+const minManifestVersion = 3
 
 // Manifest describes a built index: what corpus, which encoder, what
 // parameters, how many of everything.
@@ -46,8 +55,21 @@ type Manifest struct {
 	// Shard is "I/N" for the partial output of one encoding shard, which
 	// holds vectors only, until Merge combines the shards.
 	Shard string `json:"shard,omitempty"`
-	// Files are every other file of the directory, checked when it is
-	// opened (empty for indexes from before version 2).
+	// Generation counts the updates committed since the index was built
+	// (0: none).
+	Generation int `json:"generation,omitempty"`
+	// Segments hold the passages, in row order (version 4; a version 3
+	// index has one, at the top of the directory). Passages counts those
+	// not deleted.
+	Segments []Segment `json:"segments,omitempty"`
+	// BM25Dir is the directory of the BM25 index ("": bm25).
+	BM25Dir string `json:"bm25_dir,omitempty"`
+	// Deleted is how many stored passages are deleted (until Compact),
+	// Tombstones the file of their rows.
+	Deleted    int    `json:"deleted,omitempty"`
+	Tombstones string `json:"tombstones,omitempty"`
+	// Files are every other file of the index, checked when it is opened
+	// (empty for indexes from before version 2).
 	Files []FileSum `json:"files,omitempty"`
 	// ManifestSHA256 is the SHA-256 of this file as written with the field
 	// all zeros. It must stay the last field.
@@ -63,6 +85,25 @@ type DenseManifest struct {
 	Chunk   int               `json:"chunk"`
 	Extra   map[string]string `json:"extra,omitempty"`
 	// SQ8Train is how the quantiser of an SQ8 index (HNSW.SQ8) was trained.
+	SQ8Train *dense.SQ8Train `json:"sq8_train,omitempty"`
+	// EncoderSHA256 identifies the context encoder's files
+	// (EncoderFingerprint), and MaxLength is the tokens it cut passages to,
+	// so that Add can refuse another encoder or another length.
+	EncoderSHA256 string `json:"encoder_sha256,omitempty"`
+	MaxLength     int    `json:"max_length,omitempty"`
+}
+
+// Segment is one part of an index's passages, in a directory of its own:
+// a passage store (passages/) and, in a dense index, the vectors and their
+// HNSW index (dense/). A build makes one; each Add adds one with the
+// passages it adds; Compact folds them all into one.
+type Segment struct {
+	// Dir is the segment's directory, relative to the index ("": the
+	// index directory itself, where a build puts it).
+	Dir string `json:"dir"`
+	// Rows is how many passages it stores, deleted ones included.
+	Rows int `json:"rows"`
+	// SQ8Train is how its SQ8 quantiser was trained (an SQ8 index).
 	SQ8Train *dense.SQ8Train `json:"sq8_train,omitempty"`
 }
 
@@ -212,10 +253,61 @@ func readManifest(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-// verifyFiles checks every file the manifest lists against its size and
-// CRC-32C, a few at a time; the first mismatch names the file. A manifest
-// from before checksums passes with a warning.
-func verifyFiles(ctx context.Context, dir string, m *Manifest) error {
+// Verify says how much of an index's files opening it checks against the
+// manifest.
+type Verify int
+
+const (
+	// VerifyQuick checks the manifest's SHA-256, every file's presence and
+	// size, and the CRC-32C of the files read whole when an index opens (the
+	// HNSW index, which FAISS loads into memory, so that a changed byte is
+	// an error rather than a crash in the first search) and of the small
+	// ones (JSON, bleve's root.bolt, tombstones). The files read lazily
+	// through memory maps or at offsets — the passage store, the vector
+	// shards, bleve's segments — are checked for size only: a changed byte
+	// there shows as an error naming the file when it is read (or as a
+	// changed passage), never as a crash. Opening costs the HNSW file's read,
+	// not the corpus's.
+	VerifyQuick Verify = iota
+	// VerifyFull checks the CRC-32C of every byte of every file (re2g index
+	// verify): minutes at KILT's size.
+	VerifyFull
+)
+
+func (v Verify) String() string {
+	if v == VerifyFull {
+		return "full"
+	}
+	return "quick"
+}
+
+// ParseVerify parses "quick" or "full".
+func ParseVerify(s string) (Verify, error) {
+	switch s {
+	case "quick", "":
+		return VerifyQuick, nil
+	case "full":
+		return VerifyFull, nil
+	}
+	return 0, fmt.Errorf("verify %q: want quick or full", s)
+}
+
+// lazyFile reports whether the file at rel (slash-separated) is read
+// lazily, a record or a row at a time, so that VerifyQuick checks its size
+// only: the passage store's files, vector shards and their id lists, and
+// bleve's segments.
+func lazyFile(rel string) bool {
+	switch path.Ext(rel) {
+	case ".dat", ".off", ".ids", ".vec", ".zap":
+		return true
+	}
+	return false
+}
+
+// verifyFiles checks the files the manifest lists against their sizes and,
+// as mode says, their CRC-32C, a few at a time; the first mismatch names the
+// file. A manifest from before checksums passes with a warning.
+func verifyFiles(ctx context.Context, dir string, m *Manifest, mode Verify) error {
 	if m.ManifestSHA256 == "" {
 		slog.Warn("index has no checksums (built by an older re2g): damaged files are not detected; rebuild it to add them", "dir", dir)
 		return nil
@@ -224,12 +316,17 @@ func verifyFiles(ctx context.Context, dir string, m *Manifest) error {
 	work := make(chan FileSum)
 	errs := make(chan error, len(m.Files))
 	var wg sync.WaitGroup
+	var read atomic.Int64
 	for range min(runtime.NumCPU(), 4, max(1, len(m.Files))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for f := range work {
-				errs <- verifyFile(dir, f)
+				full := mode == VerifyFull || !lazyFile(f.Path)
+				if full {
+					read.Add(f.Size)
+				}
+				errs <- verifyFile(dir, f, full)
 			}
 		}()
 	}
@@ -256,11 +353,12 @@ func verifyFiles(ctx context.Context, dir string, m *Manifest) error {
 	if first != nil {
 		return first
 	}
-	slog.Debug("index files verified", "dir", dir, "files", len(m.Files), "seconds", time.Since(start).Seconds())
+	slog.Debug("index files verified", "dir", dir, "mode", mode, "files", len(m.Files), "bytes_read", read.Load(), "seconds", time.Since(start).Seconds())
 	return nil
 }
 
-func verifyFile(dir string, f FileSum) error {
+// verifyFile checks one file's size and, with crc, its CRC-32C.
+func verifyFile(dir string, f FileSum, crc bool) error {
 	if f.Path == "" || filepath.IsAbs(f.Path) || strings.HasPrefix(filepath.Clean(filepath.FromSlash(f.Path)), "..") {
 		return fmt.Errorf("%s: %w: file path %q outside the index", filepath.Join(dir, manifestFile), ErrCorrupt, f.Path)
 	}
@@ -275,12 +373,15 @@ func verifyFile(dir string, f FileSum) error {
 	if st.Size() != f.Size {
 		return fmt.Errorf("%s: %w: %d bytes, the manifest says %d", path, ErrCorrupt, st.Size(), f.Size)
 	}
-	size, crc, err := checksum(path)
+	if !crc {
+		return nil
+	}
+	size, sum, err := checksum(path)
 	if err != nil {
 		return err
 	}
-	if size != f.Size || crc != f.CRC32C {
-		return fmt.Errorf("%s: %w: CRC-32C %08x, the manifest says %08x", path, ErrCorrupt, crc, f.CRC32C)
+	if size != f.Size || sum != f.CRC32C {
+		return fmt.Errorf("%s: %w: CRC-32C %08x, the manifest says %08x", path, ErrCorrupt, sum, f.CRC32C)
 	}
 	return nil
 }

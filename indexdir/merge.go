@@ -89,7 +89,7 @@ func mergeInto(ctx context.Context, dir, sum, corpusPath string, shardDirs []str
 			return nil, fmt.Errorf("index merge: shard %s has chunks of %d vectors of dimension %d, shard %s %d of %d: shards of one index are built with one --chunk and encoder",
 				d, m.Dense.Chunk, m.Dense.Dim, shardDirs[0], dm.Chunk, dm.Dim)
 		}
-		if err := verifyFiles(ctx, d, m); err != nil {
+		if err := verifyFiles(ctx, d, m, VerifyFull); err != nil {
 			return nil, fmt.Errorf("index merge: shard %s: %w", d, err)
 		}
 		src, err := dense.Open(filepath.Join(d, denseDir))
@@ -130,7 +130,8 @@ func mergeInto(ctx context.Context, dir, sum, corpusPath string, shardDirs []str
 		return nil, err
 	}
 	dm.Vectors, dm.HNSW, dm.SQ8Train = dst.Count(), o.HNSW, train
-	man := &Manifest{Created: time.Now().UTC(), Corpus: corpusPath, CorpusSHA256: sum, Passages: n, Pages: pages, Dense: dm}
+	man := &Manifest{Created: time.Now().UTC(), Corpus: corpusPath, CorpusSHA256: sum, Passages: n, Pages: pages, Dense: dm,
+		Segments: []Segment{{Rows: n, SQ8Train: train}}}
 	man.BM25 = &struct {
 		Fields string `json:"fields"`
 	}{Fields: o.BM25.Fields}

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
@@ -28,85 +32,231 @@ type Hit struct {
 	Score       float64
 }
 
-// Index is an opened index directory, safe for concurrent searches.
+// Index is an opened index directory, safe for concurrent searches. It is
+// the generation its manifest named when it was opened: updates that other
+// processes commit later (Add, Delete, Compact) show in an Index opened
+// after them (pipeline.Pipeline.ReloadIndex swaps one in).
 type Index struct {
 	Dir      string
 	Manifest Manifest
 	sparse   *bm25.Index
-	hnsw     *faiss.Index
-	vectors  *dense.Store
-	passages *pstore.Store
-	chunkOf  []int // vector store shard number → chunk
-	shardOf  []int // chunk → vector store shard number
+	segs     []*segment
+	rows     int      // stored passages, deleted ones included
+	deleted  []uint64 // bit set of the deleted rows (nil: none)
 }
 
-// Open opens a finished index directory for searching. It writes nothing
-// there (the directory may be read-only), and any number of processes (and
-// Indexes in one process) may have it open at once. Every file is checked
-// against the sizes and CRC-32C checksums in the manifest first, so a
-// damaged file is an error naming it. An index from before the passage
-// store is refused (ErrOldIndex) with the command that rebuilds it. ctx
-// bounds the wait for a process that has the BM25 store open for writing.
+// segment is an opened Segment. Its rows are the index's rows first to
+// first+passages.Len()-1.
+type segment struct {
+	Segment
+	first    int
+	deleted  int // rows of it deleted
+	passages *pstore.Store
+	hnsw     *faiss.Index
+	vectors  *dense.Store
+	chunkOf  []int // vector store shard number → chunk
+	shardOf  []int // chunk → vector store shard number
+	chunk    int
+}
+
+// OpenOptions control OpenWith.
+type OpenOptions struct {
+	// Verify is how much of the files is checked against the manifest
+	// (VerifyQuick: sizes, and the CRC-32C of the files read whole).
+	Verify Verify
+}
+
+// openRetries bounds how often OpenWith starts again when the manifest
+// changed while it opened the index (an update committed meanwhile, whose
+// clean-up removed files of the generation it had read).
+const openRetries = 8
+
+// Open opens a finished index directory for searching, with VerifyQuick
+// checks; see OpenWith.
 func Open(ctx context.Context, dir string) (*Index, error) {
+	return OpenWith(ctx, dir, OpenOptions{})
+}
+
+// OpenWith opens a finished index directory for searching. It writes
+// nothing there (the directory may be read-only), and any number of
+// processes (and Indexes in one process) may have it open at once, while a
+// writer updates it. The files are checked against the manifest as
+// o.Verify says, so a missing, truncated or (as far as the mode reads)
+// damaged file is an error naming it. An index from before the passage
+// store is refused (ErrOldIndex) with the command that rebuilds it. If an
+// update is committed while it opens (and removes files of the generation
+// it read), it opens the new generation instead. ctx bounds the wait for a
+// process that has the BM25 store open for writing.
+func OpenWith(ctx context.Context, dir string, o OpenOptions) (*Index, error) {
+	for attempt := 0; ; attempt++ {
+		ix, sum, err := openOnce(ctx, dir, o)
+		if err == nil {
+			return ix, nil
+		}
+		if attempt >= openRetries || sum == "" || ctx.Err() != nil {
+			return nil, err
+		}
+		now, rerr := readManifest(dir)
+		if rerr != nil || now.ManifestSHA256 == sum {
+			return nil, err
+		}
+		slog.Debug("index: a new generation was committed while opening: opening it", "dir", dir, "err", err)
+	}
+}
+
+// openOnce opens the generation the manifest names now; sum is the
+// manifest's SHA-256 when it could be read.
+func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum string, _ error) {
 	ix := &Index{Dir: dir}
 	m, err := readManifest(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("index %s: %w", dir, err)
+			return nil, "", fmt.Errorf("index %s: %w", dir, err)
 		}
 		if held, pid := dirlock.Held(dir); held {
-			return nil, fmt.Errorf("index %s is being built by PID %d: wait for it to finish", dir, pid)
+			return nil, "", fmt.Errorf("index %s is being built by PID %d: wait for it to finish", dir, pid)
 		}
 		if _, perr := os.Stat(filepath.Join(dir, progressFile)); perr == nil {
-			return nil, fmt.Errorf("index %s: the build did not finish (re2g index --resume continues it)", dir)
+			return nil, "", fmt.Errorf("index %s: the build did not finish (re2g index --resume continues it)", dir)
 		}
-		return nil, fmt.Errorf("index %s: %w", dir, err)
+		return nil, "", fmt.Errorf("index %s: %w", dir, err)
 	}
+	sum = m.ManifestSHA256
 	ix.Manifest = *m
-	if ix.Manifest.Shard != "" {
-		return nil, fmt.Errorf("index %s: shard %s of an index: merge the shards first (re2g index merge)", dir, ix.Manifest.Shard)
+	if m.Shard != "" {
+		return nil, sum, fmt.Errorf("index %s: shard %s of an index: merge the shards first (re2g index merge)", dir, m.Shard)
 	}
-	if m.Version < manifestVersion {
-		return nil, fmt.Errorf("index %s: %w (manifest version %d, passages in bleve and %s): rebuild it (re2g index --corpus %s --out NEW_DIR)",
+	if m.Version < minManifestVersion {
+		return nil, sum, fmt.Errorf("index %s: %w (manifest version %d, passages in bleve and %s): rebuild it (re2g index --corpus %s --out NEW_DIR)",
 			dir, ErrOldIndex, m.Version, legacyPagesFile, m.Corpus)
 	}
-	if err := verifyFiles(ctx, dir, m); err != nil {
-		return nil, fmt.Errorf("index %s: %w", dir, err)
+	for _, rel := range []string{m.BM25Dir, m.Tombstones} {
+		if !validRel(rel) {
+			return nil, sum, fmt.Errorf("index %s: %s: %w: path %q outside the index", dir, filepath.Join(dir, manifestFile), ErrCorrupt, rel)
+		}
 	}
-	fail := func(err error) (*Index, error) {
+	if (m.Deleted > 0) != (m.Tombstones != "") || m.Deleted < 0 {
+		return nil, sum, fmt.Errorf("index %s: %s: %w: %d deleted passages, tombstones %q", dir, filepath.Join(dir, manifestFile), ErrCorrupt, m.Deleted, m.Tombstones)
+	}
+	if err := verifyFiles(ctx, dir, m, o.Verify); err != nil {
+		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
+	}
+	fail := func(err error) (*Index, string, error) {
 		ix.Close()
-		return nil, fmt.Errorf("index %s: %w", dir, err)
+		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
-	if ix.passages, err = pstore.Open(filepath.Join(dir, passagesDir)); err != nil {
+	for _, s := range m.segments() {
+		seg, err := openSegment(dir, s, ix.rows, m.Dense)
+		if err != nil {
+			return fail(err)
+		}
+		ix.segs = append(ix.segs, seg)
+		ix.rows += s.Rows
+	}
+	if ix.rows != m.Passages+m.Deleted {
+		return fail(fmt.Errorf("the passage stores hold %d passages, the manifest says %d and %d deleted", ix.rows, m.Passages, m.Deleted))
+	}
+	if m.Tombstones != "" {
+		rows, err := readTombstones(filepath.Join(dir, filepath.FromSlash(m.Tombstones)), ix.rows)
+		if err != nil {
+			return fail(err)
+		}
+		if len(rows) != m.Deleted {
+			return fail(fmt.Errorf("%s holds %d deleted passages, the manifest says %d", m.Tombstones, len(rows), m.Deleted))
+		}
+		ix.deleted = make([]uint64, (ix.rows+63)/64)
+		for _, r := range rows {
+			ix.deleted[r/64] |= 1 << (r % 64)
+			ix.segs[ix.segmentOf(int(r))].deleted++
+		}
+	}
+	if d := m.Dense; d != nil && d.Vectors != m.Passages {
+		return fail(fmt.Errorf("the manifest says %d vectors for %d passages", d.Vectors, m.Passages))
+	}
+	if ix.sparse, err = bm25.OpenReadOnly(ctx, filepath.Join(dir, filepath.FromSlash(m.bm25Dir()))); err != nil {
 		return fail(err)
 	}
-	if ix.passages.Len() != m.Passages {
-		return fail(fmt.Errorf("the passage store holds %d passages, the manifest says %d", ix.passages.Len(), m.Passages))
+	if n, err := ix.sparse.Count(); err != nil || n != uint64(m.Passages) {
+		return fail(fmt.Errorf("the BM25 index %s holds %d passages, the manifest says %d (%v)", m.bm25Dir(), n, m.Passages, err))
 	}
-	if ix.sparse, err = bm25.OpenReadOnly(ctx, filepath.Join(dir, bm25Dir)); err != nil {
-		return fail(err)
+	return ix, sum, nil
+}
+
+// segments are the manifest's segments: one at the top of the directory
+// for a version 3 manifest.
+func (m *Manifest) segments() []Segment {
+	if len(m.Segments) > 0 || m.Version >= 4 {
+		return m.Segments
 	}
-	if d := ix.Manifest.Dense; d != nil {
-		if ix.vectors, err = dense.Open(filepath.Join(dir, denseDir)); err != nil {
-			return fail(err)
-		}
-		if ix.hnsw, err = faiss.Load(filepath.Join(dir, denseDir, hnswFile)); err != nil {
-			return fail(err)
-		}
-		if err := ix.hnsw.CheckConfig(d.HNSW); err != nil {
-			return fail(fmt.Errorf("%s is not the index the manifest records: %w", filepath.Join(denseDir, hnswFile), err))
-		}
-		if ix.hnsw.Dim() != d.Dim || ix.vectors.Dim() != d.Dim {
-			return fail(fmt.Errorf("HNSW dimension %d, vector store %d, manifest says %d", ix.hnsw.Dim(), ix.vectors.Dim(), d.Dim))
-		}
-		if n := ix.hnsw.Ntotal(); n != int64(d.Vectors) || ix.vectors.Count() != d.Vectors || d.Vectors != m.Passages {
-			return fail(fmt.Errorf("HNSW holds %d vectors, the vector store %d, manifest says %d for %d passages", n, ix.vectors.Count(), d.Vectors, m.Passages))
-		}
-		if ix.chunkOf, ix.shardOf, err = chunkMap(ix.vectors, m.Passages, d.Chunk); err != nil {
-			return fail(err)
-		}
+	s := Segment{Rows: m.Passages}
+	if m.Dense != nil {
+		s.SQ8Train = m.Dense.SQ8Train
 	}
-	return ix, nil
+	return []Segment{s}
+}
+
+// bm25Dir is the BM25 index's directory, relative to the index.
+func (m *Manifest) bm25Dir() string {
+	if m.BM25Dir == "" {
+		return bm25Dir
+	}
+	return m.BM25Dir
+}
+
+// openSegment opens a segment's passage store and, with d, its vectors and
+// HNSW index, checking them against the manifest.
+func openSegment(dir string, s Segment, first int, d *DenseManifest) (_ *segment, err error) {
+	if !validRel(s.Dir) {
+		return nil, fmt.Errorf("%s: %w: segment directory %q outside the index", filepath.Join(dir, manifestFile), ErrCorrupt, s.Dir)
+	}
+	seg := &segment{Segment: s, first: first}
+	defer func() {
+		if err != nil {
+			seg.close()
+		}
+	}()
+	root := filepath.Join(dir, filepath.FromSlash(s.Dir))
+	if seg.passages, err = pstore.Open(filepath.Join(root, passagesDir)); err != nil {
+		return nil, err
+	}
+	if seg.passages.Len() != s.Rows {
+		return nil, fmt.Errorf("the passage store %s holds %d passages, the manifest says %d", seg.passages.Dir(), seg.passages.Len(), s.Rows)
+	}
+	if d == nil {
+		return seg, nil
+	}
+	if seg.vectors, err = dense.Open(filepath.Join(root, denseDir)); err != nil {
+		return nil, err
+	}
+	hnswPath := filepath.Join(root, denseDir, hnswFile)
+	if seg.hnsw, err = faiss.Load(hnswPath); err != nil {
+		return nil, err
+	}
+	if err := seg.hnsw.CheckConfig(d.HNSW); err != nil {
+		return nil, fmt.Errorf("%s is not the index the manifest records: %w", hnswPath, err)
+	}
+	if seg.hnsw.Dim() != d.Dim || seg.vectors.Dim() != d.Dim {
+		return nil, fmt.Errorf("%s: HNSW dimension %d, vector store %d, manifest says %d", hnswPath, seg.hnsw.Dim(), seg.vectors.Dim(), d.Dim)
+	}
+	if n := seg.hnsw.Ntotal(); n != int64(s.Rows) || seg.vectors.Count() != s.Rows {
+		return nil, fmt.Errorf("%s holds %d vectors, the vector store %d, for %d passages", hnswPath, n, seg.vectors.Count(), s.Rows)
+	}
+	seg.chunk = d.Chunk
+	if seg.chunkOf, seg.shardOf, err = chunkMap(seg.vectors, s.Rows, d.Chunk); err != nil {
+		return nil, err
+	}
+	return seg, nil
+}
+
+func (s *segment) close() error {
+	var errs []error
+	if s.hnsw != nil {
+		errs = append(errs, s.hnsw.Close())
+	}
+	if s.passages != nil {
+		errs = append(errs, s.passages.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases the indexes.
@@ -115,30 +265,87 @@ func (ix *Index) Close() error {
 	if ix.sparse != nil {
 		errs = append(errs, ix.sparse.Close())
 	}
-	if ix.hnsw != nil {
-		errs = append(errs, ix.hnsw.Close())
-	}
-	if ix.passages != nil {
-		errs = append(errs, ix.passages.Close())
+	for _, s := range ix.segs {
+		errs = append(errs, s.close())
 	}
 	return errors.Join(errs...)
 }
 
 // HasDense reports whether the index holds passage vectors.
-func (ix *Index) HasDense() bool { return ix.hnsw != nil }
+func (ix *Index) HasDense() bool { return ix.Manifest.Dense != nil && len(ix.segs) > 0 }
 
-// Passages is the index's passage store: every passage by row (corpus
-// order) and by id.
-func (ix *Index) Passages() *pstore.Store { return ix.passages }
+// Len is the number of passages searches can return (deleted ones are not
+// counted).
+func (ix *Index) Len() int { return ix.Manifest.Passages }
 
-// Passage returns a stored passage; ok is false for an id the index lacks.
+// Rows is the number of rows: passages stored, deleted ones included
+// (until Compact removes them). Row numbers run from 0 to Rows()-1.
+func (ix *Index) Rows() int { return ix.rows }
+
+// Deleted reports whether row holds a deleted passage.
+func (ix *Index) Deleted(row int) bool {
+	return ix.deleted != nil && row >= 0 && row < ix.rows && ix.deleted[row/64]&(1<<(row%64)) != 0
+}
+
+// segmentOf is the index of the segment holding row (0 ≤ row < rows).
+func (ix *Index) segmentOf(row int) int {
+	return sort.Search(len(ix.segs), func(i int) bool { return ix.segs[i].first+ix.segs[i].Rows > row })
+}
+
+// Row returns the passage stored at row (0 ≤ row < Rows; see Deleted),
+// with its Row set to row.
+func (ix *Index) Row(row int) (Passage, error) {
+	if row < 0 || row >= ix.rows {
+		return Passage{}, fmt.Errorf("index %s: %w: row %d of %d", ix.Dir, pstore.ErrRange, row, ix.rows)
+	}
+	s := ix.segs[ix.segmentOf(row)]
+	p, err := s.passages.Row(row - s.first)
+	if err != nil {
+		return Passage{}, fmt.Errorf("index %s: %w", ix.Dir, err)
+	}
+	p.Row = row
+	return p, nil
+}
+
+// lookup is the row of the passage id, deleted passages excepted; an id the
+// index lacks is an error wrapping pstore.ErrNotFound. The newest segment
+// is asked first: an id replaced by Add is deleted in an older one.
+func (ix *Index) lookup(id string) (int, error) {
+	for i := len(ix.segs) - 1; i >= 0; i-- {
+		s := ix.segs[i]
+		r, err := s.passages.Lookup(id)
+		if errors.Is(err, pstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("index %s: %w", ix.Dir, err)
+		}
+		if row := s.first + r; !ix.Deleted(row) {
+			return row, nil
+		}
+	}
+	return 0, fmt.Errorf("index %s: passage %q: %w", ix.Dir, id, pstore.ErrNotFound)
+}
+
+// Get returns the passage with the given id (not a deleted one), with its
+// Row; an id the index lacks is an error wrapping pstore.ErrNotFound.
+func (ix *Index) Get(id string) (Passage, error) {
+	row, err := ix.lookup(id)
+	if err != nil {
+		return Passage{}, err
+	}
+	return ix.Row(row)
+}
+
+// Passage returns a stored passage; ok is false for an id the index lacks
+// (or has deleted).
 func (ix *Index) Passage(id string) (data.Passage, bool, error) {
-	p, err := ix.passages.Get(id)
+	p, err := ix.Get(id)
 	if errors.Is(err, pstore.ErrNotFound) {
 		return data.Passage{}, false, nil
 	}
 	if err != nil {
-		return data.Passage{}, false, fmt.Errorf("index %s: %w", ix.Dir, err)
+		return data.Passage{}, false, err
 	}
 	return p.DataPassage(), true, nil
 }
@@ -149,7 +356,7 @@ func (ix *Index) Page(id string) string {
 	if !ix.Manifest.Pages {
 		return id
 	}
-	p, err := ix.passages.Get(id)
+	p, err := ix.Get(id)
 	if err != nil || p.Page == "" {
 		return id
 	}
@@ -164,7 +371,7 @@ func (ix *Index) SparseSearch(ctx context.Context, query string, k int, p bm25.P
 	}
 	out := make([]Hit, len(hs))
 	for i, h := range hs {
-		p, err := ix.passages.Get(h.ID)
+		p, err := ix.Get(h.ID)
 		if err != nil {
 			return nil, fmt.Errorf("index %s: BM25 hit %q: %w", ix.Dir, h.ID, err)
 		}
@@ -173,35 +380,60 @@ func (ix *Index) SparseSearch(ctx context.Context, query string, k int, p bm25.P
 	return out, nil
 }
 
-// row is the passage row of a FAISS id.
-func (ix *Index) row(id int64) (int, error) {
+// localRow is the segment row of a FAISS id of the segment's HNSW index.
+func (s *segment) localRow(id int64) (int, error) {
 	no, r := dense.SplitID(id)
-	if id < 0 || no >= len(ix.chunkOf) || ix.chunkOf[no] < 0 {
-		return 0, fmt.Errorf("index %s: %w %d: no shard %d", ix.Dir, dense.ErrUnknownID, id, no)
+	if id < 0 || no >= len(s.chunkOf) || s.chunkOf[no] < 0 {
+		return 0, fmt.Errorf("%w %d: no shard %d in %s", dense.ErrUnknownID, id, no, s.vectors.Dir())
 	}
-	lo, hi := chunkRows(ix.chunkOf[no], ix.Manifest.Dense.Chunk, ix.Manifest.Passages)
+	lo, hi := chunkRows(s.chunkOf[no], s.chunk, s.Rows)
 	if r >= hi-lo {
-		return 0, fmt.Errorf("index %s: %w %d: shard %d has %d rows", ix.Dir, dense.ErrUnknownID, id, no, hi-lo)
+		return 0, fmt.Errorf("%w %d: shard %d of %s has %d rows", dense.ErrUnknownID, id, no, s.vectors.Dir(), hi-lo)
 	}
 	return lo + r, nil
 }
 
-// faissID is the FAISS id of a passage row.
-func (ix *Index) faissID(row int) int64 {
-	chunk := ix.Manifest.Dense.Chunk
-	return dense.FaissID(ix.shardOf[row/chunk], row%chunk)
+// faissID is the FAISS id of a segment row.
+func (s *segment) faissID(row int) int64 {
+	return dense.FaissID(s.shardOf[row/s.chunk], row%s.chunk)
+}
+
+// MaxDenseFetch bounds how many hits DenseSearch asks one segment's HNSW
+// index for, to make up for deleted passages (see DenseSearch).
+const MaxDenseFetch = 4096
+
+// scored is a dense hit: an index row and its score.
+type scored struct {
+	row   int
+	score float32
 }
 
 // DenseSearch returns the k passages of highest inner product with each
 // query vector (nq×dim, row-major); efSearch 0 keeps the index's default.
+//
+// Each segment's HNSW index is searched and the lists merged by score.
+// Deleted passages are filtered out, so a segment with D deleted of its n
+// vectors is asked for more than k hits: min(n, k+D) when that is at most
+// 1.5·k·n/(n−D) (k+D hits hold k live ones whatever was deleted, as far as
+// the approximate search finds them), else 1.5·k·n/(n−D) (enough when the
+// deleted passages are spread evenly); a query left with fewer than k live
+// hits is searched again with four times as many, up to min(n, k+D) or
+// the bound below. So a query whose whole neighbourhood was deleted still
+// gets k hits, from further out, unless more than MaxDenseFetch (or 4·k,
+// if larger) of its nearest vectors in a segment are deleted: then it gets
+// fewer (Compact removes deleted vectors for good). HNSW searches with efSearch at least
+// the number of hits asked for.
 func (ix *Index) DenseSearch(ctx context.Context, queries [][]float32, k, efSearch int) ([][]Hit, error) {
-	if ix.hnsw == nil {
+	if !ix.HasDense() {
 		return nil, fmt.Errorf("index %s has no dense vectors (built without --ctx-encoder)", ix.Dir)
 	}
 	if len(queries) == 0 {
 		return nil, nil
 	}
-	d := ix.hnsw.Dim()
+	if k <= 0 {
+		return nil, fmt.Errorf("dense search: k must be positive, got %d", k)
+	}
+	d := ix.Manifest.Dense.Dim
 	flat := make([]float32, 0, len(queries)*d)
 	for i, q := range queries {
 		if len(q) != d {
@@ -209,27 +441,122 @@ func (ix *Index) DenseSearch(ctx context.Context, queries [][]float32, k, efSear
 		}
 		flat = append(flat, q...)
 	}
-	res, err := ix.hnsw.Search(ctx, flat, k, &faiss.SearchOptions{EfSearch: efSearch})
-	if err != nil {
-		return nil, err
+	all := make([][]scored, len(queries))
+	lower := false
+	for _, s := range ix.segs {
+		lower = s.hnsw.Metric() == faiss.L2
+		got, err := ix.searchSegment(ctx, s, flat, len(queries), k, efSearch)
+		if err != nil {
+			return nil, err
+		}
+		for q := range all {
+			all[q] = append(all[q], got[q]...)
+		}
 	}
 	out := make([][]Hit, len(queries))
-	for i := range queries {
-		ids, scores := res.Row(i)
-		for j, id := range ids {
-			if id < 0 {
-				continue
+	for q, hs := range all {
+		slices.SortStableFunc(hs, func(a, b scored) int {
+			if a.score != b.score {
+				if (a.score > b.score) != lower {
+					return -1
+				}
+				return 1
 			}
-			row, err := ix.row(id)
+			return a.row - b.row
+		})
+		for _, h := range hs[:min(k, len(hs))] {
+			p, err := ix.Row(h.row)
 			if err != nil {
 				return nil, err
 			}
-			p, err := ix.passages.Row(row)
-			if err != nil {
-				return nil, fmt.Errorf("index %s: %w", ix.Dir, err)
-			}
-			out[i] = append(out[i], Hit{ID: p.ID, Title: p.Title, Text: p.Text, Score: float64(scores[j])})
+			out[q] = append(out[q], Hit{ID: p.ID, Title: p.Title, Text: p.Text, Score: float64(h.score)})
 		}
 	}
 	return out, nil
+}
+
+// fetchSizes are the hits DenseSearch first asks a segment for, and the
+// most it will ask for, to find k live ones among n vectors of which del
+// are deleted.
+func fetchSizes(k, n, del int) (first, most int) {
+	if del == 0 {
+		return min(n, k), min(n, k)
+	}
+	most = min(n, k+del, max(MaxDenseFetch, 4*k))
+	spread := int(math.Ceil(1.5 * float64(k) * float64(n) / float64(n-del)))
+	return min(most, max(spread, k)), most
+}
+
+// searchSegment returns each query's best k live hits in one segment,
+// searching again with more hits for the queries that deleted passages
+// left short (see DenseSearch).
+func (ix *Index) searchSegment(ctx context.Context, s *segment, flat []float32, nq, k, efSearch int) ([][]scored, error) {
+	out := make([][]scored, nq)
+	n := s.Rows
+	if n-s.deleted <= 0 {
+		return out, nil
+	}
+	d := ix.Manifest.Dense.Dim
+	fetch, most := fetchSizes(k, n, s.deleted)
+	pending := make([]int, nq)
+	for i := range pending {
+		pending[i] = i
+	}
+	for len(pending) > 0 {
+		x := flat
+		if len(pending) < nq {
+			x = make([]float32, 0, len(pending)*d)
+			for _, q := range pending {
+				x = append(x, flat[q*d:(q+1)*d]...)
+			}
+		}
+		res, err := s.hnsw.Search(ctx, x, fetch, &faiss.SearchOptions{EfSearch: efSearch})
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", ix.Dir, err)
+		}
+		var short []int
+		for i, q := range pending {
+			ids, scores := res.Row(i)
+			hs := out[q][:0]
+			for j, id := range ids {
+				if id < 0 {
+					continue
+				}
+				r, err := s.localRow(id)
+				if err != nil {
+					return nil, fmt.Errorf("index %s: %w", ix.Dir, err)
+				}
+				if row := s.first + r; !ix.Deleted(row) {
+					hs = append(hs, scored{row, scores[j]})
+					if len(hs) == k {
+						break
+					}
+				}
+			}
+			out[q] = hs
+			if len(hs) < k && fetch < most {
+				short = append(short, q)
+			}
+		}
+		if len(short) > 0 {
+			slog.Debug("dense search: deleted passages left queries short: searching again", "dir", ix.Dir, "segment", s.Dir,
+				"queries", len(short), "k", k, "fetched", fetch, "next", min(4*fetch, most))
+		}
+		pending, fetch = short, min(4*fetch, most)
+	}
+	return out, nil
+}
+
+// validRel reports whether rel (slash-separated) stays inside the index
+// directory.
+func validRel(rel string) bool {
+	if rel == "" {
+		return true
+	}
+	c := filepath.Clean(filepath.FromSlash(rel))
+	return !filepath.IsAbs(c) && c != ".." && !startsWithDotDot(c)
+}
+
+func startsWithDotDot(p string) bool {
+	return len(p) >= 3 && p[:3] == ".."+string(filepath.Separator)
 }

@@ -30,6 +30,7 @@ import (
 //	  after the first chunk and then waiting for stdin to close
 //	bm25 OUT CORPUS: build a BM25-only index, then print "vmhwm KB", the
 //	  process's peak resident memory
+//	update, reader, reopener: see updateHelper
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("RE2G_HELPER"); mode != "" {
 		if err := helper(mode, strings.Fields(os.Getenv("RE2G_HELPER_ARGS"))); err != nil {
@@ -109,6 +110,9 @@ func helper(mode string, args []string) error {
 		}
 		fmt.Println("vmhwm", m.Peak)
 		return nil
+	}
+	if ok, err := updateHelper(mode, args); ok {
+		return err
 	}
 	return fmt.Errorf("unknown helper %q", mode)
 }

@@ -121,6 +121,9 @@ func (e *Encoder) Dim() int {
 // Tokenizer is the encoder's tokenizer.
 func (e *Encoder) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 
+// MaxLength is the number of tokens texts are cut to.
+func (e *Encoder) MaxLength() int { return e.opt.MaxLength }
+
 // Close frees the weights.
 func (e *Encoder) Close() {
 	if e.dpr != nil {

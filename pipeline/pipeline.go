@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/re2g/re2g/bm25"
@@ -22,6 +25,9 @@ import (
 // passages are weighted uniformly), without a generator only retrieval runs.
 type Config struct {
 	Index string // index directory (re2g index)
+	// Verify is how much of the index's files opening it checks
+	// (indexdir.VerifyQuick by default; VerifyFull reads every byte).
+	Verify indexdir.Verify
 	// LockTimeout bounds the wait for a process that has the index open for
 	// writing (0: as long as the context allows).
 	LockTimeout  time.Duration
@@ -81,14 +87,58 @@ func (c *Config) defaults() {
 }
 
 // Pipeline answers queries: retrieve (DPR and BM25) → merge → rerank →
-// generate → weight. It is safe for concurrent use.
+// generate → weight. It is safe for concurrent use, ReloadIndex included.
 type Pipeline struct {
 	cfg      Config
 	format   neural.SourceFormat // generator sources and reranker passages
-	index    *indexdir.Index
+	index    atomic.Pointer[indexRef]
+	reload   sync.Mutex // one ReloadIndex at a time
 	encoder  *neural.Encoder
 	reranker *neural.Reranker
 	gen      *neural.Generator
+}
+
+// indexRef is an open index with its users counted: the pipeline holds
+// one reference while the index is its current one, each call that uses it
+// one more; the last to let go closes it.
+type indexRef struct {
+	ix   *indexdir.Index
+	refs atomic.Int64
+}
+
+func newIndexRef(ix *indexdir.Index) *indexRef {
+	r := &indexRef{ix: ix}
+	r.refs.Store(1)
+	return r
+}
+
+// ErrClosed is returned by the pipeline's methods after Close.
+var ErrClosed = errors.New("pipeline: closed")
+
+// acquire takes a reference to the current index (nil after Close); the
+// caller releases it.
+func (p *Pipeline) acquire() *indexRef {
+	for {
+		r := p.index.Load()
+		if r == nil {
+			return nil
+		}
+		n := r.refs.Load()
+		if n > 0 && r.refs.CompareAndSwap(n, n+1) {
+			return r
+		}
+		// r was swapped out and closed meanwhile: the next load finds its
+		// successor
+	}
+}
+
+// release lets go of a reference; the last one closes the index.
+func (p *Pipeline) release(r *indexRef) {
+	if r != nil && r.refs.Add(-1) == 0 {
+		if err := r.ix.Close(); err != nil {
+			slog.Warn("pipeline: closing an index", "dir", r.ix.Dir, "generation", r.ix.Manifest.Generation, "err", err)
+		}
+	}
 }
 
 // New checks the config, opens the index and loads the models the config names; see
@@ -114,11 +164,12 @@ func NewContext(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 		octx, cancel = context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
 	}
-	ix, err := indexdir.Open(octx, cfg.Index)
+	ix, err := indexdir.OpenWith(octx, cfg.Index, indexdir.OpenOptions{Verify: cfg.Verify})
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, index: ix}
+	p := &Pipeline{cfg: cfg}
+	p.index.Store(newIndexRef(ix))
 	ok := false
 	defer func() {
 		if !ok {
@@ -132,8 +183,8 @@ func NewContext(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 		if p.encoder, err = neural.LoadEncoder(cfg.QueryEncoder, cfg.Models); err != nil {
 			return nil, err
 		}
-		if p.encoder.Dim() != ix.Manifest.Dense.Dim {
-			return nil, fmt.Errorf("pipeline: query encoder %s has dimension %d, the index's vectors %d", cfg.QueryEncoder, p.encoder.Dim(), ix.Manifest.Dense.Dim)
+		if err := p.fits(ix); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.NoSparse && p.encoder == nil {
@@ -167,7 +218,23 @@ func NewContext(ctx context.Context, cfg Config) (_ *Pipeline, err error) {
 	return p, nil
 }
 
-// Close frees the models and closes the index.
+// fits checks that the pipeline's query encoder can search ix.
+func (p *Pipeline) fits(ix *indexdir.Index) error {
+	if p.encoder == nil {
+		return nil
+	}
+	if !ix.HasDense() {
+		return fmt.Errorf("pipeline: a query encoder was given but index %s has no dense vectors", ix.Dir)
+	}
+	if p.encoder.Dim() != ix.Manifest.Dense.Dim {
+		return fmt.Errorf("pipeline: query encoder %s has dimension %d, the vectors of index %s %d", p.cfg.QueryEncoder, p.encoder.Dim(), ix.Dir, ix.Manifest.Dense.Dim)
+	}
+	return nil
+}
+
+// Close frees the models and closes the index (once the calls using it
+// have finished). The pipeline's methods must not be running or called
+// after it.
 func (p *Pipeline) Close() error {
 	if p.encoder != nil {
 		p.encoder.Close()
@@ -178,14 +245,64 @@ func (p *Pipeline) Close() error {
 	if p.gen != nil {
 		p.gen.Close()
 	}
-	if p.index != nil {
-		return p.index.Close()
+	p.release(p.index.Swap(nil))
+	return nil
+}
+
+// Index is the pipeline's current index. After ReloadIndex swaps in
+// another, the one returned here is closed once the calls that were using
+// it finish: hold it only where nothing reloads the index.
+func (p *Pipeline) Index() *indexdir.Index {
+	if r := p.index.Load(); r != nil {
+		return r.ix
 	}
 	return nil
 }
 
-// Index is the pipeline's index.
-func (p *Pipeline) Index() *indexdir.Index { return p.index }
+// ReloadIndex opens the index directory again and, if its manifest has
+// changed (an update was committed: re2g index add, delete, compact), swaps
+// the new generation in: calls that start afterwards use it, calls running
+// finish with the one they started with, which is closed after the last
+// of them. It is safe to call while queries run, from any goroutine (one
+// reload runs at a time). changed is false when the manifest is the one
+// already open. On an error (an index that does not open, or that the
+// query encoder cannot search) the pipeline keeps its index.
+func (p *Pipeline) ReloadIndex(ctx context.Context) (changed bool, err error) {
+	p.reload.Lock()
+	defer p.reload.Unlock()
+	cur := p.acquire()
+	if cur == nil {
+		return false, ErrClosed
+	}
+	defer p.release(cur)
+	ctx, span := startSpan(ctx, "re2g.reload", attrIndex.String(p.cfg.Index))
+	defer func() { endSpan(span, err) }()
+	if m, err := indexdir.ReadManifest(p.cfg.Index); err == nil && m.ManifestSHA256 == cur.ix.Manifest.ManifestSHA256 {
+		return false, nil
+	}
+	octx := ctx
+	if p.cfg.LockTimeout > 0 {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(ctx, p.cfg.LockTimeout)
+		defer cancel()
+	}
+	ix, err := indexdir.OpenWith(octx, p.cfg.Index, indexdir.OpenOptions{Verify: p.cfg.Verify})
+	if err != nil {
+		return false, err
+	}
+	if ix.Manifest.ManifestSHA256 == cur.ix.Manifest.ManifestSHA256 {
+		ix.Close()
+		return false, nil
+	}
+	if err := p.fits(ix); err != nil {
+		ix.Close()
+		return false, err
+	}
+	old := p.index.Swap(newIndexRef(ix))
+	p.release(old)
+	span.SetAttributes(attribute.Int("re2g.index.generation", ix.Manifest.Generation), attribute.Int("re2g.index.passages", ix.Manifest.Passages))
+	return true, nil
+}
 
 // Config is the pipeline's configuration, defaults filled in.
 func (p *Pipeline) Config() Config { return p.cfg }
@@ -203,8 +320,18 @@ func (p *Pipeline) Retrieve(ctx context.Context, query string) ([]Candidate, err
 }
 
 // RetrieveBatch retrieves for many queries, encoding them in one batch.
-func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) (_ [][]Candidate, err error) {
-	ctx, span := startSpan(ctx, "re2g.retrieve", attrQueries.Int(len(queries)))
+func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) ([][]Candidate, error) {
+	r := p.acquire()
+	if r == nil {
+		return nil, ErrClosed
+	}
+	defer p.release(r)
+	return p.retrieve(ctx, r.ix, queries)
+}
+
+// retrieve is RetrieveBatch over the index ix.
+func (p *Pipeline) retrieve(ctx context.Context, ix *indexdir.Index, queries []string) (_ [][]Candidate, err error) {
+	ctx, span := startSpan(ctx, "re2g.retrieve", attrQueries.Int(len(queries)), attribute.Int("re2g.index.generation", ix.Manifest.Generation))
 	defer func() { endSpan(span, err) }()
 	for i, q := range queries {
 		if strings.TrimSpace(q) == "" {
@@ -213,13 +340,13 @@ func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) (_ [][]C
 	}
 	dense := make([][]Hit, len(queries))
 	if p.encoder != nil {
-		if dense, err = p.denseSearch(ctx, queries); err != nil {
+		if dense, err = p.denseSearch(ctx, ix, queries); err != nil {
 			return nil, err
 		}
 	}
 	sparse := make([][]Hit, len(queries))
 	if !p.cfg.NoSparse {
-		if sparse, err = p.sparseSearch(ctx, queries); err != nil {
+		if sparse, err = p.sparseSearch(ctx, ix, queries); err != nil {
 			return nil, err
 		}
 	}
@@ -237,14 +364,14 @@ func (p *Pipeline) RetrieveBatch(ctx context.Context, queries []string) (_ [][]C
 }
 
 // denseSearch encodes the queries and searches the HNSW index.
-func (p *Pipeline) denseSearch(ctx context.Context, queries []string) (_ [][]Hit, err error) {
+func (p *Pipeline) denseSearch(ctx context.Context, ix *indexdir.Index, queries []string) (_ [][]Hit, err error) {
 	ctx, span := startSpan(ctx, "re2g.retrieve.dense", attrQueries.Int(len(queries)), attrK.Int(p.cfg.DenseK), attrEfSearch.Int(p.cfg.EfSearch))
 	defer func() { endSpan(span, err) }()
 	vecs, err := p.EncodeQueries(ctx, queries)
 	if err != nil {
 		return nil, err
 	}
-	hits, err := p.index.DenseSearch(ctx, vecs, p.cfg.DenseK, p.cfg.EfSearch)
+	hits, err := ix.DenseSearch(ctx, vecs, p.cfg.DenseK, p.cfg.EfSearch)
 	if err != nil {
 		return nil, err
 	}
@@ -253,13 +380,13 @@ func (p *Pipeline) denseSearch(ctx context.Context, queries []string) (_ [][]Hit
 }
 
 // sparseSearch runs BM25 for each query.
-func (p *Pipeline) sparseSearch(ctx context.Context, queries []string) (_ [][]Hit, err error) {
+func (p *Pipeline) sparseSearch(ctx context.Context, ix *indexdir.Index, queries []string) (_ [][]Hit, err error) {
 	ctx, span := startSpan(ctx, "re2g.retrieve.bm25", attrQueries.Int(len(queries)), attrK.Int(p.cfg.SparseK),
 		attrBM25K1.Float64(p.cfg.BM25.K1), attrBM25B.Float64(p.cfg.BM25.B))
 	defer func() { endSpan(span, err) }()
 	out := make([][]Hit, len(queries))
 	for i, q := range queries {
-		if out[i], err = p.index.SparseSearch(ctx, q, p.cfg.SparseK, p.cfg.BM25); err != nil {
+		if out[i], err = ix.SparseSearch(ctx, q, p.cfg.SparseK, p.cfg.BM25); err != nil {
 			return nil, err
 		}
 	}
@@ -362,7 +489,12 @@ func (p *Pipeline) Answer(ctx context.Context, query string) (*Result, error) {
 func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) (_ []*Result, err error) {
 	ctx, span := startSpan(ctx, "re2g.answer", attrQueries.Int(len(queries)), attrRerankK.Int(p.cfg.RerankK), attrGenerator.Bool(p.gen != nil))
 	defer func() { endSpan(span, err) }()
-	cands, err := p.RetrieveBatch(ctx, queries)
+	r := p.acquire()
+	if r == nil {
+		return nil, ErrClosed
+	}
+	defer p.release(r)
+	cands, err := p.retrieve(ctx, r.ix, queries)
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +544,7 @@ func (p *Pipeline) AnswerBatch(ctx context.Context, queries []string) (_ []*Resu
 			return nil, err
 		}
 	}
-	return p.weight(ctx, queries, keeps, probs, spans, gens, &g)
+	return p.weight(ctx, r.ix, queries, keeps, probs, spans, gens, &g)
 }
 
 // sourceSpan is where one query's generator inputs lie among a batch's.
@@ -438,7 +570,7 @@ func (p *Pipeline) generate(ctx context.Context, sources []string, g *bart.Gener
 // weight makes the results: each query's kept passages with their
 // probabilities p(z|x) and, with generations, its answers marginalised over
 // them.
-func (p *Pipeline) weight(ctx context.Context, queries []string, keeps [][]Candidate, probs [][]float64, spans []sourceSpan,
+func (p *Pipeline) weight(ctx context.Context, ix *indexdir.Index, queries []string, keeps [][]Candidate, probs [][]float64, spans []sourceSpan,
 	gens [][]neural.Output, g *bart.GenerationConfig) (_ []*Result, err error) {
 	_, span := startSpan(ctx, "re2g.weight", attrQueries.Int(len(queries)))
 	defer func() { endSpan(span, err) }()
@@ -447,7 +579,7 @@ func (p *Pipeline) weight(ctx context.Context, queries []string, keeps [][]Candi
 	for i, q := range queries {
 		res := &Result{Query: q}
 		for j, c := range keeps[i] {
-			res.Provenance = append(res.Provenance, Provenance{Candidate: c, Page: p.index.Page(c.ID), Prob: probs[i][j]})
+			res.Provenance = append(res.Provenance, Provenance{Candidate: c, Page: ix.Page(c.ID), Prob: probs[i][j]})
 		}
 		passages += len(keeps[i])
 		out[i] = res

@@ -9,6 +9,7 @@ import (
 // readiness probe and which endpoints it can answer.
 type Capabilities struct {
 	Passages     int  // passages in the index
+	Generation   int  // the index's generation (updates committed since it was built)
 	QueryEncoder bool // dense retrieval: EncodeQueries works
 	QueryDim     int  // dimension of the query vectors (0 without a query encoder)
 	BM25         bool // sparse retrieval
@@ -19,8 +20,8 @@ type Capabilities struct {
 // Capabilities reports the pipeline's index size and loaded models.
 func (p *Pipeline) Capabilities() Capabilities {
 	c := Capabilities{QueryEncoder: p.encoder != nil, BM25: !p.cfg.NoSparse, Reranker: p.reranker != nil, Generator: p.gen != nil}
-	if p.index != nil {
-		c.Passages = p.index.Manifest.Passages
+	if r := p.index.Load(); r != nil {
+		c.Passages, c.Generation = r.ix.Manifest.Passages, r.ix.Manifest.Generation
 	}
 	if p.encoder != nil {
 		c.QueryDim = p.encoder.Dim()

@@ -533,11 +533,12 @@ func (s *Server) encode(w http.ResponseWriter, r *http.Request) *apiError {
 // ReadyResponse is the body of /readyz once the server is ready. It names
 // no paths: /readyz needs no token.
 type ReadyResponse struct {
-	Status   string          `json:"status"`
-	Passages int             `json:"passages"`
-	Models   map[string]bool `json:"models"`
-	Batching bool            `json:"batching"`
-	MaxBatch int             `json:"max_batch"`
+	Status     string          `json:"status"`
+	Passages   int             `json:"passages"`
+	Generation int             `json:"generation"`
+	Models     map[string]bool `json:"models"`
+	Batching   bool            `json:"batching"`
+	MaxBatch   int             `json:"max_batch"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) *apiError {
@@ -546,7 +547,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	c := b.caps
-	writeJSON(w, http.StatusOK, ReadyResponse{Status: "ready", Passages: c.Passages,
+	now := b.svc.Capabilities() // the index may have been reloaded
+	writeJSON(w, http.StatusOK, ReadyResponse{Status: "ready", Passages: now.Passages, Generation: now.Generation,
 		Models:   map[string]bool{"query_encoder": c.QueryEncoder, "bm25": c.BM25, "reranker": c.Reranker, "generator": c.Generator},
 		Batching: !s.cfg.NoBatching, MaxBatch: s.cfg.MaxBatch})
 	return nil

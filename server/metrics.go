@@ -20,6 +20,7 @@ type metrics struct {
 	latency      *prometheus.HistogramVec // endpoint
 	batchSize    *prometheus.HistogramVec // stage
 	batchSeconds *prometheus.HistogramVec // stage
+	reloads      *prometheus.CounterVec   // result
 	inFlight     atomic.Int64
 }
 
@@ -42,8 +43,14 @@ func newMetrics() *metrics {
 			Help: "Items per computed batch, by stage.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}, []string{"stage"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "re2g_batch_duration_seconds",
 			Help: "Time to compute one batch, by stage.", Buckets: latencyBounds}, []string{"stage"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "re2g_index_reloads_total",
+			Help: "Index reloads (SIGHUP, a changed manifest) by result: ok (a new generation swapped in), unchanged, error (the index already loaded kept)."},
+			[]string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.errors, m.rejected, m.panics, m.latency, m.batchSize, m.batchSeconds,
+	for _, r := range []string{"ok", "unchanged", "error"} {
+		m.reloads.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.requests, m.errors, m.rejected, m.panics, m.latency, m.batchSize, m.batchSeconds, m.reloads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "re2g_torch_live_tensors",
@@ -64,15 +71,17 @@ type stage interface {
 // serverCollector reports, when scraped, the server's readiness and each
 // stage's queue depth and running items.
 type serverCollector struct {
-	s                     *Server
-	ready, depth, running *prometheus.Desc
+	s                                         *Server
+	ready, depth, running, generation, passes *prometheus.Desc
 }
 
 func newServerCollector(s *Server) *serverCollector {
 	return &serverCollector{s: s,
-		ready:   prometheus.NewDesc("re2g_ready", "1 when the index and models are loaded and the server is not draining.", nil, nil),
-		depth:   prometheus.NewDesc("re2g_queue_depth", "Items waiting for a batch, by stage.", []string{"stage"}, nil),
-		running: prometheus.NewDesc("re2g_batch_running_items", "Items being computed, by stage.", []string{"stage"}, nil),
+		ready:      prometheus.NewDesc("re2g_ready", "1 when the index and models are loaded and the server is not draining.", nil, nil),
+		generation: prometheus.NewDesc("re2g_index_generation", "Generation of the index being served (updates committed since it was built).", nil, nil),
+		passes:     prometheus.NewDesc("re2g_index_passages", "Passages of the index being served (deleted ones excepted).", nil, nil),
+		depth:      prometheus.NewDesc("re2g_queue_depth", "Items waiting for a batch, by stage.", []string{"stage"}, nil),
+		running:    prometheus.NewDesc("re2g_batch_running_items", "Items being computed, by stage.", []string{"stage"}, nil),
 	}
 }
 
@@ -81,6 +90,8 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.depth
 	ch <- c.running
+	ch <- c.generation
+	ch <- c.passes
 }
 
 // Collect implements prometheus.Collector.
@@ -94,6 +105,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	if b == nil {
 		return
 	}
+	caps := b.svc.Capabilities()
+	ch <- prometheus.MustNewConstMetric(c.generation, prometheus.GaugeValue, float64(caps.Generation))
+	ch <- prometheus.MustNewConstMetric(c.passes, prometheus.GaugeValue, float64(caps.Passages))
 	for _, st := range b.stages() {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(st.Depth()), st.Name())
 		ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, float64(st.Running()), st.Name())

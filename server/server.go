@@ -174,6 +174,7 @@ type Server struct {
 
 // backend is the loaded service with one batcher per endpoint.
 type backend struct {
+	svc      Service
 	caps     pipeline.Capabilities
 	answer   *batcher[string, *pipeline.Result]
 	retrieve *batcher[string, []pipeline.Candidate]
@@ -210,7 +211,7 @@ func (s *Server) Ready(svc Service) {
 	if s.cfg.NoBatching {
 		bc.MaxBatch = 1
 	}
-	b := &backend{caps: svc.Capabilities()}
+	b := &backend{svc: svc, caps: svc.Capabilities()}
 	b.answer = newBatcher(s.base, "answer", bc, s.m, svc.AnswerBatch)
 	b.retrieve = newBatcher(s.base, "retrieve", bc, s.m, svc.RetrieveBatch)
 	if b.caps.Reranker {
@@ -227,6 +228,45 @@ func (s *Server) Ready(svc Service) {
 		b.encode = newBatcher(s.base, "encode", bc, s.m, svc.EncodeQueries)
 	}
 	s.back.Store(b)
+}
+
+// ErrNoReload is returned by ReloadIndex when there is nothing to reload:
+// no service yet, or one that cannot swap its index.
+var ErrNoReload = errors.New("server: the service cannot reload its index")
+
+// ReloadIndex has the service open its index again and swap the new
+// generation in if the index changed (re2g index add, delete, compact),
+// while requests go on: those running finish with the index they started
+// with. A failed reload (an index that does not open) leaves the service
+// on its index. Each reload is logged and counted in
+// re2g_index_reloads_total by result: ok, unchanged or error.
+func (s *Server) ReloadIndex(ctx context.Context) error {
+	b := s.back.Load()
+	if b == nil {
+		return fmt.Errorf("%w: not ready yet", ErrNoReload)
+	}
+	r, ok := b.svc.(Reloader)
+	if !ok {
+		return ErrNoReload
+	}
+	start := time.Now()
+	changed, err := r.ReloadIndex(ctx)
+	caps := b.svc.Capabilities()
+	switch {
+	case err != nil:
+		s.m.reloads.WithLabelValues("error").Inc()
+		s.log.Error("index reload failed: serving the index already loaded", "err", err,
+			"generation", caps.Generation, "passages", caps.Passages)
+		return err
+	case !changed:
+		s.m.reloads.WithLabelValues("unchanged").Inc()
+		s.log.Info("index reload: the index has not changed", "generation", caps.Generation)
+	default:
+		s.m.reloads.WithLabelValues("ok").Inc()
+		s.log.Info("index reloaded", "generation", caps.Generation, "passages", caps.Passages,
+			"seconds", time.Since(start).Seconds())
+	}
+	return nil
 }
 
 // stages are the backend's batchers.

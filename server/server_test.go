@@ -40,6 +40,8 @@ var (
 	fixSkip string
 	fixQs   []string
 	fixDir  string // the fixture's directory, the index beneath it
+	fixDirs tinymodels.Dirs
+	fixPs   []data.Passage // the SQuADShifts passages; the index holds the first 40
 )
 
 func testPipeline(t *testing.T) *pipeline.Pipeline {
@@ -67,6 +69,7 @@ func testPipeline(t *testing.T) *pipeline.Pipeline {
 			fixErr = err
 			return
 		}
+		fixDirs, fixPs = dirs, sq.Passages
 		corpusPath := filepath.Join(dir, "corpus.jsonl")
 		f, _ := os.Create(corpusPath)
 		if err := data.WriteCorpus(f, sq.Passages[:40]); err != nil {
@@ -83,7 +86,7 @@ func testPipeline(t *testing.T) *pipeline.Pipeline {
 			return
 		}
 		idx := filepath.Join(dir, "index")
-		_, fixErr = indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, Progress: io.Discard})
+		_, fixErr = indexdir.Build(context.Background(), corpusPath, indexdir.Options{Out: idx, Encoder: enc, EncoderDir: dirs.CtxEncoder, Progress: io.Discard})
 		enc.Close()
 		if fixErr != nil {
 			return

@@ -28,8 +28,21 @@ type Service interface {
 	// (/v1/encode). It is only called when Capabilities().QueryEncoder is set.
 	EncodeQueries(ctx context.Context, queries []string) ([][]float32, error)
 	// Capabilities says which models are loaded and how large the index
-	// is; the server reads it once, in Ready.
+	// is; the server reads the models once, in Ready, and the index's size
+	// and generation on each /readyz and /metrics.
 	Capabilities() pipeline.Capabilities
 }
 
-var _ Service = (*pipeline.Pipeline)(nil)
+// Reloader is a Service whose index can be swapped while it serves
+// (Server.ReloadIndex); *pipeline.Pipeline is one.
+type Reloader interface {
+	// ReloadIndex opens the index again and swaps it in if it changed,
+	// safely with the batch methods running; on an error the service
+	// keeps its index.
+	ReloadIndex(ctx context.Context) (changed bool, err error)
+}
+
+var (
+	_ Service  = (*pipeline.Pipeline)(nil)
+	_ Reloader = (*pipeline.Pipeline)(nil)
+)

@@ -234,6 +234,13 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 		}
 	}
 	corpusPath := e.ix.Manifest.Corpus
+	if e.ix.Manifest.Generation > 0 {
+		// updated since it was built: its corpus is what it holds now
+		corpusPath = filepath.Join(filepath.Dir(out), filepath.Base(out)+"-corpus.jsonl")
+		if err := e.ix.WriteCorpus(ctx, corpusPath); err != nil {
+			return fmt.Errorf("train: re-encoding the corpus of index %s: %w", e.ix.Dir, err)
+		}
+	}
 	if _, err := os.Stat(corpusPath); err != nil {
 		return fmt.Errorf("train: re-encoding the corpus of index %s: its corpus %s: %w", e.ix.Dir, corpusPath, err)
 	}

@@ -47,7 +47,7 @@ type ingestRow struct {
 	seconds    float64
 	storeBytes int64
 	bm25Bytes  int64
-	openAll    time.Duration // indexdir.Open, checksums included
+	openAll    time.Duration // indexdir.OpenWith VerifyFull: every byte checked, as every open did before VerifyQuick
 	openStore  time.Duration // pstore.Open
 	byID       time.Duration // per lookup
 	byRow      time.Duration
@@ -131,7 +131,7 @@ func ingestOne(ctx context.Context, bin, work string, n int, seed uint64, lookup
 		return r, nil // an index of another layout (an older --bin)
 	}
 	t0 := time.Now()
-	ix, err := indexdir.Open(ctx, out)
+	ix, err := indexdir.OpenWith(ctx, out, indexdir.OpenOptions{Verify: indexdir.VerifyFull})
 	if err != nil {
 		return r, err
 	}

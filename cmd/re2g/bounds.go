@@ -111,6 +111,8 @@ var bounds = map[string]bound{
 	"dist check/size-mb":        {lo: 1, hi: 4096},
 	"dist check/iters":          {lo: 1, hi: 1000},
 	"lock-timeout":              {lo: 0, hi: float64(24 * time.Hour), note: "0: a writer does not wait, a reader waits until interrupted"},
+	"index add/max-length":      {lo: 0, hi: neural.MaxLength, note: "0: the index's"},
+	"serve/reload-poll":         {lo: 0, hi: float64(24 * time.Hour), note: "0: off; SIGHUP reloads"},
 }
 
 // lookup finds the bound of flag name under command path: the longest

@@ -38,6 +38,7 @@ func pipelineFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-new-tokens", Value: 32, Usage: "answer length limit"},
 		&cli.IntFlag{Name: "batch-size", Value: 16, Usage: "model batch size"},
 		&cli.DurationFlag{Name: "lock-timeout", Value: 5 * time.Second, Usage: "longest wait for a process that has the index open for writing"},
+		&cli.StringFlag{Name: "verify", Value: "quick", Usage: "what opening the index checks: quick (sizes; checksums of the files read whole) or full (every byte)"},
 	)
 }
 
@@ -47,8 +48,12 @@ func pipelineConfig(c *cli.Context) (pipeline.Config, error) {
 		return pipeline.Config{}, err
 	}
 	opt.MaxLength = 0
+	verify, err := indexdir.ParseVerify(c.String("verify"))
+	if err != nil {
+		return pipeline.Config{}, fmt.Errorf("--verify: %w", err)
+	}
 	return pipeline.Config{
-		Index: c.String("index"), QueryEncoder: c.String("query-encoder"), Reranker: c.String("reranker"),
+		Index: c.String("index"), Verify: verify, QueryEncoder: c.String("query-encoder"), Reranker: c.String("reranker"),
 		Generator: c.String("generator"), Models: opt, NoSparse: c.Bool("no-bm25"),
 		DenseK: c.Int("dense-k"), SparseK: c.Int("bm25-k"), RerankK: c.Int("rerank-k"), EfSearch: c.Int("ef-search"),
 		BM25: bm25.Params{K1: c.Float64("k1"), B: c.Float64("b")}, NumBeams: c.Int("num-beams"),
@@ -180,7 +185,7 @@ func init() {
 			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s%s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out, processPeakMemory())
 			return nil
 		},
-		Subcommands: []*cli.Command{{
+		Subcommands: append([]*cli.Command{{
 			Name:      "merge",
 			Usage:     "combine encoding shards (re2g index --shard I/N) into one index",
 			ArgsUsage: "SHARD_DIR...",
@@ -200,7 +205,7 @@ func init() {
 				fmt.Fprintf(os.Stderr, "merged %d shards (%d passages) into %s\n", c.NArg(), man.Passages, o.Out)
 				return nil
 			},
-		}},
+		}}, indexUpdateCommands()...),
 	})
 
 	commands = append(commands, &cli.Command{

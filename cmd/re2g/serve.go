@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/re2g/re2g/pipeline"
@@ -107,9 +112,17 @@ func init() {
 		Description: `Endpoints: POST /v1/answer, /v1/retrieve, /v1/rerank, /v1/encode; GET /healthz, /readyz,
 /metrics (Prometheus), /openapi.json. The server listens at once (/healthz answers, /readyz says 503)
 and turns ready when the index and models are loaded. SIGTERM or Ctrl-C stops it gracefully: requests
-in flight finish (up to --shutdown-timeout).`,
-		Flags: append(pipelineFlags(), serveFlags()...),
+in flight finish (up to --shutdown-timeout). SIGHUP reloads the index (after re2g index add, delete
+or compact), as does a change of its manifest with --reload-poll: the new generation opens in the
+background and is swapped in, requests in flight finish on the old one; a failed reload keeps the old one.`,
+		Flags: append(append(pipelineFlags(), serveFlags()...),
+			&cli.DurationFlag{Name: "reload-poll", Usage: "reload the index when its manifest changes, checked this often (0: only on SIGHUP)"}),
 		Action: func(c *cli.Context) error {
+			// SIGHUP reloads the index; caught from the start, so that one
+			// sent while the models load does not end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			pcfg, err := pipelineConfig(c)
 			if err != nil {
 				return err
@@ -132,6 +145,7 @@ in flight finish (up to --shutdown-timeout).`,
 			errc := make(chan error, 1)
 			go func() { errc <- s.Serve(c.Context, ln) }()
 			start := time.Now()
+			stamp := manifestStamp(pcfg.Index) // before opening: a change meanwhile is seen
 			p, err := pipeline.NewContext(c.Context, pcfg)
 			if err != nil {
 				ln.Close()
@@ -140,11 +154,62 @@ in flight finish (up to --shutdown-timeout).`,
 			}
 			defer p.Close()
 			s.Ready(p)
-			slog.Info("ready", "addr", ln.Addr().String(), "index", pcfg.Index, "load_seconds", time.Since(start).Seconds(),
-				"batching", !scfg.NoBatching, "max_batch", scfg.MaxBatch, "device", pcfg.Models.Device.String())
+			caps := p.Capabilities()
+			slog.Info("ready", "addr", ln.Addr().String(), "index", pcfg.Index, "generation", caps.Generation, "passages", caps.Passages,
+				"load_seconds", time.Since(start).Seconds(), "batching", !scfg.NoBatching, "max_batch", scfg.MaxBatch, "device", pcfg.Models.Device.String())
+			wctx, stopWatch := context.WithCancel(c.Context)
+			defer stopWatch()
+			go watchIndex(wctx, s, pcfg.Index, c.Duration("reload-poll"), hup, stamp)
 			return <-errc
 		},
 	})
+}
+
+// watchIndex reloads the served index on SIGHUP and, every poll (when
+// positive), if its manifest changed since the last look: an update (re2g
+// index add, delete, compact) commits by replacing the manifest. It stats
+// the manifest rather than watching it with inotify: that works on NFS and
+// other shared mounts whose changes come from other machines, and survives
+// the rename that replaces the file; a stat every few seconds costs
+// nothing. A reload that fails is logged and counted and not tried again
+// until the manifest changes again (or SIGHUP).
+func watchIndex(ctx context.Context, s *server.Server, dir string, poll time.Duration, hup <-chan os.Signal, last string) {
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			slog.Info("SIGHUP: reloading the index", "index", dir)
+		case <-tick:
+			now := manifestStamp(dir)
+			if now == last {
+				continue
+			}
+			slog.Info("the index's manifest changed: reloading the index", "index", dir)
+		}
+		last = manifestStamp(dir)
+		s.ReloadIndex(ctx) // logs and counts its result
+	}
+}
+
+// manifestStamp identifies the index's manifest file as it is now: its
+// inode (an update renames a new file into place), size and time.
+func manifestStamp(dir string) string {
+	st, err := os.Stat(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return "missing"
+	}
+	ino := uint64(0)
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	return fmt.Sprintf("%d %d %d", ino, st.Size(), st.ModTime().UnixNano())
 }
 
 func isLoopback(host string) bool {

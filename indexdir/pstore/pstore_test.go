@@ -1,6 +1,7 @@
 package pstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -293,4 +294,88 @@ func TestEmptyStore(t *testing.T) {
 	if _, err := s.Row(0); !errors.Is(err, ErrRange) {
 		t.Fatal(err)
 	}
+}
+
+// TestChangedBytesNeverPanic changes each byte of the offsets and id
+// files, and bytes all over the data file, of a store the open checks
+// accept (an index opened without reading every byte: its passages are
+// read lazily): every read — by row, by id, a scan — returns the passage,
+// or an error naming the store's file, and never panics.
+func TestChangedBytesNeverPanic(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "passages")
+	ps := samples()
+	if err := write(t, good, ps); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range []string{DataFile, OffsetsFile, IDsFile} {
+		b, err := os.ReadFile(filepath.Join(good, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = b
+	}
+	dir := filepath.Join(t.TempDir(), "passages")
+	os.MkdirAll(dir, 0o755)
+	opened, failed := 0, 0
+	for _, f := range []string{OffsetsFile, IDsFile, DataFile} {
+		b := files[f]
+		var at []int
+		for i := range b {
+			if f != DataFile || i < 400 || i%97 == 0 {
+				at = append(at, i)
+			}
+		}
+		for _, i := range at {
+			for _, x := range []byte{0xff, 0x01, 0x80} {
+				for g, c := range files {
+					if g == f {
+						c = bytes.Clone(c)
+						c[i] ^= x
+					}
+					if err := os.WriteFile(filepath.Join(dir, g), c, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				s, err := Open(dir)
+				if err != nil {
+					if !strings.Contains(err.Error(), dir) {
+						t.Fatalf("%s byte %d ^ %#x: open: the error does not name the store: %v", f, i, x, err)
+					}
+					continue
+				}
+				opened++
+				named := func(err error) {
+					t.Helper()
+					if err != nil {
+						failed++
+						if !strings.Contains(err.Error(), filepath.Join(dir, "passages.")) {
+							t.Fatalf("%s byte %d ^ %#x: the error does not name the store's file: %v", f, i, x, err)
+						}
+					}
+				}
+				for r := range s.Len() {
+					_, err := s.Row(r)
+					named(err)
+					_, err = s.ID(r)
+					named(err)
+				}
+				for _, p := range ps {
+					_, err := s.Get(p.ID)
+					if !errors.Is(err, ErrNotFound) {
+						named(err)
+					}
+				}
+				if _, err := s.Lookup("not-there"); !errors.Is(err, ErrNotFound) {
+					named(err)
+				}
+				named(s.Scan(context.Background(), 0, s.Len(), func(Passage) error { return nil }))
+				s.Close()
+			}
+		}
+	}
+	if opened == 0 || failed == 0 {
+		t.Fatalf("%d damaged stores opened, %d reads failed: the test no longer reaches the lazy reads", opened, failed)
+	}
+	t.Logf("%d damaged stores opened; %d reads of them failed, naming the file", opened, failed)
 }
