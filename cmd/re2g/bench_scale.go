@@ -113,6 +113,9 @@ type scaleResult struct {
 	Query    *queryStage  `json:"query,omitempty"`
 	Serve    *serveStage  `json:"serve,omitempty"`
 	Flat     *buildStage  `json:"flat,omitempty"`
+	// Load is the machine's 1-minute load average at the start and the end
+	// of each stage (the machine is shared).
+	Load map[string][2]float64 `json:"loadavg,omitempty"`
 }
 
 type corpusStage struct {
@@ -283,23 +286,31 @@ func scaleQuestions(cfg scaleConfig) ([]string, error) {
 }
 
 // stage runs one stage of size dir, unless dir/name.json says it is done,
-// and records its result there.
-func stage[T any](dir, name string, dst **T, run func() (*T, error)) error {
+// and records its result there, and the load average around it in
+// dir/name.load.json (and load).
+func stage[T any](dir, name string, load map[string][2]float64, dst **T, run func() (*T, error)) error {
 	path := filepath.Join(dir, name+".json")
+	loadPath := filepath.Join(dir, name+".load.json")
 	if b, err := os.ReadFile(path); err == nil {
 		var v T
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fmt.Errorf("%s: %w (remove it to measure again)", path, err)
 		}
 		*dst = &v
+		var l [2]float64
+		if b, err := os.ReadFile(loadPath); err == nil && json.Unmarshal(b, &l) == nil {
+			load[name] = l
+		}
 		slog.Info("bench scale: stage done before", "stage", name, "result", path)
 		return nil
 	}
 	slog.Info("bench scale: stage", "stage", name, "dir", dir)
+	l := [2]float64{loadAverage(), 0}
 	v, err := run()
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", name, err)
 	}
+	l[1] = loadAverage()
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -308,7 +319,23 @@ func stage[T any](dir, name string, dst **T, run func() (*T, error)) error {
 		return err
 	}
 	*dst = v
-	return nil
+	load[name] = l
+	b, _ = json.Marshal(l)
+	return atomicfile.WriteFile(loadPath, b, 0o644)
+}
+
+// loadAverage is the 1-minute load average (0 where /proc does not say).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // scaleSize runs the stages of one size.
@@ -317,7 +344,7 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &scaleResult{Passages: n}
+	r := &scaleResult{Passages: n, Load: map[string][2]float64{}}
 	corpus := filepath.Join(dir, fmt.Sprintf("kilt-%d-seed%d.jsonl.gz", n, cfg.seed))
 	vecs, vecIDs := filepath.Join(dir, "vectors.npy"), filepath.Join(dir, "vectors.ids")
 	index := filepath.Join(dir, "index")
@@ -344,7 +371,7 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 	}
 	steps := []func() error{
 		func() error {
-			return stage(dir, "corpus", &r.Corpus, func() (*corpusStage, error) {
+			return stage(dir, "corpus", r.Load, &r.Corpus, func() (*corpusStage, error) {
 				if cfg.src == nil {
 					var err error
 					if cfg.src, err = synthcorpus.Load(cfg.data); err != nil {
@@ -360,7 +387,7 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 			})
 		},
 		func() error {
-			return stage(dir, "bm25", &r.BM25, func() (*buildStage, error) {
+			return stage(dir, "bm25", r.Load, &r.BM25, func() (*buildStage, error) {
 				out := filepath.Join(dir, "bm25-index")
 				os.RemoveAll(out)
 				run, err := child("bm25", "--progress", "log", "index", "--corpus", corpus, "--out", out)
@@ -375,7 +402,7 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 			})
 		},
 		func() error {
-			return stage(dir, "encode", &r.Encode, func() (*encodeStage, error) {
+			return stage(dir, "encode", r.Load, &r.Encode, func() (*encodeStage, error) {
 				s := &encodeStage{}
 				var err error
 				if s.Small, err = encodeRate(ctx, dir, "encode-small", cfg.models.SmallCtx, corpus, n, min(n, cfg.encodeSample), child); err != nil {
@@ -390,12 +417,12 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 			})
 		},
 		func() error {
-			return stage(dir, "vectors", &r.Vectors, func() (*vectorStage, error) {
+			return stage(dir, "vectors", r.Load, &r.Vectors, func() (*vectorStage, error) {
 				return writeScaleVectors(ctx, corpus, vecs, vecIDs, n, cfg.dim)
 			})
 		},
 		func() error {
-			return stage(dir, "index", &r.Index, func() (*buildStage, error) {
+			return stage(dir, "index", r.Load, &r.Index, func() (*buildStage, error) {
 				os.RemoveAll(index)
 				run, err := child("index", "--progress", "log", "index", "--corpus", corpus, "--out", index,
 					"--vectors", vecs, "--vector-ids", vecIDs, "--sq8")
@@ -410,12 +437,12 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 				os.Remove(vecs)
 				os.Remove(vecIDs)
 			}
-			return stage(dir, "sq8", &r.SQ8, func() (*buildStage, error) {
+			return stage(dir, "sq8", r.Load, &r.SQ8, func() (*buildStage, error) {
 				return hnswAlone(ctx, cfg, dir, "sq8", filepath.Join(index, "dense"), child, "--sq8")
 			})
 		},
 		func() error {
-			return stage(dir, "open", &r.Open, func() (*openStage, error) {
+			return stage(dir, "open", r.Load, &r.Open, func() (*openStage, error) {
 				s := &openStage{Bytes: dirSize(index)}
 				for range 3 {
 					t0 := time.Now()
@@ -430,17 +457,17 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 			})
 		},
 		func() error {
-			return stage(dir, "query", &r.Query, func() (*queryStage, error) {
+			return stage(dir, "query", r.Load, &r.Query, func() (*queryStage, error) {
 				return scaleQueries(ctx, cfg, index)
 			})
 		},
 		func() error {
-			return stage(dir, "serve", &r.Serve, func() (*serveStage, error) {
+			return stage(dir, "serve", r.Load, &r.Serve, func() (*serveStage, error) {
 				return scaleServe(ctx, cfg, dir, index)
 			})
 		},
 		func() error {
-			return stage(dir, "flat", &r.Flat, func() (*buildStage, error) {
+			return stage(dir, "flat", r.Load, &r.Flat, func() (*buildStage, error) {
 				if cfg.flatMax > 0 && n > cfg.flatMax {
 					return &buildStage{Skipped: fmt.Sprintf("--flat-max %d", cfg.flatMax)}, nil
 				}

@@ -332,10 +332,10 @@ func cell(key string, r *scaleResult) string {
 }
 
 func printScale(w io.Writer, rs []*scaleResult, rep scaleReport) {
-	fmt.Fprintln(w, "builds (each a child process: wall s / peak RSS MiB); encoding rates on a sample (passages/s)")
+	fmt.Fprintln(w, "builds (each a child process: wall s / peak RSS MiB); encoding rates on a sample (passages/s); load: the highest 1-minute load average seen at a stage's start or end")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| passages | corpus MiB | BM25 s | BM25 MiB | encode 128x2 p/s | encode base p/s | index (BM25 + SQ8) s | index MiB | HNSW-SQ8 s | SQ8 MiB | HNSWFlat s | Flat MiB |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| passages | corpus MiB | BM25 s | BM25 MiB | encode 128x2 p/s | encode base p/s | index (BM25 + SQ8) s | index MiB | HNSW-SQ8 s | SQ8 MiB | HNSWFlat s | Flat MiB | load |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		corpus, small, base := "-", "-", "-"
 		if r.Corpus != nil {
@@ -347,8 +347,16 @@ func printScale(w io.Writer, rs []*scaleResult, rep scaleReport) {
 		if r.Encode != nil && r.Encode.Base != nil {
 			base = fmtNum(r.Encode.Base.Rate)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Passages, corpus, cell("bm25_s", r), cell("bm25_peak_mib", r),
-			small, base, cell("index_s", r), cell("index_peak_mib", r), cell("sq8_s", r), cell("sq8_peak_mib", r), cell("flat_s", r), cell("flat_peak_mib", r))
+		load := "-"
+		if len(r.Load) > 0 {
+			hi := 0.0
+			for _, l := range r.Load {
+				hi = max(hi, l[0], l[1])
+			}
+			load = fmtNum(hi)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Passages, corpus, cell("bm25_s", r), cell("bm25_peak_mib", r),
+			small, base, cell("index_s", r), cell("index_peak_mib", r), cell("sq8_s", r), cell("sq8_peak_mib", r), cell("flat_s", r), cell("flat_peak_mib", r), load)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "the index (BM25 + HNSW-SQ8) on disk (MiB), opened, searched one query at a time (ms p50/p99), served")
