@@ -680,6 +680,7 @@ func hnswAlone(ctx context.Context, cfg *scaleConfig, dir, name, store string, c
 	}
 	if !cfg.keep {
 		defer os.Remove(out)
+		defer os.Remove(out + ".json") // faiss.Save's description of it
 	}
 	s := &buildStage{childRun: run, Bytes: map[string]int64{"hnsw": dirSize(out)}, Phases: logPhases(filepath.Join(dir, name+".log"))}
 	ix, err := faiss.Load(out)
