@@ -94,6 +94,9 @@ var scaleMetrics = []scaleMetric{
 	{"bm25_peak_mib", "BM25 build peak RSS MiB", "MiB", "memory", "linear", func(r *scaleResult) (float64, bool) {
 		return built(r.BM25, func(s *buildStage) float64 { return mib(s.PeakKB) })
 	}},
+	{"bm25_anon_mib", "BM25 build peak anonymous RSS MiB", "MiB", "", "linear", func(r *scaleResult) (float64, bool) {
+		return built(r.BM25, func(s *buildStage) float64 { return mib(s.AnonKB) })
+	}},
 	{"index_peak_mib", "index build peak RSS MiB", "MiB", "memory", "linear", func(r *scaleResult) (float64, bool) {
 		return built(r.Index, func(s *buildStage) float64 { return mib(s.PeakKB) })
 	}},
@@ -436,8 +439,9 @@ func printScaleSummary(w io.Writer, rs []*scaleResult, rep scaleReport) {
 	if len(rs) >= 2 {
 		a, b := rs[len(rs)-2], rs[len(rs)-1]
 		if a.BM25 != nil && b.BM25 != nil && a.Corpus != nil && b.Corpus != nil {
-			parts = append(parts, fmt.Sprintf("BM25-only peak RSS %d→%d: %.3f bytes per corpus byte", a.Passages, b.Passages,
-				float64(b.BM25.PeakKB-a.BM25.PeakKB)*1024/float64(b.Corpus.Bytes-a.Corpus.Bytes)))
+			more := float64(b.Corpus.Bytes - a.Corpus.Bytes)
+			parts = append(parts, fmt.Sprintf("BM25-only build %d→%d: peak RSS %.3f, anonymous %.3f bytes per corpus byte", a.Passages, b.Passages,
+				float64(b.BM25.PeakKB-a.BM25.PeakKB)*1024/more, float64(b.BM25.AnonKB-a.BM25.AnonKB)*1024/more))
 		}
 	}
 	var slopes []string
