@@ -63,6 +63,10 @@ type Options struct {
 	// LockTimeout is how long to wait for the directory's writer lock while
 	// another build or merge holds it (0: not at all).
 	LockTimeout time.Duration
+	// Vectors is a file of precomputed passage vectors to index instead of
+	// encoding (dense.OpenVectorFile: .npy with the ids file VectorIDs, or
+	// JSON lines), one a passage in corpus order.
+	Vectors, VectorIDs string
 	// afterChunk is a test hook called after each chunk is stored.
 	afterChunk func(done int) error
 }
@@ -74,6 +78,7 @@ type buildState struct {
 	StoreDone    bool   `json:"store_done"`
 	Passages     int    `json:"passages,omitempty"` // once the store is done
 	Pages        bool   `json:"pages,omitempty"`
+	Vectors      string `json:"vectors,omitempty"` // Options.Vectors
 	BM25Done     bool   `json:"bm25_done"`
 	DenseDone    bool   `json:"dense_done"`
 }
@@ -128,7 +133,8 @@ func (o Options) progressOut() io.Writer {
 // format ReadCorpus reads), streaming it: the passage store first (where
 // repeated ids are found), then from it the BM25 index, and, with an
 // encoder, the passage vectors (encoded in checkpointed chunks, so that an
-// interrupted build resumes where it stopped) and their HNSW index. With
+// interrupted build resumes where it stopped) and their HNSW index; with
+// Vectors, the vectors come from that file instead. With
 // NumShards > 1 it only encodes its share of the chunks: Merge then
 // combines the shards into one index.
 func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error) {
@@ -141,11 +147,14 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 	if o.NumShards > 1 && o.Encoder == nil {
 		return nil, errors.New("index: shards split the encoding: --shard needs a context encoder")
 	}
+	if err := checkVectorsOptions(o); err != nil {
+		return nil, err
+	}
 	sum, err := fileSHA256(corpusPath)
 	if err != nil {
 		return nil, fmt.Errorf("index: corpus: %w", err)
 	}
-	pr := buildState{CorpusSHA256: sum, Shard: o.shardLabel()}
+	pr := buildState{CorpusSHA256: sum, Shard: o.shardLabel(), Vectors: o.Vectors}
 	progPath := filepath.Join(o.Out, progressFile)
 	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
 		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
@@ -171,6 +180,9 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 		}
 		if old.CorpusSHA256 != sum || old.Shard != pr.Shard {
 			return nil, fmt.Errorf("index: %s was started for another corpus or shard (sha256 %s, shard %q)", o.Out, old.CorpusSHA256, old.Shard)
+		}
+		if old.Vectors != pr.Vectors {
+			return nil, fmt.Errorf("index: %s was started with vectors %q, not %q", o.Out, old.Vectors, pr.Vectors)
 		}
 		pr = old
 		slog.Info("resuming index build", "dir", o.Out, "store_done", pr.StoreDone, "bm25_done", pr.BM25Done, "dense_done", pr.DenseDone)
@@ -201,6 +213,11 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 		return nil, fmt.Errorf("index: %s holds %d passages, %s says %d", store.Dir(), store.Len(), progPath, pr.Passages)
 	}
 	man := &Manifest{Corpus: corpusPath, CorpusSHA256: sum, Passages: pr.Passages, Pages: pr.Pages, Shard: pr.Shard}
+	if o.Vectors != "" {
+		if err := checkVectorsCorpus(ctx, store, o); err != nil {
+			return nil, err
+		}
+	}
 	if o.NumShards <= 1 && !pr.BM25Done {
 		if err := buildBM25(ctx, filepath.Join(o.Out, bm25Dir), store, o); err != nil {
 			return nil, err
@@ -215,8 +232,12 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 			Fields string `json:"fields"`
 		}{Fields: o.BM25.Fields}
 	}
-	if o.Encoder != nil {
-		dm, err := encodeCorpus(ctx, store, o)
+	if o.Encoder != nil || o.Vectors != "" {
+		encode := encodeCorpus
+		if o.Vectors != "" {
+			encode = importVectors
+		}
+		dm, err := encode(ctx, store, o)
 		if err != nil {
 			return nil, err
 		}

@@ -260,10 +260,12 @@ type PassageMap struct {
 // forms) or "<page>_<i>". A passage without a page is found only by its own
 // id. Duplicate ids are an error.
 func NewPassageMap(ids []string, pageOf func(string) string) (*PassageMap, error) {
-	if pageOf == nil {
-		return newPassageMap(ids, nil)
-	}
-	return newPassageMap(ids, func(_ int, id string) string { return pageOf(id) })
+	return newPassageMap(len(ids), func(i int) (string, string) {
+		if pageOf == nil {
+			return ids[i], ""
+		}
+		return ids[i], pageOf(ids[i])
+	}, func(i int) string { return ids[i] })
 }
 
 // NewPassageMapPages is NewPassageMap with the pages given as a list:
@@ -273,11 +275,34 @@ func NewPassageMapPages(ids, pages []string) (*PassageMap, error) {
 	if len(pages) != len(ids) {
 		return nil, fmt.Errorf("passage map: %d ids but %d pages", len(ids), len(pages))
 	}
-	return newPassageMap(ids, func(i int, _ string) string { return pages[i] })
+	return newPassageMap(len(ids), func(i int) (string, string) { return ids[i], pages[i] }, func(i int) string { return ids[i] })
 }
 
-func newPassageMap(ids []string, pageOf func(i int, id string) string) (*PassageMap, error) {
-	n := len(ids)
+// NewPassageMapRows is NewPassageMap for a corpus of n passages read by
+// position, e.g. from an index's passage store, with no list of every id
+// in memory (at 22M passages that list is about a gigabyte; the map keeps
+// its own packed copy): at returns the id of passage i and its page (""
+// or the id itself: none). It is called more than once for some i; its
+// first error is returned.
+func NewPassageMapRows(n int, at func(i int) (id, page string, err error)) (*PassageMap, error) {
+	var first error
+	row := func(i int) (string, string) {
+		id, page, err := at(i)
+		if err != nil && first == nil {
+			first = err
+		}
+		return id, page
+	}
+	m, err := newPassageMap(n, row, func(i int) string { id, _ := row(i); return id })
+	if first != nil {
+		return nil, first
+	}
+	return m, err
+}
+
+// newPassageMap builds the map of n passages: row gives the id and page
+// of passage i, id its id alone.
+func newPassageMap(n int, row func(i int) (id, page string), idAt func(i int) string) (*PassageMap, error) {
 	if n >= math.MaxUint32-1 {
 		return nil, fmt.Errorf("passage map: %d passages is too many", n)
 	}
@@ -290,16 +315,14 @@ func newPassageMap(ids []string, pageOf func(i int, id string) string) (*Passage
 	lastPage, lastPageID := uint32(0), "" // passages of a page mostly come together
 	var pageIDs []string
 	pageBytes, idBytes := 0, 0
-	for i, id := range ids {
+	for i := range n {
+		id, p := row(i)
 		if id == "" {
 			return nil, fmt.Errorf("passage map: passage %d has an empty id", i)
 		}
 		idBytes += len(id)
-		p := ""
-		if pageOf != nil {
-			if p = pageOf(i, id); p == id {
-				p = ""
-			}
+		if p == id {
+			p = ""
 		}
 		lo[i], hi[i] = -1, -1
 		if r, ok := data.ParsePassageID(id); ok {
@@ -370,7 +393,7 @@ func newPassageMap(ids []string, pageOf func(i int, id string) string) (*Passage
 		if hi[a] != hi[b] {
 			return int(hi[a]) - int(hi[b])
 		}
-		return strings.Compare(ids[a], ids[b])
+		return strings.Compare(idAt(int(a)), idAt(int(b)))
 	}
 	for k := range np {
 		if seg := order[m.first[k]:m.first[k+1]]; !slices.IsSortedFunc(seg, byRange) {
@@ -378,7 +401,7 @@ func newPassageMap(ids []string, pageOf func(i int, id string) string) (*Passage
 		}
 	}
 	m.first = m.first[:np+1]
-	if m.ids, err = newStrtab(n, idBytes, func(k int) string { return ids[order[k]] }); err != nil {
+	if m.ids, err = newStrtab(n, idBytes, func(k int) string { return idAt(int(order[k])) }); err != nil {
 		return nil, err
 	}
 	m.lo, m.hi = make([]int32, n), make([]int32, n)

@@ -27,15 +27,19 @@ func IndexPositives(ctx context.Context, dir string) (Positives, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer ix.Close()
-	ids, err := ix.PassageIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var pageOf func(string) string
-	if ix.HasPages() {
-		pageOf = ix.Page
-	}
-	pm, err := kilt.NewPassageMap(ids, pageOf)
+	// By row from the passage store: no list of every id in memory.
+	store, pages := ix.Passages(), ix.HasPages()
+	pm, err := kilt.NewPassageMapRows(store.Len(), func(i int) (string, string, error) {
+		if i&0xffff == 0 && ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		if !pages {
+			id, err := store.ID(i)
+			return id, "", err
+		}
+		p, err := store.Row(i)
+		return p.ID, p.Page, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("train: index %s: %w", dir, err)
 	}

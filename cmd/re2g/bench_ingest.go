@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/indexdir"
 	"github.com/re2g/re2g/indexdir/pstore"
-	"github.com/re2g/re2g/internal/procstat"
 	"github.com/re2g/re2g/internal/synthcorpus"
 )
 
@@ -108,23 +105,11 @@ func ingestOne(ctx context.Context, bin, work string, n int, seed uint64, lookup
 	}
 	out := filepath.Join(work, fmt.Sprintf("index-%d", n))
 	os.RemoveAll(out)
-	cmd := exec.CommandContext(ctx, bin, "--progress", "off", "index", "--corpus", corpus, "--out", out)
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return r, fmt.Errorf("bench ingest: %s: %w", strings.Join(cmd.Args, " "), err)
-	}
-	stop := make(chan struct{})
-	sampled := make(chan [2]int64)
-	go func() { sampled <- peakMemory(cmd.Process.Pid, stop) }()
-	err = cmd.Wait()
-	close(stop)
-	peaks := <-sampled
-	r.rssKB, r.anonKB = peaks[0], peaks[1]
+	run, err := runChild(ctx, bin, []string{"--progress", "off", "index", "--corpus", corpus, "--out", out}, nil)
+	r.rssKB, r.anonKB, r.seconds = run.PeakKB, run.AnonKB, run.Seconds
 	if err != nil {
-		return r, fmt.Errorf("bench ingest: %s: %w", strings.Join(cmd.Args, " "), err)
+		return r, fmt.Errorf("bench ingest: %w", err)
 	}
-	r.seconds = time.Since(start).Seconds()
 	r.storeBytes = dirSize(filepath.Join(out, "passages"))
 	r.bm25Bytes = dirSize(filepath.Join(out, "bm25"))
 	if r.storeBytes == 0 {
@@ -213,37 +198,6 @@ func bleveStored(ctx context.Context, st *pstore.Store, dir string, ids []string
 	}
 	r.bleveByID = time.Since(t0) / time.Duration(len(ids))
 	return nil
-}
-
-// peakMemory samples /proc/PID/status every 20 ms until stop closes, and
-// returns the last VmHWM and the largest RssAnon, in KiB. (The child's
-// rusage maxrss will not do: Linux counts in it the parent's resident set
-// at the fork.)
-func peakMemory(pid int, stop <-chan struct{}) [2]int64 {
-	var peak [2]int64
-	for {
-		if m, err := procstat.Read(pid); err == nil {
-			peak[0], peak[1] = max(peak[0], m.Peak), max(peak[1], m.Anon)
-		}
-		select {
-		case <-stop:
-			return peak
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func printIngest(rows []ingestRow) {

@@ -151,7 +151,7 @@ func init() {
 	commands = append(commands, &cli.Command{
 		Name:  "index",
 		Usage: "index a corpus: passages, BM25, and DPR vectors in FAISS HNSW",
-		Flags: append(indexFlags(),
+		Flags: append(append(indexFlags(), vectorFlags()...),
 			&cli.StringFlag{Name: "ctx-encoder", Usage: "DPR context encoder directory (none: BM25 only)"},
 			&cli.StringFlag{Name: "shard", Usage: "I/N: encode only this shard of the corpus (merge with re2g index merge)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"}),
@@ -164,6 +164,9 @@ func init() {
 				return err
 			}
 			o.Resume = c.Bool("resume")
+			if err := vectorOptions(c, &o); err != nil {
+				return err
+			}
 			if dir := c.String("ctx-encoder"); dir != "" {
 				opt, err := neuralOptions(c)
 				if err != nil {

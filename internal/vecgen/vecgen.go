@@ -47,15 +47,19 @@ func New(s Spec) *Generator {
 
 // Vectors returns n vectors (row-major) from stream; the same (spec,
 // stream, n) always gives the same vectors, and rows do not depend on n.
-func (g *Generator) Vectors(stream uint64, n int) []float32 {
+func (g *Generator) Vectors(stream uint64, n int) []float32 { return g.Rows(stream, 0, n) }
+
+// Rows returns rows from..to-1 of stream (row-major), the same as those
+// rows of Vectors, so that a large set can be made a piece at a time.
+func (g *Generator) Rows(stream uint64, from, to int) []float32 {
 	d := g.spec.Dim
-	out := make([]float32, n*d)
+	out := make([]float32, (to-from)*d)
 	scale := g.spec.Noise / math.Sqrt(float64(d))
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		r := rand.New(rand.NewPCG(g.spec.Seed^stream<<32, uint64(i)))
 		c := r.IntN(g.spec.Clusters)
 		f := 1 + g.spec.NormSpread*(2*r.Float64()-1)
-		row := out[i*d : (i+1)*d]
+		row := out[(i-from)*d : (i-from+1)*d]
 		for j := range row {
 			row[j] = float32(f * (float64(g.centres[c*d+j]) + r.NormFloat64()*scale))
 		}

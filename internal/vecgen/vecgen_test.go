@@ -22,3 +22,14 @@ func TestDeterministicAndPrefixStable(t *testing.T) {
 		t.Fatal("streams 1 and 2 gave identical vectors")
 	}
 }
+
+func TestRowsArePiecesOfVectors(t *testing.T) {
+	g := New(Default(8))
+	all := g.Vectors(3, 20)
+	piece := g.Rows(3, 7, 13)
+	for i := range piece {
+		if piece[i] != all[7*8+i] {
+			t.Fatalf("value %d of rows 7..12 differs from Vectors'", i)
+		}
+	}
+}
