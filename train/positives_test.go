@@ -75,4 +75,29 @@ func TestIndexPositivesByRow(t *testing.T) {
 			t.Errorf("provenance %+v: positives %v", prov[0], got)
 		}
 	}
+	// After deleting a passage, IndexPositives no longer gives it.
+	if _, err := indexdir.Delete(context.Background(), index, []string{"101::[2,3]"}, indexdir.UpdateOptions{Progress: nopWriter{}}); err != nil {
+		t.Fatal(err)
+	}
+	pos, err = IndexPositives(context.Background(), index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prov := range []data.KILTProvenance{
+		{WikipediaID: "101", StartParagraph: 2, EndParagraph: 3},
+		{WikipediaID: "101", StartParagraph: 0, EndParagraph: 5},
+	} {
+		got, err := pos([]data.KILTProvenance{prov})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range got {
+			if id == "101::[2,3]" {
+				t.Errorf("provenance %+v after deleting 101::[2,3]: positives %v", prov, got)
+			}
+		}
+		if prov.EndParagraph == 5 && len(got) != 2 {
+			t.Errorf("provenance %+v after deleting 101::[2,3]: positives %v, want the two left", prov, got)
+		}
+	}
 }

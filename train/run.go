@@ -27,17 +27,30 @@ func IndexPositives(ctx context.Context, dir string) (Positives, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	defer ix.Close()
-	// By row from the passage store: no list of every id in memory.
-	store, pages := ix.Passages(), ix.HasPages()
-	pm, err := kilt.NewPassageMapRows(store.Len(), func(i int) (string, string, error) {
+	// By row from the passage store: no list of every id in memory. Rows
+	// of deleted passages are skipped (an updated index).
+	pages := ix.HasPages()
+	var live []uint32 // live rows, when some are deleted
+	if ix.Len() != ix.Rows() {
+		live = make([]uint32, 0, ix.Len())
+		for r := range ix.Rows() {
+			if !ix.Deleted(r) {
+				live = append(live, uint32(r))
+			}
+		}
+	}
+	pm, err := kilt.NewPassageMapRows(ix.Len(), func(i int) (string, string, error) {
 		if i&0xffff == 0 && ctx.Err() != nil {
 			return "", "", ctx.Err()
 		}
-		if !pages {
-			id, err := store.ID(i)
-			return id, "", err
+		r := i
+		if live != nil {
+			r = int(live[i])
 		}
-		p, err := store.Row(i)
+		p, err := ix.Row(r)
+		if !pages {
+			return p.ID, "", err
+		}
 		return p.ID, p.Page, err
 	})
 	if err != nil {
