@@ -124,6 +124,14 @@ func (e *Encoder) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 // MaxLength is the number of tokens texts are cut to.
 func (e *Encoder) MaxLength() int { return e.opt.MaxLength }
 
+// Options is how the encoder runs, with the batch size, sort window and
+// token limit in effect (defaults filled in).
+func (e *Encoder) Options() Options {
+	o := e.opt
+	o.BatchSize, o.SortWindow = o.batch(), o.sortWindow()
+	return o
+}
+
 // Close frees the weights.
 func (e *Encoder) Close() {
 	if e.dpr != nil {
