@@ -28,6 +28,7 @@ import (
 	"github.com/re2g/re2g/internal/dirlock"
 	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/neural"
+	"github.com/re2g/re2g/torch/dist"
 )
 
 // The layout of an index directory.
@@ -67,6 +68,14 @@ type Options struct {
 	// encoding (dense.OpenVectorFile: .npy with the ids file VectorIDs, or
 	// JSON lines), one a passage in corpus order.
 	Vectors, VectorIDs string
+	// Dist is the group of a distributed build (re2g index under a
+	// launcher): with more than one rank, every rank calls Build with the
+	// same options; the ranks split the encoding and rank 0 builds the rest
+	// (see buildDist). o.Out must be a directory every rank sees. Progress
+	// is best shown on rank 0 alone, and the caller's logger should name the
+	// rank on the others. nil, or a group of one rank, is a build of one
+	// process.
+	Dist *dist.Group
 	// afterChunk is a test hook called after each chunk is stored.
 	afterChunk func(done int) error
 }
@@ -79,6 +88,7 @@ type buildState struct {
 	Passages     int    `json:"passages,omitempty"` // once the store is done
 	Pages        bool   `json:"pages,omitempty"`
 	Vectors      string `json:"vectors,omitempty"` // Options.Vectors
+	Chunk        int    `json:"chunk,omitempty"`   // passages per encoded chunk (0: from before it was recorded)
 	BM25Done     bool   `json:"bm25_done"`
 	DenseDone    bool   `json:"dense_done"`
 }
@@ -136,122 +146,51 @@ func (o Options) progressOut() io.Writer {
 // interrupted build resumes where it stopped) and their HNSW index; with
 // Vectors, the vectors come from that file instead. With
 // NumShards > 1 it only encodes its share of the chunks: Merge then
-// combines the shards into one index.
+// combines the shards into one index. With a Dist group of several ranks
+// the ranks split the encoding and rank 0 builds the rest (see Options.Dist).
 func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error) {
 	if o.Chunk <= 0 {
 		o.Chunk = 2048
 	}
-	if o.NumShards > 1 && (o.Shard < 0 || o.Shard >= o.NumShards) {
-		return nil, fmt.Errorf("index: shard %d of %d", o.Shard, o.NumShards)
+	if o.Dist.Size() > 1 {
+		return buildDist(ctx, corpusPath, o)
 	}
-	if o.NumShards > 1 && o.Encoder == nil {
-		return nil, errors.New("index: shards split the encoding: --shard needs a context encoder")
-	}
-	if err := checkVectorsOptions(o); err != nil {
+	if err := checkBuildOptions(o); err != nil {
 		return nil, err
 	}
-	sum, err := fileSHA256(corpusPath)
-	if err != nil {
-		return nil, fmt.Errorf("index: corpus: %w", err)
-	}
-	pr := buildState{CorpusSHA256: sum, Shard: o.shardLabel(), Vectors: o.Vectors}
-	progPath := filepath.Join(o.Out, progressFile)
-	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
-		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
-	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	lock, err := lockIndex(ctx, o.Out, o.LockTimeout)
+	b, err := startBuild(ctx, corpusPath, o)
 	if err != nil {
 		return nil, err
 	}
-	defer releaseLock(lock)
-	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
-		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
-	}
-	if _, err := os.Stat(progPath); err == nil {
-		if !o.Resume {
-			return nil, fmt.Errorf("index: %s holds an unfinished build: pass --resume to continue it, or remove it", o.Out)
-		}
-		var old buildState
-		if err := readJSON(progPath, &old); err != nil {
-			return nil, err
-		}
-		if old.CorpusSHA256 != sum || old.Shard != pr.Shard {
-			return nil, fmt.Errorf("index: %s was started for another corpus or shard (sha256 %s, shard %q)", o.Out, old.CorpusSHA256, old.Shard)
-		}
-		if old.Vectors != pr.Vectors {
-			return nil, fmt.Errorf("index: %s was started with vectors %q, not %q", o.Out, old.Vectors, pr.Vectors)
-		}
-		pr = old
-		slog.Info("resuming index build", "dir", o.Out, "store_done", pr.StoreDone, "bm25_done", pr.BM25Done, "dense_done", pr.DenseDone)
-	} else {
-		if empty, err := emptyDir(o.Out); err != nil || !empty {
-			return nil, fmt.Errorf("index: %s exists and is not empty", o.Out)
-		}
-		if err := writeJSON(progPath, pr); err != nil {
-			return nil, err
-		}
-	}
-	if !pr.StoreDone {
-		n, pages, err := ingest(ctx, corpusPath, o.Out, o)
-		if err != nil {
-			return nil, err
-		}
-		pr.StoreDone, pr.Passages, pr.Pages = true, n, pages
-		if err := writeJSON(progPath, pr); err != nil {
-			return nil, err
-		}
-	}
-	store, err := pstore.Open(filepath.Join(o.Out, passagesDir))
+	defer b.release()
+	store, err := b.passageStore(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
+		return nil, err
 	}
 	defer store.Close()
-	if store.Len() != pr.Passages {
-		return nil, fmt.Errorf("index: %s holds %d passages, %s says %d", store.Dir(), store.Len(), progPath, pr.Passages)
-	}
-	man := &Manifest{Corpus: corpusPath, CorpusSHA256: sum, Passages: pr.Passages, Pages: pr.Pages, Shard: pr.Shard}
 	if o.Vectors != "" {
 		if err := checkVectorsCorpus(ctx, store, o); err != nil {
 			return nil, err
 		}
 	}
-	if o.NumShards <= 1 && !pr.BM25Done {
+	if o.NumShards <= 1 && !b.pr.BM25Done {
 		if err := buildBM25(ctx, filepath.Join(o.Out, bm25Dir), store, o); err != nil {
 			return nil, err
 		}
-		pr.BM25Done = true
-		if err := writeJSON(progPath, pr); err != nil {
+		b.pr.BM25Done = true
+		if err := b.save(); err != nil {
 			return nil, err
 		}
 	}
-	if o.NumShards <= 1 {
-		man.BM25 = &struct {
-			Fields string `json:"fields"`
-		}{Fields: o.BM25.Fields}
-	}
+	var dm *DenseManifest
 	if o.Encoder != nil || o.Vectors != "" {
 		encode := encodeCorpus
 		if o.Vectors != "" {
 			encode = importVectors
 		}
-		dm, err := encode(ctx, store, o)
-		if err != nil {
+		if dm, err = encode(ctx, store, o); err != nil {
 			return nil, err
 		}
-		if o.EncoderDir != "" {
-			if dm.EncoderSHA256, err = EncoderFingerprint(o.EncoderDir); err != nil {
-				return nil, fmt.Errorf("index: %w", err)
-			}
-		}
-		if o.NumShards <= 1 {
-			if dm.SQ8Train, err = buildHNSW(ctx, o.Out, o); err != nil {
-				return nil, err
-			}
-		}
-		man.Dense = dm
 	}
 	if o.NumShards > 1 {
 		// A shard holds vectors only: Merge makes the store again from the
@@ -261,8 +200,149 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 			return nil, fmt.Errorf("index: %w", err)
 		}
 	}
+	return b.finish(ctx, dm, 0)
+}
+
+// checkBuildOptions checks what Build can check of o before any work.
+func checkBuildOptions(o Options) error {
+	if o.NumShards > 1 && (o.Shard < 0 || o.Shard >= o.NumShards) {
+		return fmt.Errorf("index: shard %d of %d", o.Shard, o.NumShards)
+	}
+	if o.NumShards > 1 && o.Encoder == nil {
+		return errors.New("index: shards split the encoding: --shard needs a context encoder")
+	}
+	return checkVectorsOptions(o)
+}
+
+// buildRun is a build under way: its directory locked, its progress file
+// read or written.
+type buildRun struct {
+	o        Options
+	corpus   string
+	sum      string // the corpus's SHA-256
+	progPath string
+	pr       buildState
+	lock     *dirlock.Lock
+}
+
+// startBuild hashes the corpus, makes and locks o.Out, and reads the
+// progress of the build there (o.Resume) or starts one in an empty
+// directory.
+func startBuild(ctx context.Context, corpusPath string, o Options) (_ *buildRun, err error) {
+	sum, err := fileSHA256(corpusPath)
+	if err != nil {
+		return nil, fmt.Errorf("index: corpus: %w", err)
+	}
+	b := &buildRun{o: o, corpus: corpusPath, sum: sum, progPath: filepath.Join(o.Out, progressFile),
+		pr: buildState{CorpusSHA256: sum, Shard: o.shardLabel(), Vectors: o.Vectors, Chunk: o.Chunk}}
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if b.lock, err = lockIndex(ctx, o.Out, o.LockTimeout); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
+	if _, err := os.Stat(filepath.Join(o.Out, manifestFile)); err == nil {
+		return nil, fmt.Errorf("index: %s already holds a finished index", o.Out)
+	}
+	if _, err := os.Stat(b.progPath); err != nil {
+		if empty, err := emptyDir(o.Out); err != nil || !empty {
+			return nil, fmt.Errorf("index: %s exists and is not empty", o.Out)
+		}
+		return b, b.save()
+	}
+	if !o.Resume {
+		return nil, fmt.Errorf("index: %s holds an unfinished build: pass --resume to continue it, or remove it", o.Out)
+	}
+	var old buildState
+	if err := readJSON(b.progPath, &old); err != nil {
+		return nil, err
+	}
+	if old.CorpusSHA256 != sum || old.Shard != b.pr.Shard {
+		return nil, fmt.Errorf("index: %s was started for another corpus or shard (sha256 %s, shard %q)", o.Out, old.CorpusSHA256, old.Shard)
+	}
+	if old.Vectors != b.pr.Vectors {
+		return nil, fmt.Errorf("index: %s was started with vectors %q, not %q", o.Out, old.Vectors, b.pr.Vectors)
+	}
+	if encodes := o.Encoder != nil || o.Vectors != ""; encodes && old.Chunk != 0 && old.Chunk != o.Chunk {
+		return nil, fmt.Errorf("index: %s was started with chunks of %d passages, not %d: resume it with --chunk %d", o.Out, old.Chunk, o.Chunk, old.Chunk)
+	}
+	b.pr = old
+	if b.pr.Chunk == 0 {
+		b.pr.Chunk = o.Chunk
+	}
+	slog.Info("resuming index build", "dir", o.Out, "store_done", b.pr.StoreDone, "bm25_done", b.pr.BM25Done, "dense_done", b.pr.DenseDone)
+	return b, nil
+}
+
+// save writes the build's progress file.
+func (b *buildRun) save() error { return writeJSON(b.progPath, b.pr) }
+
+// release gives up the directory's lock.
+func (b *buildRun) release() { releaseLock(b.lock) }
+
+// passageStore ingests the corpus into the passage store unless an earlier
+// run did, and opens it.
+func (b *buildRun) passageStore(ctx context.Context) (*pstore.Store, error) {
+	if !b.pr.StoreDone {
+		n, pages, err := ingest(ctx, b.corpus, b.o.Out, b.o)
+		if err != nil {
+			return nil, err
+		}
+		b.pr.StoreDone, b.pr.Passages, b.pr.Pages = true, n, pages
+		if err := b.save(); err != nil {
+			return nil, err
+		}
+	}
+	store, err := pstore.Open(filepath.Join(b.o.Out, passagesDir))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if store.Len() != b.pr.Passages {
+		store.Close()
+		return nil, fmt.Errorf("index: %s holds %d passages, %s says %d", store.Dir(), store.Len(), b.progPath, b.pr.Passages)
+	}
+	return store, nil
+}
+
+// finish completes the build once its passages, BM25 index (unless a shard)
+// and vectors (dm, nil for none) are in place: the encoder's fingerprint,
+// the HNSW index (unless a shard), the manifest (with worldSize, the ranks
+// of a distributed build, 0 for one process), and the progress file
+// removed.
+func (b *buildRun) finish(ctx context.Context, dm *DenseManifest, worldSize int) (*Manifest, error) {
+	o := b.o
+	man := &Manifest{Corpus: b.corpus, CorpusSHA256: b.sum, Passages: b.pr.Passages, Pages: b.pr.Pages, Shard: b.pr.Shard, WorldSize: worldSize}
 	if o.NumShards <= 1 {
-		man.Segments = []Segment{{Rows: pr.Passages}}
+		man.BM25 = &struct {
+			Fields string `json:"fields"`
+		}{Fields: o.BM25.Fields}
+	}
+	if dm != nil {
+		if o.EncoderDir != "" {
+			sum, err := EncoderFingerprint(o.EncoderDir)
+			if err != nil {
+				return nil, fmt.Errorf("index: %w", err)
+			}
+			dm.EncoderSHA256 = sum
+		}
+		if o.NumShards <= 1 {
+			var err error
+			if dm.SQ8Train, err = buildHNSW(ctx, o.Out, o); err != nil {
+				return nil, err
+			}
+		}
+		man.Dense = dm
+	}
+	if o.NumShards <= 1 {
+		man.Segments = []Segment{{Rows: b.pr.Passages}}
 		if man.Dense != nil {
 			man.Segments[0].SQ8Train = man.Dense.SQ8Train
 		}
@@ -271,7 +351,7 @@ func Build(ctx context.Context, corpusPath string, o Options) (*Manifest, error)
 	if err := writeManifest(ctx, o.Out, man); err != nil {
 		return nil, err
 	}
-	if err := os.Remove(progPath); err != nil {
+	if err := os.Remove(b.progPath); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	return man, nil
@@ -415,74 +495,6 @@ func parseChunkName(name string) (int, bool) {
 
 // chunkRows is the rows of chunk c of n passages.
 func chunkRows(c, chunk, n int) (lo, hi int) { return c * chunk, min(n, (c+1)*chunk) }
-
-// encodeCorpus encodes the store's passages chunk by chunk into the vector
-// store, skipping chunks a previous run already stored.
-func encodeCorpus(ctx context.Context, store *pstore.Store, o Options) (*DenseManifest, error) {
-	dir := filepath.Join(o.Out, denseDir)
-	st, err := dense.Open(dir)
-	if err != nil {
-		st, err = dense.Create(dir, o.Encoder.Dim(), dense.F32)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if st.Dim() != o.Encoder.Dim() {
-		return nil, fmt.Errorf("index: vector store %s has dimension %d, encoder %d", dir, st.Dim(), o.Encoder.Dim())
-	}
-	have := map[string]int{}
-	for _, si := range st.Shards() {
-		have[si.Name] = si.Count
-	}
-	n := store.Len()
-	chunks := (n + o.Chunk - 1) / o.Chunk
-	var todo []int
-	total := 0
-	for c := 0; c < chunks; c++ {
-		if o.NumShards > 1 && c%o.NumShards != o.Shard {
-			continue
-		}
-		lo, hi := chunkRows(c, o.Chunk, n)
-		if have[chunkName(c)] == hi-lo {
-			continue
-		}
-		todo = append(todo, c)
-		total += hi - lo
-	}
-	bar := progress.NewTo(o.progressOut(), total, "encode passages", "passages")
-	for i, c := range todo {
-		lo, hi := chunkRows(c, o.Chunk, n)
-		in := make([]neural.Passage, 0, hi-lo)
-		ids := make([]string, 0, hi-lo)
-		if err := store.Scan(ctx, lo, hi, func(p Passage) error {
-			in = append(in, neural.Passage{Title: p.Title, Text: p.Text})
-			ids = append(ids, p.ID)
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("index: chunk %d: %w", c, err)
-		}
-		vecs, err := o.Encoder.EncodePassages(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("index: encode chunk %d: %w", c, err)
-		}
-		flat := make([]float32, 0, len(vecs)*st.Dim())
-		for _, v := range vecs {
-			flat = append(flat, v...)
-		}
-		if _, err := st.PutShard(ctx, chunkName(c), ids, flat); err != nil {
-			return nil, err
-		}
-		bar.Add(hi - lo)
-		if o.afterChunk != nil {
-			if err := o.afterChunk(i + 1); err != nil {
-				return nil, err
-			}
-		}
-	}
-	bar.Finish()
-	return &DenseManifest{Encoder: o.EncoderDir, Dim: st.Dim(), Vectors: st.Count(), HNSW: o.HNSW, Chunk: o.Chunk, Extra: o.Extra,
-		MaxLength: o.Encoder.MaxLength()}, nil
-}
 
 // buildHNSW builds and saves the HNSW index of out's vectors; for SQ8 it
 // returns how the quantiser was trained, for the manifest.

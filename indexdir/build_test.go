@@ -18,6 +18,7 @@ import (
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
 	"github.com/re2g/re2g/dense"
+	"github.com/re2g/re2g/faiss"
 	"github.com/re2g/re2g/internal/synthcorpus"
 	"github.com/re2g/re2g/torch"
 )
@@ -148,6 +149,10 @@ func checkDense(t *testing.T, ix *Index, want map[string][]float32) {
 }
 
 func TestShardsMergeIntoOneIndex(t *testing.T) {
+	// One FAISS thread: an HNSW graph is then the same for the same vectors
+	// added in the same order.
+	faiss.SetThreads(1)
+	t.Cleanup(func() { faiss.SetThreads(0) })
 	corpusPath := tinyCorpus(t, 30)
 	enc := loadEncoder(t, ctxEncoderDir(t), 0)
 	ctx := context.Background()
@@ -221,6 +226,39 @@ func TestShardsMergeIntoOneIndex(t *testing.T) {
 		}
 	}
 	checkDense(t, open(t, out), b)
+	// The merged vector store and HNSW index are the one build's, byte for
+	// byte: the chunks are numbered, and added, in corpus order.
+	for _, f := range []string{"manifest.json", hnswFile} {
+		x, err := os.ReadFile(filepath.Join(out, denseDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(single, denseDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(x, y) {
+			t.Errorf("%s of the merged shards differs from one build's", f)
+		}
+	}
+}
+
+// TestResumeKeepsTheChunkSize: an interrupted build resumes only with the
+// chunk size it was started with (its chunks are the checkpoints).
+func TestResumeKeepsTheChunkSize(t *testing.T) {
+	corpusPath := tinyCorpus(t, 30)
+	enc := loadEncoder(t, ctxEncoderDir(t), 0)
+	out := filepath.Join(t.TempDir(), "idx")
+	boom := errors.New("killed")
+	if _, err := Build(context.Background(), corpusPath, Options{Out: out, Encoder: enc, Chunk: 4, Progress: io.Discard,
+		afterChunk: func(int) error { return boom }}); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	_, err := Build(context.Background(), corpusPath, Options{Out: out, Encoder: enc, Chunk: 5, Resume: true, Progress: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "was started with chunks of 4 passages, not 5: resume it with --chunk 4") {
+		t.Fatalf("resuming with another chunk size: %v", err)
+	}
+	build(t, corpusPath, Options{Out: out, Encoder: enc, Chunk: 4, Resume: true, Progress: io.Discard})
 }
 
 // TestBuildDuplicateIDs: a repeated passage id in a gzipped stream is an

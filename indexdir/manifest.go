@@ -55,6 +55,9 @@ type Manifest struct {
 	// Shard is "I/N" for the partial output of one encoding shard, which
 	// holds vectors only, until Merge combines the shards.
 	Shard string `json:"shard,omitempty"`
+	// WorldSize is the number of ranks of the distributed build (re2g index
+	// under a launcher) that finished the index (0: one process).
+	WorldSize int `json:"world_size,omitempty"`
 	// Generation counts the updates committed since the index was built
 	// (0: none).
 	Generation int `json:"generation,omitempty"`

@@ -117,6 +117,11 @@ func mergeInto(ctx context.Context, dir, sum, corpusPath string, shardDirs []str
 	if _, _, err := chunkMap(dst, n, dm.Chunk); err != nil {
 		return nil, fmt.Errorf("index merge: %w", err)
 	}
+	// In chunk order, as a build of one process stores them: the HNSW
+	// index then equals that build's, whatever order the shards came in.
+	if err := renumberByChunk(dst); err != nil {
+		return nil, err
+	}
 	store, err := pstore.Open(filepath.Join(dir, passagesDir))
 	if err != nil {
 		return nil, fmt.Errorf("index merge: %w", err)
