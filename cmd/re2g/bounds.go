@@ -108,6 +108,7 @@ var bounds = map[string]bound{
 	"bench serve/warmup":        {lo: 0, hi: float64(24 * time.Hour)},
 	"bench ingest/lookups":      {lo: 1, hi: 1 << 30},
 	"dist check/timeout":        {lo: 0, hi: float64(24 * time.Hour), above: true},
+	"index/dist-timeout":        {lo: 0, hi: float64(24 * time.Hour), above: true},
 	"dist check/size-mb":        {lo: 1, hi: 4096},
 	"dist check/iters":          {lo: 1, hi: 1000},
 	"bench scale/queries":       {lo: 1, hi: 7938, note: "SQuADShifts New Wiki has 7,938 questions"},

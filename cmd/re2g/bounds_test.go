@@ -115,6 +115,7 @@ func TestBadNumbersStopCommandsBeforeTheyRun(t *testing.T) {
 		{append(index, "--hnsw-m", "1"), "--hnsw-m 1: want 2 to 512"},
 		{append(index, "--ef-search", "0"), "--ef-search 0: want 1 to"},
 		{append(index, "--max-length", "-5"), "--max-length -5: want 0 to"},
+		{append(index, "--dist-timeout", "0s"), "--dist-timeout 0s: want more than 0s, at most 24h0m0s"},
 		{append(ask, "--dense-k", "-1", "what"), "--dense-k -1: want 1 to 10000"},
 		{append(ask, "--bm25-k", "20000", "what"), "--bm25-k 20000: want 1 to 10000"},
 		{append(ask, "--rerank-k", "-3", "what"), "--rerank-k -3: want 1 to 1000"},

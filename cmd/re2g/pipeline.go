@@ -16,6 +16,7 @@ import (
 	"github.com/re2g/re2g/kilt"
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
+	"github.com/re2g/re2g/torch/dist"
 	"github.com/urfave/cli/v2"
 )
 
@@ -154,7 +155,8 @@ func init() {
 		Flags: append(append(indexFlags(), vectorFlags()...),
 			&cli.StringFlag{Name: "ctx-encoder", Usage: "DPR context encoder directory (none: BM25 only)"},
 			&cli.StringFlag{Name: "shard", Usage: "I/N: encode only this shard of the corpus (merge with re2g index merge)"},
-			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"}),
+			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"},
+			&cli.DurationFlag{Name: "dist-timeout", Value: 3 * time.Minute, Usage: "under a launcher (torchrun, srun): bound on the rendezvous, and how long a rank that hangs holds up the others (one that dies stops them at once); default RE2G_DIST_TIMEOUT when set"}),
 		Action: func(c *cli.Context) error {
 			o, err := indexOptions(c)
 			if err != nil {
@@ -167,10 +169,25 @@ func init() {
 			if err := vectorOptions(c, &o); err != nil {
 				return err
 			}
+			env, err := dist.LookupEnv()
+			if err != nil {
+				return err
+			}
+			if !env.Alone() {
+				switch {
+				case c.String("shard") != "":
+					return fmt.Errorf("--shard: under a launcher (WORLD_SIZE=%d) the ranks split the encoding: drop --shard", env.WorldSize)
+				case c.String("ctx-encoder") == "":
+					return fmt.Errorf("under a launcher (WORLD_SIZE=%d) the ranks split the encoding: give --ctx-encoder (build a BM25-only index, or one from --vectors, in one process)", env.WorldSize)
+				}
+			}
 			if dir := c.String("ctx-encoder"); dir != "" {
 				opt, err := neuralOptions(c)
 				if err != nil {
 					return err
+				}
+				if c.String("device") == "cuda" && !env.Alone() {
+					opt.Device.Index = env.LocalRank // this rank's GPU
 				}
 				enc, err := neural.LoadEncoder(dir, opt)
 				if err != nil {
@@ -179,13 +196,28 @@ func init() {
 				defer enc.Close()
 				o.Encoder, o.EncoderDir = enc, dir
 			}
+			if !env.Alone() {
+				g, err := indexGroup(c, env)
+				if err != nil {
+					return err
+				}
+				defer g.Close()
+				o.Dist = g
+			}
 			start := time.Now()
 			man, err := indexdir.Build(c.Context, c.String("corpus"), o)
 			if err != nil {
 				return err
 			}
+			if !o.Dist.IsMain() {
+				return nil
+			}
 			secs := time.Since(start).Seconds()
-			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s) into %s%s\n", man.Passages, secs, float64(man.Passages)/secs, o.Out, processPeakMemory())
+			ranks := ""
+			if o.Dist.Size() > 1 {
+				ranks = fmt.Sprintf(" on %d ranks", o.Dist.Size())
+			}
+			fmt.Fprintf(os.Stderr, "indexed %d passages in %.1f s (%.1f passages/s)%s into %s%s\n", man.Passages, secs, float64(man.Passages)/secs, ranks, o.Out, processPeakMemory())
 			return nil
 		},
 		Subcommands: append([]*cli.Command{{
