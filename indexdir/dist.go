@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -271,14 +272,17 @@ func followBuild(m *jobMonitor, o Options) error {
 		return err
 	}
 	job := filepath.Join(o.Out, jobFile)
-	b, err := os.ReadFile(job)
-	if err != nil || string(b) != keyToken+string(token)+"\n" {
-		why := "holds another job's token"
-		if err != nil {
-			why = "cannot be read here: " + err.Error()
+	var b []byte
+	err = whenVisible(ctx, g.Timeout(), func() error {
+		b, err = os.ReadFile(job)
+		if err == nil && string(b) != keyToken+string(token)+"\n" {
+			err = errors.New("holds another job's token")
 		}
-		return fmt.Errorf("index: %s on rank %d is not the directory rank 0 builds in (rank 0's job file %s %s): "+
-			"the output directory must be on a file system every rank sees (one machine, or a shared file system)", o.Out, r, job, why)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("index: %s on rank %d is not the directory rank 0 builds in (rank 0's job file %s: %v): "+
+			"the output directory must be on a file system every rank sees (one machine, or a shared file system)", o.Out, r, job, err)
 	}
 	own, err := encoderParams(o)
 	if err != nil {
@@ -295,7 +299,11 @@ func followBuild(m *jobMonitor, o Options) error {
 	if err := sameEncoding(p, own); err != nil {
 		return fmt.Errorf("index: rank %d encodes otherwise than rank 0: %w: every rank must be started with the same arguments", r, err)
 	}
-	store, err := pstore.Open(filepath.Join(o.Out, passagesDir))
+	var store *pstore.Store
+	err = whenVisible(ctx, g.Timeout(), func() (err error) {
+		store, err = pstore.Open(filepath.Join(o.Out, passagesDir))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
@@ -389,4 +397,24 @@ func trackProgress(ctx context.Context, kv *dist.Store, bar *progress.Reporter) 
 func logEncoded(rank, chunks, rows int, start time.Time) {
 	secs := time.Since(start).Seconds()
 	slog.Info("chunks encoded", "chunks", chunks, "passages", rows, "seconds", secs, "passages_per_s", float64(rows)/max(secs, 1e-9))
+}
+
+// whenVisible calls read until it succeeds, for at most window (at most a
+// minute): on a shared file system, a file another machine has just
+// written may take a while to show (NFS caches directory entries for up
+// to a minute). It returns read's last error.
+func whenVisible(ctx context.Context, window time.Duration, read func() error) error {
+	deadline := time.Now().Add(min(window, time.Minute))
+	pause := 10 * time.Millisecond
+	for {
+		err := read()
+		if err == nil || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
 }

@@ -471,8 +471,12 @@ func TestDistributedIndexHoldsTheLock(t *testing.T) {
 func TestDistributedIndexNeedsASharedDirectory(t *testing.T) {
 	f := newDistFixture(t, 100)
 	dir := t.TempDir()
-	codes, ps := runRanks(t, 2, func(r int) []string { return f.index(filepath.Join(dir, "rank"+strconv.Itoa(r))) })
-	want := "is not the directory rank 0 builds in (rank 0's job file " + filepath.Join(dir, "rank1", ".job") + " cannot be read here"
+	start := time.Now()
+	codes, ps := runRanks(t, 2, func(r int) []string {
+		return f.index(filepath.Join(dir, "rank"+strconv.Itoa(r)), "--dist-timeout", "5s")
+	})
+	t.Logf("both ranks ended in %v", time.Since(start).Round(time.Millisecond))
+	want := "is not the directory rank 0 builds in (rank 0's job file " + filepath.Join(dir, "rank1", ".job") + ": open " + filepath.Join(dir, "rank1", ".job") + ": no such file or directory)"
 	if codes[1] == 0 || !strings.Contains(ps[1].output(), want) || !strings.Contains(ps[1].output(), "every rank sees (one machine, or a shared file system)") {
 		t.Errorf("rank 1: exit %d\n%s", codes[1], ps[1].output())
 	}
