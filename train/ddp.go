@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/re2g/re2g/torch"
@@ -40,6 +43,39 @@ import (
 // A rank 0 that dies ends the wait at once (its store goes, or the
 // launcher stops the job).
 const rootWait = 48 * time.Hour
+
+// readyWait bounds storeBarrier: how far apart the ranks may reach the
+// start of a phase's loop (each loads the data and the models on its own).
+const readyWait = time.Hour
+
+// barriers numbers each group's storeBarrier calls.
+var barriers sync.Map // *dist.Group → *atomic.Int64
+
+// storeBarrier returns once every rank has called it (the n-th call of
+// each), waiting on the store for at most readyWait: before a phase's first
+// collective, so that ranks that prepared at different speeds do not run
+// into the collective timeout.
+func storeBarrier(ctx context.Context, g *dist.Group, what string) error {
+	if g.Size() == 1 {
+		return nil
+	}
+	v, _ := barriers.LoadOrStore(g, new(atomic.Int64))
+	key := fmt.Sprintf("ready/%d/", v.(*atomic.Int64).Add(1))
+	st := g.Store()
+	if err := st.Set(ctx, key+strconv.Itoa(g.Rank()), []byte{1}); err != nil {
+		return fmt.Errorf("train: %s: %w", what, err)
+	}
+	keys := make([]string, g.Size())
+	for r := range keys {
+		keys[r] = key + strconv.Itoa(r)
+	}
+	wctx, cancel := context.WithTimeout(ctx, readyWait)
+	defer cancel()
+	if err := st.Wait(wctx, keys...); err != nil {
+		return fmt.Errorf("train: waiting for every rank to be ready (%s): %w", what, err)
+	}
+	return nil
+}
 
 // Batch is one micro-batch as a rank sees it.
 type Batch struct {
@@ -126,6 +162,9 @@ func tensorsOf(ps []torch.Param) []*torch.Tensor {
 // initialised or loaded. It reports whether a checkpoint was resumed.
 func syncStart(ctx context.Context, g *dist.Group, name, ck string, resume bool, all, params []torch.Param, opt optimizers, st *State) (bool, error) {
 	w := g.Size()
+	if err := storeBarrier(ctx, g, name); err != nil {
+		return false, err
+	}
 	type resumed struct {
 		OK    bool  `json:"ok"`
 		State State `json:"state"`

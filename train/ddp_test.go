@@ -628,13 +628,21 @@ func TestDataParallel(t *testing.T) {
 		}
 	})
 
+	// Stage 2: rank 0 encodes the corpus with the stage-1 encoder and mines
+	// the negatives from that index, which every rank then trains on.
+	cfg2 := *cfg
+	cfg2.DPR.Stage1.MaxSteps, cfg2.DPR.Stage1.EvalEvery = 2, 0
+	cfg2.DPR.Stage2 = cfg.DPR.Stage1
 	results := map[string]ddpRun{}
 	for _, ph := range []struct {
-		phase, ck string
-		index     string
-	}{{"dpr", "stage1/checkpoint", ix}, {"generator", "checkpoint", dpr.Index}, {"reranker", "checkpoint", dpr.Index}, {"e2e", "checkpoint", dpr.Index}} {
-		t.Run(ph.phase, func(t *testing.T) {
-			sp := ddpSpec{Phase: ph.phase, Config: cfg, Train: tr, Dev: dv, Index: ph.index, QueryEncoder: dpr.QueryEncoder}
+		name, phase, ck string
+		index           string
+		cfg             *Config
+	}{{"dpr", "dpr", "stage1/checkpoint", ix, cfg}, {"dpr-stage2", "dpr", "stage2/checkpoint", ix, &cfg2},
+		{"generator", "generator", "checkpoint", dpr.Index, cfg}, {"reranker", "reranker", "checkpoint", dpr.Index, cfg},
+		{"e2e", "e2e", "checkpoint", dpr.Index, cfg}} {
+		t.Run(ph.name, func(t *testing.T) {
+			sp := ddpSpec{Phase: ph.phase, Config: ph.cfg, Train: tr, Dev: dv, Index: ph.index, QueryEncoder: dpr.QueryEncoder}
 			sp.Out = filepath.Join(t.TempDir(), "one")
 			one := runPhase(t, sp, 1, ph.ck)
 			sp.Out = filepath.Join(t.TempDir(), "two")
@@ -644,8 +652,12 @@ func TestDataParallel(t *testing.T) {
 				// The listwise softmax is shift-invariant: the score's bias has no gradient.
 				noise = []string{"reranker/classifier.bias"}
 			}
-			compareRuns(t, ph.phase, one, two, steps, tol, noise...)
-			results[ph.phase] = two
+			n := steps
+			if ph.cfg.DPR.Stage2.MaxSteps > 0 {
+				n += ph.cfg.DPR.Stage1.MaxSteps // the trace holds both stages
+			}
+			compareRuns(t, ph.name, one, two, n, tol, noise...)
+			results[ph.name] = two
 			if ph.phase == "generator" {
 				// A control without data parallelism: one process with a
 				// question per micro-batch (1 × 4, the same update as 2 × 2)
@@ -667,7 +679,7 @@ func TestDataParallel(t *testing.T) {
 					t.Errorf("2 ranks (a question each) differ from one process computing a question at a time by %g", dc)
 				}
 			}
-			if ph.phase == "dpr" {
+			if ph.name == "dpr" {
 				// DPR's negatives span the ranks: the first update's loss
 				// (same weights) is the loss over the concatenated batch.
 				t.Logf("dpr: first loss, 2 ranks %.8f, 1 rank %.8f (Δ %.2g)", two.traces[0][0].Loss, one.traces[0][0].Loss,

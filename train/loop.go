@@ -69,6 +69,9 @@ type State struct {
 	WorldSize  int                `json:"world_size,omitempty"` // ranks of the run (0: one)
 	Seconds    float64            `json:"seconds"`
 	Throughput float64            `json:"examples_per_second"`
+	// AllReduceSeconds is the time this process's run spent all-reducing
+	// gradients (AllReduceGrads, after the backward passes) with W > 1.
+	AllReduceSeconds float64 `json:"all_reduce_seconds,omitempty"`
 }
 
 // Result is a finished phase.
@@ -180,6 +183,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	bar.Resume(st.Step)
 	start := time.Now()
 	examples := 0
+	var reduceTime time.Duration
 	// evaluate runs on rank 0 (the models are the same bits on every rank),
 	// which saves the best model; every rank gets the outcome, so that early
 	// stopping stops them all at once.
@@ -303,9 +307,11 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			examples += len(b.Global)
 		}
 		if W > 1 {
+			t0 := time.Now()
 			if err := g.AllReduceGrads(ctx, ptensors); err != nil {
 				return nil, fmt.Errorf("train %s: step %d: %w", t.Name, st.Step, err)
 			}
+			reduceTime += time.Since(t0)
 		}
 		if tr != nil {
 			var err error
@@ -365,6 +371,11 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	st.Seconds = time.Since(start).Seconds()
 	if st.Seconds > 0 {
 		st.Throughput = float64(examples) / st.Seconds
+	}
+	if W > 1 {
+		st.AllReduceSeconds = reduceTime.Seconds()
+		slog.Info("data-parallel run", "phase", t.Name, "world", W, "examples/s", fmt.Sprintf("%.1f", st.Throughput),
+			"seconds", fmt.Sprintf("%.1f", st.Seconds), "gradient all-reduce seconds", fmt.Sprintf("%.2f", st.AllReduceSeconds))
 	}
 	// The last evaluation, unless early stopping just made one.
 	if !st.Stopped {

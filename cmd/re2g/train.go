@@ -124,7 +124,8 @@ func printReports(reps ...train.PhaseReport) {
 
 // trainGroup forms the data-parallel group the launcher's environment
 // describes (nil alone): the backend follows the device (Gloo on the CPU,
-// NCCL on CUDA), and --device cuda is this rank's GPU, cuda:LOCAL_RANK.
+// NCCL on CUDA), and --device cuda is this rank's GPU, cuda:LOCAL_RANK (of
+// the GPUs the process sees: LOCAL_RANK modulo their number).
 // Ranks other than 0 then log at warn and above; every record names the
 // rank.
 func trainGroup(c *cli.Context, cfg *train.Config) (*dist.Group, error) {
@@ -137,7 +138,11 @@ func trainGroup(c *cli.Context, cfg *train.Config) (*dist.Group, error) {
 		return nil, fmt.Errorf("--device: %w", err)
 	}
 	if cfg.Device == "cuda" {
-		dev.Index = -1 // this rank's GPU
+		dev.Index = -1 // this rank's GPU: cuda:LOCAL_RANK
+		if n := torch.CUDADeviceCount(); n > 0 && env.LocalRank >= n {
+			// one GPU visible to each task (srun --gpus-per-task, a pod a GPU)
+			dev.Index = env.LocalRank % n
+		}
 	}
 	g, err := dist.FromEnv(c.Context, dist.Options{Device: dev, Timeout: c.Duration("dist-timeout")})
 	if err != nil {
