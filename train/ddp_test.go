@@ -459,6 +459,9 @@ func runPhase(t *testing.T, sp ddpSpec, world int, ck string) ddpRun {
 // the parameters after the last update within tol; it returns the largest
 // parameter and loss differences.
 //
+// RE2G_DDP_VERBOSE=1 logs every update's losses and gradient norms by group,
+// and the parameters that differ most.
+//
 // Parameters named in noise are left out of the bound (and reported): those
 // whose gradient is zero by symmetry, which AdamW nevertheless moves by
 // about half the learning rate a step, in the direction of the rounding
