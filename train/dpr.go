@@ -19,6 +19,7 @@ import (
 	"github.com/re2g/re2g/neural"
 	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/torch"
+	"github.com/re2g/re2g/torch/dist"
 )
 
 // DPRInput are the DPR phase's inputs: the encoders to start from ("" with
@@ -82,6 +83,63 @@ func (e *env) hardNegatives(qs []Question, ranked [][]pipeline.Hit, salt uint64)
 	return out, nil
 }
 
+// sharedNegatives is hardNegatives over the rankings rank makes (BM25's,
+// or the stage-1 index's). Under data parallelism rank 0 alone ranks and
+// samples, and sends every rank each question's negative as a passage id,
+// which every rank (rank 0 too) reads from the index: all train on the
+// same examples, whatever the ranks' search would have given.
+func (e *env) sharedNegatives(ctx context.Context, qs []Question, rank func() ([][]pipeline.Hit, error), salt uint64) ([]dprExample, error) {
+	if e.g.Size() == 1 {
+		ranked, err := rank()
+		if err != nil {
+			return nil, err
+		}
+		return e.hardNegatives(qs, ranked, salt)
+	}
+	ids, err := onRoot(ctx, e.g, "mining hard negatives", func() ([]string, error) {
+		ranked, err := rank()
+		if err != nil {
+			return nil, err
+		}
+		exs, err := e.hardNegatives(qs, ranked, salt)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(exs))
+		for i, x := range exs {
+			if x.hasNeg {
+				ids[i] = x.neg.ID
+			}
+		}
+		return ids, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != len(qs) {
+		return nil, fmt.Errorf("train: rank 0 sent %d hard negatives for %d questions", len(ids), len(qs))
+	}
+	out := make([]dprExample, len(qs))
+	for i, q := range qs {
+		pos, err := e.passage(q.Gold[0])
+		if err != nil {
+			return nil, fmt.Errorf("question %s: gold passage: %w", q.ID, err)
+		}
+		pos.ID = q.Gold[0]
+		out[i] = dprExample{q: q, pos: pos}
+		if ids[i] == "" {
+			continue
+		}
+		neg, err := e.passage(ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("question %s: hard negative: %w", q.ID, err)
+		}
+		neg.ID = ids[i]
+		out[i].neg, out[i].hasNeg = neg, true
+	}
+	return out, nil
+}
+
 // dprTask trains question and context encoders with DPR's in-batch loss
 // over every question's positive and hard negative.
 func (e *env) dprTask(name string, q, c *biEncoder, exs []dprExample, devLists [][]data.Passage) (*Task, error) {
@@ -91,8 +149,8 @@ func (e *env) dprTask(name string, q, c *biEncoder, exs []dprExample, devLists [
 	}
 	t := &Task{
 		Name: name, N: len(exs), Metric: "recall@20", Params: map[string][]torch.Param{}, NewScope: e.scope,
-		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
-			return e.dprLoss(ctx, s, q, c, exs, idx, true)
+		Loss: func(ctx context.Context, s *torch.Scope, b Batch) (*torch.Tensor, int, error) {
+			return e.dprLoss(ctx, s, q, c, exs, b, true)
 		},
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalDPRLists(ctx, q, c, devLists) },
 		Save: func(dir string) error {
@@ -113,10 +171,17 @@ func (e *env) dprTask(name string, q, c *biEncoder, exs []dprExample, devLists [
 	return t, nil
 }
 
-// dprLoss is DPR's loss over the examples idx: each question against every
-// positive and hard negative of the batch (deduplicated).
-func (e *env) dprLoss(ctx context.Context, s *torch.Scope, q, c *biEncoder, exs []dprExample, idx []int, train bool) (*torch.Tensor, error) {
-	texts := make([]string, len(idx))
+// dprLoss is DPR's loss over the questions b.Idx: each against every
+// positive and hard negative of the whole micro-batch b.Global
+// (deduplicated: the positives in order, then the negatives), so that the
+// in-batch negatives span every rank. Under data parallelism each rank
+// encodes a contiguous share of that list and AllGatherGrad assembles it
+// (the gradient of every rank's loss flows back to the rank that encoded a
+// passage); each rank scores its own questions, whose mean the loop
+// weighs by their number. The list is the same on every rank, being made
+// from the same data, so the loss over the ranks is the single process's
+// over the concatenated batch.
+func (e *env) dprLoss(ctx context.Context, s *torch.Scope, q, c *biEncoder, exs []dprExample, b Batch, train bool) (*torch.Tensor, int, error) {
 	var ps []data.Passage
 	at := map[string]int{}
 	add := func(p data.Passage) int {
@@ -127,25 +192,53 @@ func (e *env) dprLoss(ctx context.Context, s *torch.Scope, q, c *biEncoder, exs 
 		ps = append(ps, p)
 		return at[p.ID]
 	}
-	pos := make([]int64, len(idx))
-	for i, k := range idx {
-		texts[i] = exs[k].q.Text
-		pos[i] = int64(add(exs[k].pos))
+	for _, k := range b.Global {
+		add(exs[k].pos)
 	}
-	for _, k := range idx {
+	for _, k := range b.Global {
 		if exs[k].hasNeg {
 			add(exs[k].neg)
 		}
 	}
+	texts := make([]string, len(b.Idx))
+	pos := make([]int64, len(b.Idx))
+	for i, k := range b.Idx {
+		texts[i] = exs[k].q.Text
+		pos[i] = int64(at[exs[k].pos.ID])
+	}
 	qv, err := e.encodeQuestions(ctx, s, q, texts, train)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	cv, err := e.encodePassages(ctx, s, c, ps, train)
-	if err != nil {
-		return nil, err
+	var cv *torch.Tensor
+	if w := e.g.Size(); w == 1 {
+		if cv, err = e.encodePassages(ctx, s, c, ps, train); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		lo, hi := sliceOf(len(ps), e.g.Rank(), w)
+		var mine *torch.Tensor
+		if hi > lo {
+			if mine, err = e.encodePassages(ctx, s, c, ps[lo:hi], train); err != nil {
+				return nil, 0, err
+			}
+			mine = toFloat32(s, mine) // the same type on every rank
+		} else {
+			// fewer passages than ranks: this rank gives none, but takes
+			// part in the gather and in its backward pass
+			mine = s.Zeros(torch.Float32, e.dev, 0, c.m.Dim())
+			if err := s.Err(); err != nil {
+				return nil, 0, err
+			}
+			if err := mine.SetRequiresGrad(s.GradEnabled()); err != nil {
+				return nil, 0, err
+			}
+		}
+		if cv, _, err = e.g.AllGatherGrad(ctx, s, mine); err != nil {
+			return nil, 0, err
+		}
 	}
-	return DPRLoss(s, qv, cv, pos), s.Err()
+	return DPRLoss(s, qv, cv, pos), len(b.Idx), s.Err()
 }
 
 // devCandidates are the dev questions' BM25 top EvalDepth passages, which
@@ -214,6 +307,16 @@ func sortByScore(ids []string, scores []float64) []string {
 		out[i] = ids[j]
 	}
 	return out
+}
+
+// encodeCorpus is reindex under data parallelism: rank 0 encodes the
+// corpus and builds the index while the other ranks wait (the store, not a
+// collective: it may take hours). It takes the group so that a distributed
+// corpus encoder (indexdir's) can later give every rank a share.
+func (e *env) encodeCorpus(ctx context.Context, g *dist.Group, c *biEncoder, encDir, out string, progress bool) error {
+	return doOnRoot(ctx, g, "encoding the corpus into "+out, func() error {
+		return e.reindex(ctx, c, encDir, out, progress)
+	})
 }
 
 // reindex encodes the corpus of the index this phase read with context
@@ -303,6 +406,7 @@ func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out st
 		return DPROutput{}, nil, err
 	}
 	defer e.close()
+	e.g = ro.Group
 	logData("dpr", e)
 	torch.ManualSeed(cfg.Seed) // initialisation of models made from scratch
 	q, err := e.loadBiEncoder(in.QueryEncoder, true, nil)
@@ -326,11 +430,9 @@ func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out st
 	if err != nil {
 		return DPROutput{}, nil, err
 	}
-	ranked, err := e.bm25(ctx, e.trainQ, 4*cfg.DPR.NegativeDepth+len(e.trainQ[0].Gold))
-	if err != nil {
-		return DPROutput{}, nil, err
-	}
-	exs, err := e.hardNegatives(e.trainQ, ranked, 1)
+	exs, err := e.sharedNegatives(ctx, e.trainQ, func() ([][]pipeline.Hit, error) {
+		return e.bm25(ctx, e.trainQ, 4*cfg.DPR.NegativeDepth+len(e.trainQ[0].Gold))
+	}, 1)
 	if err != nil {
 		return DPROutput{}, nil, err
 	}
@@ -358,14 +460,12 @@ func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out st
 		defer q2.Close()
 		defer c2.Close()
 		ix1 := filepath.Join(dir1, "index")
-		if err := e.reindex(ctx, c2, filepath.Join(final, "ctx_encoder"), ix1, ro.Progress != nil); err != nil {
+		if err := e.encodeCorpus(ctx, e.g, c2, filepath.Join(final, "ctx_encoder"), ix1, ro.Progress != nil); err != nil {
 			return DPROutput{}, nil, err
 		}
-		mined, err := e.minedNegatives(ctx, q2, ix1)
-		if err != nil {
-			return DPROutput{}, nil, err
-		}
-		if exs, err = e.hardNegatives(e.trainQ, mined, 2); err != nil {
+		if exs, err = e.sharedNegatives(ctx, e.trainQ, func() ([][]pipeline.Hit, error) {
+			return e.minedNegatives(ctx, q2, ix1)
+		}, 2); err != nil {
 			return DPROutput{}, nil, err
 		}
 		slog.Info("stage 2 negatives mined from HNSW", "questions", len(exs), "index", ix1)
@@ -395,11 +495,13 @@ func TrainDPR(ctx context.Context, cfg *Config, ds *Dataset, in DPRInput, out st
 	}
 	defer qf.Close()
 	defer cf.Close()
-	if err := e.reindex(ctx, cf, res.CtxEncoder, res.Index, ro.Progress != nil); err != nil {
+	if err := e.encodeCorpus(ctx, e.g, cf, res.CtxEncoder, res.Index, ro.Progress != nil); err != nil {
 		return DPROutput{}, nil, err
 	}
-	// The real measure: dense retrieval over the whole corpus.
-	m, err := e.indexMetrics(ctx, qf, res.Index)
+	// The real measure: dense retrieval over the whole corpus (rank 0's).
+	m, err := onRoot(ctx, e.g, "dense retrieval over the index", func() (map[string]float64, error) {
+		return e.indexMetrics(ctx, qf, res.Index)
+	})
 	if err != nil {
 		return DPROutput{}, nil, err
 	}

@@ -36,10 +36,12 @@ type e2eModels struct {
 // (question vector · the passages' stored vectors) are added to the
 // reranker's; with Distill, weight·KL(reranker ‖ DPR) over the whole list
 // (temperature T) is added to the loss; with Frozen the question encoder
-// takes no part.
-func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Question, ls [][]pipeline.Candidate, option string) (*torch.Tensor, error) {
+// takes no part. At most maxK passages of each list are marginalised (the
+// caller's cap: the shortest list of the whole micro-batch under data
+// parallelism, so that every rank keeps as many as one process would).
+func (e *env) e2eLoss(ctx context.Context, s *torch.Scope, m e2eModels, qs []Question, ls [][]pipeline.Candidate, option string, maxK int) (*torch.Tensor, error) {
 	c := e.cfg.E2E
-	k := c.K
+	k := min(c.K, maxK)
 	for _, l := range ls {
 		k = min(k, len(l))
 	}
@@ -173,6 +175,7 @@ func TrainE2E(ctx context.Context, cfg *Config, ds *Dataset, in E2EInput, out st
 		return E2EOutput{}, PhaseReport{}, err
 	}
 	defer e.close()
+	e.g = ro.Group
 	logData("e2e", e)
 	option := cfg.E2E.QueryEncoder
 	trainQ, devQ := withAnswers(e.trainQ), withAnswers(e.devQ)
@@ -222,17 +225,22 @@ func TrainE2E(ctx context.Context, cfg *Config, ds *Dataset, in E2EInput, out st
 	}
 	t := &Task{
 		Name: "e2e-" + option, N: len(trainQ), Metric: "f1", Params: map[string][]torch.Param{"generator": gp}, NewScope: e.scope,
-		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
-			qs := make([]Question, len(idx))
-			ls := make([][]pipeline.Candidate, len(idx))
-			for i, j := range idx {
+		Loss: func(ctx context.Context, s *torch.Scope, b Batch) (*torch.Tensor, int, error) {
+			qs := make([]Question, len(b.Idx))
+			ls := make([][]pipeline.Candidate, len(b.Idx))
+			for i, j := range b.Idx {
 				qs[i] = trainQ[j]
 				var err error
 				if ls[i], err = e.fill(trL[j]); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 			}
-			return e.e2eLoss(ctx, s, m, qs, ls, option)
+			k := cfg.E2E.K
+			for _, j := range b.Global {
+				k = min(k, len(trL[j]))
+			}
+			loss, err := e.e2eLoss(ctx, s, m, qs, ls, option, k)
+			return loss, len(qs), err
 		},
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalE2E(ctx, m, devQ) },
 		Save: func(dir string) error {

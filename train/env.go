@@ -13,6 +13,7 @@ import (
 	"github.com/re2g/re2g/pipeline"
 	"github.com/re2g/re2g/tokenizer"
 	"github.com/re2g/re2g/torch"
+	"github.com/re2g/re2g/torch/dist"
 )
 
 // env is what a phase shares: settings, device, data and the open index.
@@ -26,6 +27,8 @@ type env struct {
 	ix         *indexdir.Index
 	scratchTok *tokenizer.Tokenizer
 	keys       map[string]string // weightsKey's hashes by model directory
+	// g is the data-parallel group (RunOptions.Group; nil: one process).
+	g *dist.Group
 }
 
 // newEnv checks cfg and opens the index (nil index: "").

@@ -16,6 +16,7 @@ import (
 	"github.com/re2g/re2g/internal/atomicfile"
 	"github.com/re2g/re2g/internal/progress"
 	"github.com/re2g/re2g/torch"
+	"github.com/re2g/re2g/torch/dist"
 )
 
 // Task is one phase as the loop sees it: named groups of trainable
@@ -28,9 +29,12 @@ type Task struct {
 	// LRScale multiplies the learning rate of a group (default 1).
 	LRScale map[string]float64
 	N       int // training examples
-	// Loss returns the mean loss over the examples idx (nil when none of
-	// them contributes) in s, which records gradients.
-	Loss func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error)
+	// Loss returns the mean loss over the n examples of b.Idx that
+	// contribute (nil and 0 when none does) in s, which records gradients.
+	// Under data parallelism the loop weighs each rank's mean by its n (see
+	// ddp.go). A Loss that runs collectives (AllGatherGrad) must return a
+	// tensor on every rank, n 0 included, since its backward pass is one.
+	Loss func(ctx context.Context, s *torch.Scope, b Batch) (loss *torch.Tensor, n int, err error)
 	// Eval scores the current models on dev (nil: no evaluation); Metric
 	// names the value that early stopping and the best model follow
 	// (higher is better).
@@ -61,9 +65,13 @@ type State struct {
 	Bad        int                `json:"bad"` // evaluations since the best
 	Stopped    bool               `json:"stopped"`
 	AdamSteps  map[string]int64   `json:"adam_steps"`
-	Examples   int                `json:"examples"` // examples seen in this process's run
+	Examples   int                `json:"examples"`             // examples (of every rank) seen in this process's run
+	WorldSize  int                `json:"world_size,omitempty"` // ranks of the run (0: one)
 	Seconds    float64            `json:"seconds"`
 	Throughput float64            `json:"examples_per_second"`
+	// AllReduceSeconds is the time this process's run spent all-reducing
+	// gradients (AllReduceGrads, after the backward passes) with W > 1.
+	AllReduceSeconds float64 `json:"all_reduce_seconds,omitempty"`
 }
 
 // Result is a finished phase.
@@ -77,6 +85,12 @@ type RunOptions struct {
 	Resume   bool      // continue from dir's checkpoint when there is one
 	Progress io.Writer // progress (package progress; nil: none)
 	StopAt   int       // > 0: return after this many updates as if killed (tests)
+	// Group, with more than one rank, trains data-parallel (ddp.go): rank 0
+	// alone writes checkpoints, models, plots and history and shows
+	// progress. Nil, or one rank, is the single-process loop.
+	Group *dist.Group
+	// Trace, when set, receives a record of every update (tests, debugging).
+	Trace func(TraceRecord)
 }
 
 // Run trains t with o under dir: checkpoints in dir/checkpoint, the best
@@ -88,6 +102,14 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	}
 	if o.Accum <= 0 {
 		o.Accum = 1
+	}
+	g := ro.Group
+	W, rank := g.Size(), g.Rank()
+	if W > 1 && min(o.BatchSize, t.N) < W {
+		return nil, fmt.Errorf("train %s: a micro-batch of %d examples for %d ranks: every rank needs at least one (raise batch_size)", t.Name, min(o.BatchSize, t.N), W)
+	}
+	if rank != 0 {
+		ro.Progress = nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train %s: %w", t.Name, err)
@@ -133,6 +155,7 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			all = append(all, torch.Param{Name: g + "#frozen/" + p.Name, Tensor: p.Tensor})
 		}
 	}
+	ptensors := tensorsOf(params)
 	perUpdate := o.BatchSize * o.Accum
 	total := o.MaxSteps
 	if total <= 0 {
@@ -140,17 +163,19 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	}
 	st := State{Total: total, Seed: seed, Metrics: map[string][]Point{}, Best: -math.MaxFloat64}
 	ck := filepath.Join(dir, "checkpoint")
-	if ro.Resume {
-		ok, err := loadCheckpoint(ck, all, opt, &st)
-		if err != nil {
-			return nil, fmt.Errorf("train %s: resume: %w", t.Name, err)
+	resumed, err := syncStart(ctx, g, t.Name, ck, ro.Resume, all, params, opt, &st)
+	if err != nil {
+		return nil, err
+	}
+	if resumed {
+		slog.Info("resumed", "phase", t.Name, "step", st.Step, "of", st.Total)
+		if st.Total != total || st.Seed != seed {
+			return nil, fmt.Errorf("train %s: checkpoint %s was for %d steps, seed %d; this run has %d, seed %d", t.Name, ck, st.Total, st.Seed, total, seed)
 		}
-		if ok {
-			slog.Info("resumed", "phase", t.Name, "step", st.Step, "of", st.Total)
-			if st.Total != total || st.Seed != seed {
-				return nil, fmt.Errorf("train %s: checkpoint %s was for %d steps, seed %d; this run has %d, seed %d", t.Name, ck, st.Total, st.Seed, total, seed)
-			}
-		}
+	}
+	st.WorldSize = 0
+	if W > 1 {
+		st.WorldSize = W
 	}
 	sched := torch.LinearSchedule{Base: o.LR, Warmup: int(o.Warmup * float64(total)), Total: total}
 	bar := progress.NewTo(ro.Progress, total, t.Name, "steps")
@@ -158,29 +183,48 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	bar.Resume(st.Step)
 	start := time.Now()
 	examples := 0
+	var reduceTime time.Duration
+	// evaluate runs on rank 0 (the models are the same bits on every rank),
+	// which saves the best model; every rank gets the outcome, so that early
+	// stopping stops them all at once.
+	type outcome struct {
+		Metrics  map[string]float64 `json:"metrics"`
+		Best     float64            `json:"best"`
+		BestStep int                `json:"best_step"`
+		Bad      int                `json:"bad"`
+		Stopped  bool               `json:"stopped"`
+	}
 	evaluate := func() error {
 		if t.Eval == nil {
 			return nil
 		}
-		m, err := t.Eval(ctx)
+		out, err := onRoot(ctx, g, "dev evaluation", func() (outcome, error) {
+			m, err := t.Eval(ctx)
+			if err != nil {
+				return outcome{}, fmt.Errorf("train %s: eval at step %d: %w", t.Name, st.Step, err)
+			}
+			v, ok := m[t.Metric]
+			if !ok {
+				return outcome{}, fmt.Errorf("train %s: eval has no metric %q", t.Name, t.Metric)
+			}
+			out := outcome{Metrics: m, Best: st.Best, BestStep: st.BestStep, Bad: st.Bad}
+			if v > st.Best {
+				out.Best, out.BestStep, out.Bad = v, st.Step, 0
+				return out, saveModels(filepath.Join(dir, "model"), t.Save)
+			}
+			out.Bad++
+			out.Stopped = o.Patience > 0 && out.Bad >= o.Patience
+			return out, nil
+		})
 		if err != nil {
-			return fmt.Errorf("train %s: eval at step %d: %w", t.Name, st.Step, err)
+			return err
 		}
-		for k, v := range m {
+		for k, v := range out.Metrics {
 			st.Metrics[k] = append(st.Metrics[k], Point{st.Step, v})
 		}
-		slog.Info("dev", "phase", t.Name, "step", st.Step, "metrics", m)
-		v, ok := m[t.Metric]
-		if !ok {
-			return fmt.Errorf("train %s: eval has no metric %q", t.Name, t.Metric)
-		}
-		if v > st.Best {
-			st.Best, st.BestStep, st.Bad = v, st.Step, 0
-			return t.Save(filepath.Join(dir, "model"))
-		}
-		st.Bad++
-		if o.Patience > 0 && st.Bad >= o.Patience {
-			st.Stopped = true
+		slog.Info("dev", "phase", t.Name, "step", st.Step, "metrics", out.Metrics)
+		st.Best, st.BestStep, st.Bad, st.Stopped = out.Best, out.BestStep, out.Bad, out.Stopped
+		if st.Stopped {
 			slog.Info("early stop", "phase", t.Name, "step", st.Step, "best", st.Best, "best_step", st.BestStep)
 		}
 		return nil
@@ -194,22 +238,62 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		}
 		// Dropout draws from libtorch's generator: seeding it per update
 		// makes a resumed run repeat the uninterrupted one.
-		torch.ManualSeed(seed*1_000_003 + uint64(st.Step))
+		torch.ManualSeed(dropoutSeed(seed, st.Step, rank))
 		sum, n := 0.0, 0
+		var tr *TraceRecord
+		if ro.Trace != nil {
+			tr = &TraceRecord{Rank: rank, Step: st.Step + 1}
+		}
 		for a := 0; a < o.Accum; a++ {
 			idx := batchAt(seed, t.N, o.BatchSize, st.Step*o.Accum+a)
+			b := Batch{Idx: idx, Global: idx}
+			if W > 1 {
+				lo, hi := sliceOf(len(idx), rank, W)
+				b.Idx = idx[lo:hi]
+			}
+			if tr != nil {
+				tr.Global, tr.Local = append(tr.Global, b.Global), append(tr.Local, b.Idx)
+			}
 			var s *torch.Scope
 			if t.NewScope != nil {
 				s = t.NewScope()
 			} else {
 				s = torch.NewScope()
 			}
-			loss, err := t.Loss(ctx, s, idx)
-			if err == nil && loss != nil {
+			loss, k, err := t.Loss(ctx, s, b)
+			if loss == nil {
+				k = 0
+			}
+			if err == nil && W == 1 && loss != nil {
 				s.Backward(s.DivScalar(loss, float64(o.Accum)))
 				var v float64
 				if v, err = loss.Item(); err == nil {
 					sum += v
+					n++
+				}
+			} else if err == nil && W > 1 {
+				// Every rank's examples count alike: this rank's mean is
+				// weighed by its share of the micro-batch's contributors.
+				local := 0.0
+				if loss != nil && k > 0 {
+					var v float64
+					if v, err = loss.Item(); err == nil {
+						local = v * float64(k)
+					}
+				}
+				var cnt, tot float64
+				if err == nil {
+					cnt, tot, err = microStats(ctx, g, k, local)
+				}
+				if err == nil && loss != nil {
+					f := 0.0
+					if cnt > 0 {
+						f = float64(k) * float64(W) / (cnt * float64(o.Accum))
+					}
+					s.Backward(s.MulScalar(loss, f))
+				}
+				if err == nil && cnt > 0 {
+					sum += tot / cnt
 					n++
 				}
 			}
@@ -220,14 +304,29 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			if err != nil {
 				return nil, fmt.Errorf("train %s: step %d: %w", t.Name, st.Step, err)
 			}
-			examples += len(idx)
+			examples += len(b.Global)
+		}
+		if W > 1 {
+			t0 := time.Now()
+			if err := g.AllReduceGrads(ctx, ptensors); err != nil {
+				return nil, fmt.Errorf("train %s: step %d: %w", t.Name, st.Step, err)
+			}
+			reduceTime += time.Since(t0)
+		}
+		if tr != nil {
+			var err error
+			if tr.GradNorm, err = gradNorm(ptensors); err != nil {
+				return nil, err
+			}
+			tr.GroupNorms = map[string]float64{}
+			for _, gr := range sortedGroups(t.Params) {
+				if tr.GroupNorms[gr], err = gradNorm(tensorsOf(t.Params[gr])); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if o.ClipNorm > 0 {
-			ts := make([]*torch.Tensor, len(params))
-			for i, p := range params {
-				ts[i] = p.Tensor
-			}
-			if _, err := torch.ClipGradNorm(ts, o.ClipNorm); err != nil {
+			if _, err := torch.ClipGradNorm(ptensors, o.ClipNorm); err != nil {
 				return nil, fmt.Errorf("train %s: clip: %w", t.Name, err)
 			}
 		}
@@ -241,6 +340,14 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		if n > 0 {
 			st.Loss = append(st.Loss, Point{st.Step, sum / float64(n)})
 		}
+		if tr != nil {
+			tr.Loss = sum / float64(max(n, 1))
+			var err error
+			if tr.ParamHash, err = paramHash(ptensors); err != nil {
+				return nil, err
+			}
+			ro.Trace(*tr)
+		}
 		bar.Describe(fmt.Sprintf("loss %.4f", sum/float64(max(n, 1))))
 		bar.Set(st.Step)
 		if o.EvalEvery > 0 && st.Step%o.EvalEvery == 0 && st.Step < total {
@@ -249,10 +356,12 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 			}
 		}
 		if o.CheckpointEvery > 0 && st.Step%o.CheckpointEvery == 0 && st.Step < total {
-			if err := saveCheckpoint(ck, all, opt, &st); err != nil {
-				return nil, fmt.Errorf("train %s: %w", t.Name, err)
-			}
-			if err := writeCurves(dir, t.Name, &st); err != nil {
+			if err := doOnRoot(ctx, g, "writing the checkpoint", func() error {
+				if err := saveCheckpoint(ck, all, opt, &st); err != nil {
+					return fmt.Errorf("train %s: %w", t.Name, err)
+				}
+				return writeCurves(dir, t.Name, &st)
+			}); err != nil {
 				return nil, err
 			}
 		}
@@ -263,20 +372,29 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 	if st.Seconds > 0 {
 		st.Throughput = float64(examples) / st.Seconds
 	}
+	if W > 1 {
+		st.AllReduceSeconds = reduceTime.Seconds()
+		slog.Info("data-parallel run", "phase", t.Name, "world", W, "examples/s", fmt.Sprintf("%.1f", st.Throughput),
+			"seconds", fmt.Sprintf("%.1f", st.Seconds), "gradient all-reduce seconds", fmt.Sprintf("%.2f", st.AllReduceSeconds))
+	}
 	// The last evaluation, unless early stopping just made one.
 	if !st.Stopped {
 		if t.Eval != nil {
 			if err := evaluate(); err != nil {
 				return nil, err
 			}
-		} else if err := t.Save(filepath.Join(dir, "model")); err != nil {
+		} else if err := doOnRoot(ctx, g, "saving the models", func() error {
+			return saveModels(filepath.Join(dir, "model"), t.Save)
+		}); err != nil {
 			return nil, err
 		}
 	}
-	if err := saveCheckpoint(ck, all, opt, &st); err != nil {
-		return nil, fmt.Errorf("train %s: %w", t.Name, err)
-	}
-	if err := writeCurves(dir, t.Name, &st); err != nil {
+	if err := doOnRoot(ctx, g, "writing the checkpoint", func() error {
+		if err := saveCheckpoint(ck, all, opt, &st); err != nil {
+			return fmt.Errorf("train %s: %w", t.Name, err)
+		}
+		return writeCurves(dir, t.Name, &st)
+	}); err != nil {
 		return nil, err
 	}
 	res := &Result{State: st, Final: map[string]float64{}}
@@ -288,6 +406,32 @@ func Run(ctx context.Context, t *Task, o Opt, seed uint64, dir string, ro RunOpt
 		}
 	}
 	return res, nil
+}
+
+// saveModels writes the models (save) into a fresh folder beside dir, then
+// renames it over dir: a kill leaves the old models or the new ones, as
+// saveCheckpoint does.
+func saveModels(dir string, save func(string) error) error {
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
+	if err := save(tmp); err != nil {
+		return err
+	}
+	old := dir + ".old"
+	os.RemoveAll(old)
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("models: %w", err)
+		}
+	}
+	if err := atomicfile.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
+	os.RemoveAll(old)
+	return nil
 }
 
 // batchAt is the micro-batch number m of a seeded stream of epochs, each a

@@ -179,7 +179,7 @@ func answerMetrics(qs []Question, preds []string) map[string]float64 {
 
 // retrieve returns each question's top k passages in the index, with
 // their stored vectors as a [B, k, D] tensor in s (k is the smallest hit
-// count of the batch).
+// count of the batch: of every rank's questions under data parallelism).
 func (e *env) retrieve(ctx context.Context, s *torch.Scope, qv [][]float32, k int) ([][]pipeline.Candidate, *torch.Tensor, error) {
 	hs, err := e.ix.DenseSearch(ctx, qv, k, 0)
 	if err != nil {
@@ -187,6 +187,9 @@ func (e *env) retrieve(ctx context.Context, s *torch.Scope, qv [][]float32, k in
 	}
 	for _, h := range hs {
 		k = min(k, len(h))
+	}
+	if k, err = e.minOverRanks(ctx, k); err != nil {
+		return nil, nil, err
 	}
 	if k == 0 {
 		return nil, nil, fmt.Errorf("train: dense search in %s returned no passage", e.ix.Dir)
@@ -268,7 +271,8 @@ func (e *env) ragTask(q *biEncoder, g *generatorModel, trainQ, devQ []Question, 
 	t := &Task{
 		Name: "generator", N: len(trainQ), Metric: "f1", NewScope: e.scope,
 		Params: map[string][]torch.Param{"generator": gp},
-		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
+		Loss: func(ctx context.Context, s *torch.Scope, b Batch) (*torch.Tensor, int, error) {
+			idx := b.Idx
 			qs := make([]Question, len(idx))
 			texts := make([]string, len(idx))
 			for i, j := range idx {
@@ -276,12 +280,12 @@ func (e *env) ragTask(q *biEncoder, g *generatorModel, trainQ, devQ []Question, 
 			}
 			qv, err := e.encodeQuestions(ctx, s, q, texts, true)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			qf := toFloat32(s, qv)
 			flat, err := s.Detach(qf).Float32s()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			d := int(q.m.Dim())
 			rows := make([][]float32, len(idx))
@@ -290,9 +294,10 @@ func (e *env) ragTask(q *biEncoder, g *generatorModel, trainQ, devQ []Question, 
 			}
 			ps, docs, err := e.retrieve(ctx, s, rows, k)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			return e.ragLoss(ctx, s, g, qs, ps, denseScores(s, qf, docs), e.cfg.Generator.Objective)
+			loss, err := e.ragLoss(ctx, s, g, qs, ps, denseScores(s, qf, docs), e.cfg.Generator.Objective)
+			return loss, len(qs), err
 		},
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalRAG(ctx, q, g, devQ, k) },
 		Save: save,
@@ -315,6 +320,7 @@ func TrainGenerator(ctx context.Context, cfg *Config, ds *Dataset, in GeneratorI
 		return GeneratorOutput{}, PhaseReport{}, err
 	}
 	defer e.close()
+	e.g = ro.Group
 	logData("generator", e)
 	trainQ, devQ := withAnswers(e.trainQ), withAnswers(e.devQ)
 	if len(trainQ) == 0 || len(devQ) == 0 {

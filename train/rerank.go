@@ -56,18 +56,45 @@ func (e *env) listKey(qdir string, denseK, sparseK int, qs []Question) (string, 
 
 // candidateLists returns the merged lists of qs (DPR top denseK by the
 // question encoder of qdir, then BM25 top sparseK), from the cache under
-// cacheDir when the same inputs made them before.
+// cacheDir when the same inputs made them before. Under data parallelism
+// rank 0 makes them (or finds them) and writes the cache, which the other
+// ranks then read: the same lists everywhere (with ranks on several
+// machines, the output folder must be on a shared file system).
 func (e *env) candidateLists(ctx context.Context, q *biEncoder, qdir string, qs []Question, denseK, sparseK int, cacheDir string) (lists, error) {
-	key, err := e.listKey(qdir, denseK, sparseK, qs)
+	if e.g.Size() == 1 {
+		c, _, err := e.cachedLists(ctx, q, qdir, qs, denseK, sparseK, cacheDir)
+		return c, err
+	}
+	path, err := onRoot(ctx, e.g, "candidate lists", func() (string, error) {
+		_, path, err := e.cachedLists(ctx, q, qdir, qs, denseK, sparseK, cacheDir)
+		return path, err
+	})
 	if err != nil {
 		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: rank %d cannot read the candidate lists rank 0 wrote (with ranks on several machines, --out must be on a shared file system): %w", e.g.Rank(), err)
+	}
+	var c lists
+	if err := json.Unmarshal(b, &c); err != nil || len(c) != len(qs) {
+		return nil, fmt.Errorf("train: candidate lists %s: %d lists for %d questions (%v)", path, len(c), len(qs), err)
+	}
+	return c, nil
+}
+
+// cachedLists are candidateLists in one process, and the cache file.
+func (e *env) cachedLists(ctx context.Context, q *biEncoder, qdir string, qs []Question, denseK, sparseK int, cacheDir string) (lists, string, error) {
+	key, err := e.listKey(qdir, denseK, sparseK, qs)
+	if err != nil {
+		return nil, "", err
 	}
 	path := filepath.Join(cacheDir, fmt.Sprintf("lists-%s.json", key))
 	if b, err := os.ReadFile(path); err == nil {
 		var c lists
 		if json.Unmarshal(b, &c) == nil && len(c) == len(qs) {
 			slog.Info("candidate lists from cache", "file", path, "questions", len(qs))
-			return c, nil
+			return c, path, nil
 		}
 		slog.Warn("candidate cache unreadable: rebuilding", "file", path)
 	}
@@ -77,7 +104,7 @@ func (e *env) candidateLists(ctx context.Context, q *biEncoder, qdir string, qs 
 		hi := min(len(qs), lo+512)
 		cs, err := e.merged(ctx, q, qs[lo:hi], denseK, sparseK)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, l := range cs {
 			c = append(c, candIDs(l))
@@ -85,12 +112,12 @@ func (e *env) candidateLists(ctx context.Context, q *biEncoder, qdir string, qs 
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return c, atomicfile.WriteFile(path, b, 0o644)
+	return c, path, atomicfile.WriteFile(path, b, 0o644)
 }
 
 // fill reads the passages of a list from the index.
@@ -194,9 +221,9 @@ func (e *env) evalReranker(ctx context.Context, c *crossEncoder, qs []Question, 
 	return m, nil
 }
 
-// rerankLoss is the mean over questions with a gold candidate of
+// rerankLoss is the mean over the n questions with a gold candidate of
 // −Σ_{i∈Prov} log softmax(z)_i; nil when no question has one.
-func rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, ls [][]pipeline.Candidate) *torch.Tensor {
+func rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, ls [][]pipeline.Candidate) (*torch.Tensor, int) {
 	var total *torch.Tensor
 	n := 0
 	at := int64(0)
@@ -219,9 +246,9 @@ func rerankLoss(s *torch.Scope, z *torch.Tensor, qs []Question, ls [][]pipeline.
 		at += l
 	}
 	if total == nil {
-		return nil
+		return nil, 0
 	}
-	return s.DivScalar(total, float64(n))
+	return s.DivScalar(total, float64(n)), n
 }
 
 // withGold keeps the questions whose list holds a gold passage (the
@@ -250,6 +277,7 @@ func TrainReranker(ctx context.Context, cfg *Config, ds *Dataset, in RerankerInp
 		return RerankerOutput{}, PhaseReport{}, err
 	}
 	defer e.close()
+	e.g = ro.Group
 	logData("reranker", e)
 	rc := cfg.Reranker
 	var q *biEncoder
@@ -306,21 +334,22 @@ func (e *env) rerankTask(c *crossEncoder, trainQ []Question, trL lists, dev [][]
 	}
 	t := &Task{
 		Name: "reranker", N: len(trainQ), Metric: "r_precision", Params: map[string][]torch.Param{}, NewScope: e.scope,
-		Loss: func(ctx context.Context, s *torch.Scope, idx []int) (*torch.Tensor, error) {
-			qs := make([]Question, len(idx))
-			ls := make([][]pipeline.Candidate, len(idx))
-			for i, j := range idx {
+		Loss: func(ctx context.Context, s *torch.Scope, b Batch) (*torch.Tensor, int, error) {
+			qs := make([]Question, len(b.Idx))
+			ls := make([][]pipeline.Candidate, len(b.Idx))
+			for i, j := range b.Idx {
 				qs[i] = trainQ[j]
 				var err error
 				if ls[i], err = e.fill(trL[j]); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 			}
 			z, err := e.rerankLogits(ctx, s, c, qs, ls, true)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			return rerankLoss(s, z, qs, ls), s.Err()
+			loss, n := rerankLoss(s, z, qs, ls)
+			return loss, n, s.Err()
 		},
 		Eval: func(ctx context.Context) (map[string]float64, error) { return e.evalReranker(ctx, c, e.devQ, dev) },
 		Save: func(dir string) error { return e.saveCross(filepath.Join(dir, "reranker"), c) },

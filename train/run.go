@@ -106,9 +106,15 @@ type Manifest struct {
 	Phases  []ManifestPhase `json:"phases"`
 	Final   Models          `json:"final"`
 	Created time.Time       `json:"created"`
+	// WorldSize is the number of data-parallel ranks that trained (1 alone).
+	WorldSize int `json:"world_size"`
 }
 
-func (m *Manifest) write(out string) error {
+// write writes out/run.json (rank 0 alone under data parallelism).
+func (m *Manifest) write(out string, rank int) error {
+	if rank != 0 {
+		return nil
+	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -127,7 +133,7 @@ func TrainAll(ctx context.Context, cfg *Config, ds *Dataset, in Models, ro RunOp
 	if cfg.Out == "" {
 		return nil, fmt.Errorf("train: no output folder")
 	}
-	m := &Manifest{Config: cfg, Data: ds.Stats, Inputs: in, Created: time.Now().UTC()}
+	m := &Manifest{Config: cfg, Data: ds.Stats, Inputs: in, Created: time.Now().UTC(), WorldSize: ro.Group.Size()}
 	phase := func(name string, pin Models, f func() (Models, []PhaseReport, error)) (Models, error) {
 		t0 := time.Now()
 		out, reps, err := f()
@@ -138,7 +144,7 @@ func TrainAll(ctx context.Context, cfg *Config, ds *Dataset, in Models, ro RunOp
 		for _, r := range reps {
 			slog.Info("phase done", "phase", r.Phase, "steps", r.Steps, "examples/s", fmt.Sprintf("%.1f", r.Throughput), "metrics", r.Metrics)
 		}
-		return out, m.write(cfg.Out)
+		return out, m.write(cfg.Out, ro.Group.Rank())
 	}
 	dprIn := Models{QueryEncoder: in.QueryEncoder, CtxEncoder: in.CtxEncoder, Index: in.Index}
 	if in.RAG != "" && dprIn.QueryEncoder == "" {
@@ -188,5 +194,5 @@ func TrainAll(ctx context.Context, cfg *Config, ds *Dataset, in Models, ro RunOp
 		// RAG's question handling (the question tokenizer's decoding).
 		m.Final.Generator = e.RAG
 	}
-	return m, m.write(cfg.Out)
+	return m, m.write(cfg.Out, ro.Group.Rank())
 }

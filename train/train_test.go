@@ -265,7 +265,7 @@ func TestGradientFlowE2E(t *testing.T) {
 			zeroGrads(t, qp, rp, gp)
 			s := torch.NewScope()
 			defer s.Close()
-			loss, err := e.e2eLoss(ctx, s, m, qs[:2], ls, tc.option)
+			loss, err := e.e2eLoss(ctx, s, m, qs[:2], ls, tc.option, e.cfg.E2E.K)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +299,7 @@ func TestGradientFlowRAG(t *testing.T) {
 		}
 		zeroGrads(t, task.Params["question_encoder"], task.Params["generator"])
 		s := torch.NewScope()
-		loss, err := task.Loss(ctx, s, []int{0, 1, 2})
+		loss, _, err := task.Loss(ctx, s, Batch{Idx: []int{0, 1, 2}, Global: []int{0, 1, 2}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,6 +82,7 @@ var bounds = map[string]bound{
 	"train/max-steps":      {lo: 1, hi: 1 << 40, unset: true},
 	"train/distill-weight": share,
 	"train/temperature":    {lo: 0, hi: 1e6, above: true, unset: true},
+	"train/dist-timeout":   {lo: 0, hi: float64(24 * time.Hour), above: true},
 
 	// demo, device
 	"demo/show":   {lo: 0, hi: 100000},

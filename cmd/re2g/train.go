@@ -3,8 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/re2g/re2g/torch"
+	"github.com/re2g/re2g/torch/dist"
 	"github.com/re2g/re2g/train"
 	"github.com/urfave/cli/v2"
 )
@@ -38,6 +43,8 @@ func trainFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "distill-weight", Usage: "e2e: weight of KL(reranker ‖ DPR) (default 0.9)"},
 		&cli.Float64Flag{Name: "temperature", Usage: "e2e: distillation temperature (default 10)"},
 		&cli.StringFlag{Name: "objective", Usage: "generator: sequence (RAG-Sequence, default) or token (RAG-Token)"},
+		&cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Usage: "under a launcher (torchrun, srun): how long a rank waits for the others at the rendezvous and in each collective before it exits with an error (a rank that died)"},
+		&cli.StringFlag{Name: "trace", Hidden: true, Usage: "write one JSON line per update (examples, loss, gradient norm, parameter hash) to DIR/trace-rank<R>.jsonl"},
 	}
 }
 
@@ -115,23 +122,100 @@ func printReports(reps ...train.PhaseReport) {
 	}
 }
 
+// trainGroup forms the data-parallel group the launcher's environment
+// describes (nil alone): the backend follows the device (Gloo on the CPU,
+// NCCL on CUDA), and --device cuda is this rank's GPU, cuda:LOCAL_RANK (of
+// the GPUs the process sees: LOCAL_RANK modulo their number).
+// Ranks other than 0 then log at warn and above; every record names the
+// rank.
+func trainGroup(c *cli.Context, cfg *train.Config) (*dist.Group, error) {
+	env, err := dist.LookupEnv()
+	if err != nil || env.Alone() {
+		return nil, err
+	}
+	dev, err := torch.ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, fmt.Errorf("--device: %w", err)
+	}
+	if cfg.Device == "cuda" {
+		dev.Index = -1 // this rank's GPU: cuda:LOCAL_RANK
+		if n := torch.CUDADeviceCount(); n > 0 && env.LocalRank >= n {
+			// one GPU visible to each task (srun --gpus-per-task, a pod a GPU)
+			dev.Index = env.LocalRank % n
+		}
+	}
+	g, err := dist.FromEnv(c.Context, dist.Options{Device: dev, Timeout: c.Duration("dist-timeout")})
+	if err != nil {
+		return nil, err
+	}
+	if dev.Type == torch.CUDA {
+		cfg.Device = g.Device().String()
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	if g.Rank() != 0 {
+		lvl = max(lvl, slog.LevelWarn)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("rank", g.Rank()))
+	slog.Info("data-parallel training", "world", g.Size(), "backend", g.Backend(), "device", cfg.Device, "launcher", g.Launcher())
+	return g, nil
+}
+
+// traceTo writes the loop's records as JSON lines to dir/trace-rank<R>.jsonl.
+func traceTo(dir string, rank int) (func(train.TraceRecord), func() error, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("--trace: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("trace-rank%d.jsonl", rank)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--trace: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	return func(r train.TraceRecord) { enc.Encode(r) }, f.Close, nil
+}
+
 func trainAction(phase string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		cfg, err := trainConfig(c)
 		if err != nil {
 			return err
 		}
+		g, err := trainGroup(c, cfg)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		main := g.IsMain()
 		ds, err := train.OpenDataset(c.Context, c.String("train"), c.String("dev"), c.String("index"))
 		if err != nil {
 			return err
 		}
 		for _, s := range ds.Stats {
-			fmt.Fprintf(os.Stderr, "%s: %d examples, %d used, %d without a positive passage, %d without an answer, %d malformed\n",
-				s.File, s.Read, s.Used, s.NoPositive, s.NoAnswer, s.Malformed)
+			if main {
+				fmt.Fprintf(os.Stderr, "%s: %d examples, %d used, %d without a positive passage, %d without an answer, %d malformed\n",
+					s.File, s.Read, s.Used, s.NoPositive, s.NoAnswer, s.Malformed)
+			}
 		}
-		ro := train.RunOptions{Resume: c.Bool("resume")}
-		if !cfg.Quiet {
+		ro := train.RunOptions{Resume: c.Bool("resume"), Group: g}
+		if !cfg.Quiet && main {
 			ro.Progress = os.Stderr
+		}
+		if dir := c.String("trace"); dir != "" {
+			trace, closeTrace, err := traceTo(dir, g.Rank())
+			if err != nil {
+				return err
+			}
+			defer closeTrace()
+			ro.Trace = trace
+		}
+		// Every rank returns the same outputs and reports; rank 0 prints them.
+		printReports := printReports
+		printJSON := printJSON
+		if !main {
+			printReports = func(...train.PhaseReport) {}
+			printJSON = func(any) error { return nil }
 		}
 		ctx, ix := c.Context, c.String("index")
 		switch phase {
@@ -172,7 +256,9 @@ func trainAction(phase string) cli.ActionFunc {
 		for _, p := range m.Phases {
 			printReports(p.Reports...)
 		}
-		fmt.Fprintf(os.Stderr, "run manifest: %s/run.json\n", cfg.Out)
+		if main {
+			fmt.Fprintf(os.Stderr, "run manifest: %s/run.json\n", cfg.Out)
+		}
 		return printJSON(map[string]any{"final": m.Final})
 	}
 }
