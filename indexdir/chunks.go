@@ -193,10 +193,14 @@ func encodeCorpus(ctx context.Context, store *pstore.Store, o Options) (*DenseMa
 		}
 	}
 	bar := progress.NewTo(o.progressOut(), total, "encode passages", "passages")
-	_, _, err = encodeChunks(ctx, store, rankStoreDir(o.Out, 0), o, o.Shard, o.NumShards, done, nil, bar)
+	start := time.Now()
+	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, 0), o, o.Shard, o.NumShards, done, nil, bar)
 	bar.Finish()
 	if err != nil {
 		return nil, err
+	}
+	if chunks > 0 {
+		logEncoded(chunks, rows, start)
 	}
 	st, err := gatherChunks(ctx, o.Out, n, o.Chunk, dim)
 	if err != nil {

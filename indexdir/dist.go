@@ -209,7 +209,7 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 	stopBar := trackProgress(ctx, kv, bar)
 	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, 0), o, 0, size, done, addProgress(ctx, kv), nil)
 	if err == nil {
-		logEncoded(0, chunks, rows, start)
+		logEncoded(chunks, rows, start)
 		err = kv.Set(ctx, keyEncoded+"0", nil)
 	}
 	if err != nil {
@@ -320,7 +320,7 @@ func followBuild(m *jobMonitor, o Options) error {
 	if err != nil {
 		return err
 	}
-	logEncoded(r, chunks, rows, start)
+	logEncoded(chunks, rows, start)
 	if err := kv.Set(ctx, keyEncoded+strconv.Itoa(r), nil); err != nil {
 		return err
 	}
@@ -394,7 +394,8 @@ func trackProgress(ctx context.Context, kv *dist.Store, bar *progress.Reporter) 
 	}
 }
 
-func logEncoded(rank, chunks, rows int, start time.Time) {
+// logEncoded logs what this process encoded, and how fast.
+func logEncoded(chunks, rows int, start time.Time) {
 	secs := time.Since(start).Seconds()
 	slog.Info("chunks encoded", "chunks", chunks, "passages", rows, "seconds", secs, "passages_per_s", float64(rows)/max(secs, 1e-9))
 }
