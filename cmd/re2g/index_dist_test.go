@@ -410,6 +410,37 @@ func TestDistributedIndexKillAndResume(t *testing.T) {
 	t.Logf("resumed on 3 ranks (%d of %d passages left to encode): %d hits identical to one process's", encoded, f.passages, hits)
 }
 
+// TestDistributedIndexRank0Killed: rank 0, which holds the lock and hosts
+// the store, killed in the middle of encoding makes rank 1 exit non-zero at
+// once; --resume on 2 ranks takes over the directory its lock and job file
+// were left in, and gives the uninterrupted index.
+func TestDistributedIndexRank0Killed(t *testing.T) {
+	f := newDistFixture(t, 1200)
+	dir := t.TempDir()
+	one, out := filepath.Join(dir, "one"), filepath.Join(dir, "killed")
+	buildOne(t, f.index(one))
+	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
+	waitChunk(t, out, 1, ps[1])
+	killed := time.Now()
+	ps[0].cmd.Process.Signal(syscall.SIGKILL)
+	code := ps[1].wait(t, 2*time.Minute)
+	took := time.Since(killed)
+	msg := ps[1].output()
+	if code == 0 || !strings.Contains(msg, "re2g: index: rank 0 of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank 1 of 2") {
+		t.Fatalf("rank 1 after rank 0 was killed: exit %d\n%s", code, msg)
+	}
+	if took > 20*time.Second {
+		t.Errorf("rank 1 took %v to stop", took)
+	}
+	t.Logf("rank 1 exited %d %v after the kill: %s", code, took.Round(time.Millisecond), lastLine(msg))
+	unfinished(t, out)
+	buildRanks(t, 2, f.index(out, "--resume"))
+	if l := leftovers(t, out); len(l) > 0 {
+		t.Errorf("the resumed build left %v", l)
+	}
+	t.Logf("resumed on 2 ranks: %d hits identical", sameIndex(t, f, one, out))
+}
+
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]

@@ -156,7 +156,7 @@ func init() {
 			&cli.StringFlag{Name: "ctx-encoder", Usage: "DPR context encoder directory (none: BM25 only)"},
 			&cli.StringFlag{Name: "shard", Usage: "I/N: encode only this shard of the corpus (merge with re2g index merge)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted build in --out"},
-			&cli.DurationFlag{Name: "dist-timeout", Value: 3 * time.Minute, Usage: "under a launcher (torchrun, srun): bound on the rendezvous, and how long a rank that hangs holds up the others (one that dies stops them at once); default RE2G_DIST_TIMEOUT when set"}),
+			&cli.DurationFlag{Name: "dist-timeout", Value: 5 * time.Minute, Usage: "under a launcher (torchrun, srun): bound on the rendezvous, and how long a rank that hangs holds up the others (one that dies stops them at once); default RE2G_DIST_TIMEOUT when set"}),
 		Action: func(c *cli.Context) error {
 			o, err := indexOptions(c)
 			if err != nil {
