@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/re2g/re2g/indexdir/pstore"
@@ -59,15 +60,37 @@ const jobFile = ".job"
 // went away.
 const longWait = 30 * 24 * time.Hour
 
-// The job's keys in the group's store.
+// The job's keys in the group's store, under the build's prefix (see
+// buildPrefix).
 const (
-	keyJob      = "index/job"          // rank 0's job token
-	keyParams   = "index/params"       // distParams, once the passage store is written
-	keyProgress = "index/progress"     // passages encoded so far, all ranks
-	keyEncoded  = "index/encoded/"     // + rank: that rank's chunks are stored (its summary)
-	keyFailed   = "index/failed/"      // + rank: that rank's error
+	keyJob      = "job"                // rank 0's job token
+	keyParams   = "params"             // distParams, once the passage store is written
+	keyProgress = "progress"           // passages encoded so far, all ranks
+	keyEncoded  = "encoded/"           // + rank: that rank's chunks are stored (its summary)
+	keyFailed   = "failed/"            // + rank: that rank's error
 	keyToken    = "re2g-index-job-v1 " // the job file's first word
 )
+
+// builds numbers the distributed builds made with each group: a group
+// that builds several indexes (re2g train re-encodes the corpus after each
+// DPR stage) keeps each build's keys apart in the job's store, since a key,
+// once set, stays. Every rank makes the same builds in the same order, so
+// the numbers agree.
+var builds struct {
+	sync.Mutex
+	n map[*dist.Group]int
+}
+
+// buildPrefix is the store prefix of the next distributed build on g.
+func buildPrefix(g *dist.Group) string {
+	builds.Lock()
+	defer builds.Unlock()
+	if builds.n == nil {
+		builds.n = map[*dist.Group]int{}
+	}
+	builds.n[g]++
+	return fmt.Sprintf("index/%d/", builds.n[g])
+}
 
 // distParams is what rank 0 publishes once the passage store is written:
 // the other ranks check their encoder against it, which must encode as
@@ -157,7 +180,7 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 	}
 	defer os.Remove(job)
 	kv := g.Store()
-	if err := kv.Set(ctx, keyJob, []byte(token)); err != nil {
+	if err := kv.Set(ctx, m.key(keyJob), []byte(token)); err != nil {
 		return nil, err
 	}
 	params, err := encoderParams(o)
@@ -182,7 +205,7 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 		}
 	}
 	pb, _ := json.Marshal(params)
-	if err := kv.Set(ctx, keyParams, pb); err != nil {
+	if err := kv.Set(ctx, m.key(keyParams), pb); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -206,11 +229,11 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 		}()
 	}
 	bar := progress.NewTo(o.progressOut(), params.Todo, "encode passages", "passages")
-	stopBar := trackProgress(ctx, kv, bar)
-	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, 0), o, 0, size, done, addProgress(ctx, kv), nil)
+	stopBar := trackProgress(ctx, kv, m.key(keyProgress), bar)
+	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, 0), o, 0, size, done, addProgress(ctx, kv, m.key(keyProgress)), nil)
 	if err == nil {
 		logEncoded(chunks, rows, start)
-		err = kv.Set(ctx, keyEncoded+"0", nil)
+		err = kv.Set(ctx, m.key(keyEncoded+"0"), nil)
 	}
 	if err != nil {
 		stopBM25()
@@ -229,7 +252,7 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 	}
 	keys := make([]string, size)
 	for r := range size {
-		keys[r] = keyEncoded + strconv.Itoa(r)
+		keys[r] = m.key(keyEncoded + strconv.Itoa(r))
 	}
 	wctx, cancel := context.WithTimeout(ctx, longWait)
 	err = kv.Wait(wctx, keys...)
@@ -238,7 +261,7 @@ func leadBuild(m *jobMonitor, corpusPath string, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n, err := kv.Add(ctx, keyProgress, 0); err == nil {
+	if n, err := kv.Add(ctx, m.key(keyProgress), 0); err == nil {
 		bar.Set(int(n))
 	}
 	bar.Finish()
@@ -267,7 +290,7 @@ func followBuild(m *jobMonitor, o Options) error {
 	kv := g.Store()
 	wctx, cancel := context.WithTimeout(ctx, longWait)
 	defer cancel()
-	token, err := kv.Get(wctx, keyJob)
+	token, err := kv.Get(wctx, m.key(keyJob))
 	if err != nil {
 		return err
 	}
@@ -288,7 +311,7 @@ func followBuild(m *jobMonitor, o Options) error {
 	if err != nil {
 		return err
 	}
-	pb, err := kv.Get(wctx, keyParams)
+	pb, err := kv.Get(wctx, m.key(keyParams))
 	if err != nil {
 		return err
 	}
@@ -316,12 +339,12 @@ func followBuild(m *jobMonitor, o Options) error {
 		return err
 	}
 	start := time.Now()
-	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, r), o, r, g.Size(), done, addProgress(ctx, kv), nil)
+	chunks, rows, err := encodeChunks(ctx, store, rankStoreDir(o.Out, r), o, r, g.Size(), done, addProgress(ctx, kv, m.key(keyProgress)), nil)
 	if err != nil {
 		return err
 	}
 	logEncoded(chunks, rows, start)
-	if err := kv.Set(ctx, keyEncoded+strconv.Itoa(r), nil); err != nil {
+	if err := kv.Set(ctx, m.key(keyEncoded+strconv.Itoa(r)), nil); err != nil {
 		return err
 	}
 	// Wait for rank 0 to finish the index (or for the job to fail).
@@ -355,9 +378,9 @@ func newJobToken() (string, error) {
 }
 
 // addProgress counts each stored chunk's passages in the job's store.
-func addProgress(ctx context.Context, kv *dist.Store) func(rows int) {
+func addProgress(ctx context.Context, kv *dist.Store, key string) func(rows int) {
 	return func(rows int) {
-		if _, err := kv.Add(ctx, keyProgress, int64(rows)); err != nil {
+		if _, err := kv.Add(ctx, key, int64(rows)); err != nil {
 			slog.Debug("index: counting progress", "err", err)
 		}
 	}
@@ -365,14 +388,14 @@ func addProgress(ctx context.Context, kv *dist.Store) func(rows int) {
 
 // trackProgress moves bar to the job's count until the returned function
 // is called.
-func trackProgress(ctx context.Context, kv *dist.Store, bar *progress.Reporter) (stop func()) {
+func trackProgress(ctx context.Context, kv *dist.Store, key string, bar *progress.Reporter) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			if n, err := kv.Add(ctx, keyProgress, 0); err == nil {
+			if n, err := kv.Add(ctx, key, 0); err == nil {
 				bar.Set(int(n))
 			}
 			select {

@@ -30,6 +30,7 @@ const monitorEvery = 500 * time.Millisecond
 // goroutine, as the group requires.
 type jobMonitor struct {
 	g      *dist.Group
+	prefix string // the build's keys in the job's store (buildPrefix)
 	parent context.Context
 	ctx    context.Context // cancelled when the job fails
 	cancel context.CancelCauseFunc
@@ -43,9 +44,12 @@ type jobMonitor struct {
 	err  error // why the loop ended: another rank's failure, a lost rank, this rank's context (nil: finished, or this rank failed)
 }
 
+// key is the store key k of this build.
+func (m *jobMonitor) key(k string) string { return m.prefix + k }
+
 // startMonitor starts the monitor of a build on g.
 func startMonitor(ctx context.Context, g *dist.Group) *jobMonitor {
-	m := &jobMonitor{g: g, parent: ctx, done: make(chan struct{})}
+	m := &jobMonitor{g: g, prefix: buildPrefix(g), parent: ctx, done: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancelCause(ctx)
 	go m.loop()
 	return m
@@ -97,15 +101,25 @@ func (m *jobMonitor) loop() {
 	}
 }
 
-// round all-reduces v (a sum) over the ranks.
+// round all-reduces v (a sum) over the ranks, on the group's device (NCCL
+// takes CUDA tensors only: a training job's group on CUDA runs this too).
 func (m *jobMonitor) round(v []float32) ([]float32, error) {
 	s := torch.NewScope().NoGrad()
 	defer s.Close()
 	t := s.FromFloat32(v, int64(len(v)))
+	if dev := m.g.Device(); dev.Type != torch.CPU {
+		t = s.To(t, dev)
+	}
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	if err := m.g.AllReduce(m.parent, dist.Sum, t); err != nil {
+		return nil, err
+	}
+	if dev := m.g.Device(); dev.Type != torch.CPU {
+		t = s.To(t, torch.CPUDevice)
+	}
+	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	return t.Float32s()
@@ -115,7 +129,7 @@ func (m *jobMonitor) round(v []float32) ([]float32, error) {
 func (m *jobMonitor) failure(q int) error {
 	ctx, cancel := context.WithTimeout(m.parent, 30*time.Second)
 	defer cancel()
-	msg, err := m.g.Store().Get(ctx, keyFailed+strconv.Itoa(q))
+	msg, err := m.g.Store().Get(ctx, m.key(keyFailed+strconv.Itoa(q)))
 	if err != nil {
 		msg = []byte("(its error could not be read: " + err.Error() + ")")
 	}
@@ -178,7 +192,7 @@ func (m *jobMonitor) fail(err error) {
 	}
 	ctx, cancel := context.WithTimeout(m.parent, 30*time.Second)
 	defer cancel()
-	if serr := m.g.Store().Set(ctx, keyFailed+strconv.Itoa(m.g.Rank()), []byte(err.Error())); serr != nil {
+	if serr := m.g.Store().Set(ctx, m.key(keyFailed+strconv.Itoa(m.g.Rank())), []byte(err.Error())); serr != nil {
 		slog.Warn("index: telling the other ranks of the failure", "err", serr)
 	}
 	m.failed.Store(true)

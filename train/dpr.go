@@ -309,31 +309,51 @@ func sortByScore(ids []string, scores []float64) []string {
 	return out
 }
 
-// encodeCorpus is reindex under data parallelism: rank 0 encodes the
-// corpus and builds the index while the other ranks wait (the store, not a
-// collective: it may take hours). It takes the group so that a distributed
-// corpus encoder (indexdir's) can later give every rank a share.
+// encodeCorpus encodes the corpus of the index this phase read with
+// context encoder c (saved in encDir) into a new index directory out,
+// through the same code as `re2g index`; an index already finished there
+// for the same encoder weights is kept. Under data parallelism rank 0
+// decides what to encode (and writes the corpus of an updated index) while
+// the others wait on the store, then every rank takes its share of the
+// chunks, as `re2g index` under a launcher does (indexdir.Options.Dist),
+// and rank 0 builds BM25 and HNSW: every rank holds the same encoder
+// weights here (the saved model, or parameters kept equal by training).
 func (e *env) encodeCorpus(ctx context.Context, g *dist.Group, c *biEncoder, encDir, out string, progress bool) error {
-	return doOnRoot(ctx, g, "encoding the corpus into "+out, func() error {
-		return e.reindex(ctx, c, encDir, out, progress)
-	})
-}
-
-// reindex encodes the corpus of the index this phase read with context
-// encoder c (saved in encDir) into a new index directory out, through the
-// same code as `re2g index`; an index already finished there for the same
-// encoder weights is kept.
-func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, progress bool) error {
 	key, err := e.weightsKey(encDir)
 	if err != nil {
 		return fmt.Errorf("train: context encoder %s: %w", encDir, err)
 	}
+	corpus, err := onRoot(ctx, g, "preparing the corpus encoding of "+out, func() (string, error) {
+		return e.reindexCorpus(ctx, key, out)
+	})
+	if err != nil || corpus == "" {
+		return err
+	}
+	o := indexdir.Options{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
+		SQ8Train: sq8TrainOf(e.ix), Extra: map[string]string{"encoder_fingerprint": key}, Dist: g}
+	if !progress || g.Rank() != 0 {
+		o.Progress = nopWriter{}
+	}
+	if g.Rank() == 0 {
+		slog.Info("encoding the corpus", "passages", e.ix.Manifest.Passages, "encoder", encDir, "index", out, "ranks", g.Size())
+	}
+	if _, err := indexdir.Build(ctx, corpus, o); err != nil {
+		return fmt.Errorf("train: encoding the corpus into %s: %w", out, err)
+	}
+	return nil
+}
+
+// reindexCorpus is the corpus to encode into out for encoder weights key:
+// "" when out already holds an index of them; otherwise out is emptied, and
+// an index updated since its build has the passages it now holds written
+// beside out.
+func (e *env) reindexCorpus(ctx context.Context, key, out string) (string, error) {
 	if ix, err := indexdir.Open(ctx, out); err == nil {
 		same := ix.Manifest.Dense != nil && ix.Manifest.Dense.Extra["encoder_fingerprint"] == key
 		ix.Close()
 		if same {
 			slog.Info("index already built for these encoder weights", "index", out)
-			return nil
+			return "", nil
 		}
 	}
 	corpusPath := e.ix.Manifest.Corpus
@@ -341,21 +361,16 @@ func (e *env) reindex(ctx context.Context, c *biEncoder, encDir, out string, pro
 		// updated since it was built: its corpus is what it holds now
 		corpusPath = filepath.Join(filepath.Dir(out), filepath.Base(out)+"-corpus.jsonl")
 		if err := e.ix.WriteCorpus(ctx, corpusPath); err != nil {
-			return fmt.Errorf("train: re-encoding the corpus of index %s: %w", e.ix.Dir, err)
+			return "", fmt.Errorf("train: re-encoding the corpus of index %s: %w", e.ix.Dir, err)
 		}
 	}
 	if _, err := os.Stat(corpusPath); err != nil {
-		return fmt.Errorf("train: re-encoding the corpus of index %s: its corpus %s: %w", e.ix.Dir, corpusPath, err)
+		return "", fmt.Errorf("train: re-encoding the corpus of index %s: its corpus %s: %w", e.ix.Dir, corpusPath, err)
 	}
-	os.RemoveAll(out)
-	o := indexdir.Options{Out: out, Encoder: e.passageEncoder(c), EncoderDir: encDir, HNSW: hnswOf(e.ix),
-		SQ8Train: sq8TrainOf(e.ix), Extra: map[string]string{"encoder_fingerprint": key}}
-	if !progress {
-		o.Progress = nopWriter{}
+	if err := os.RemoveAll(out); err != nil {
+		return "", fmt.Errorf("train: %w", err)
 	}
-	slog.Info("encoding the corpus", "passages", e.ix.Manifest.Passages, "encoder", encDir, "index", out)
-	_, err = indexdir.Build(ctx, corpusPath, o)
-	return err
+	return corpusPath, nil
 }
 
 // sq8TrainOf is how the SQ8 quantiser of ix was trained (sample and seed),

@@ -124,7 +124,7 @@ func fixtureEnv(t *testing.T, ctxDir string) *env {
 			t.Fatal(err)
 		}
 		ix = filepath.Join(cfg.Out, "index")
-		err = e.reindex(context.Background(), c, ctxDir, ix, false)
+		err = e.encodeCorpus(context.Background(), nil, c, ctxDir, ix, false)
 		c.Close()
 		e.close()
 		if err != nil {
