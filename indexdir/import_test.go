@@ -181,3 +181,87 @@ func TestPrecomputedVectorsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAddPrecomputedVectors: passages added to an index built from
+// precomputed vectors come with theirs (npy or JSON lines), and are found
+// as the build's are; an add without vectors, with the wrong dimension or
+// with an encoder as well is refused.
+func TestAddPrecomputedVectors(t *testing.T) {
+	const n, added, d = 40, 10, 16
+	all := squadPassages(t, n+added)
+	corpus := kiltCorpus(t, n)
+	more := filepath.Join(t.TempDir(), "more.jsonl")
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	ids := make([]string, len(all))
+	for i, x := range all {
+		ids[i] = x.ID
+		if i >= n {
+			enc.Encode(map[string]string{"id": x.ID, "wikipedia_id": "page-" + x.Title, "title": x.Title, "text": x.Text})
+		}
+	}
+	if err := os.WriteFile(more, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vecs := randomVectors(n+added, d, 5)
+	want := map[string][]float32{}
+	for i, id := range ids {
+		want[id] = vecs[i]
+	}
+	dir := t.TempDir()
+	npy, npyIDs := writeNPY(t, dir, ids[:n], vecs[:n])
+	addNPY, addIDs := writeNPY(t, t.TempDir(), ids[n:], vecs[n:])
+	addLines := writeVectorLines(t, filepath.Join(dir, "more.vectors.jsonl"), ids[n:], vecs[n:])
+	wrong := writeVectorLines(t, filepath.Join(dir, "wrong.jsonl"), ids[n:], randomVectors(added, d+1, 6))
+	ctx := context.Background()
+	for _, c := range []struct{ name, vectors, ids string }{{"npy", addNPY, addIDs}, {"jsonl", addLines, ""}} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "index")
+			build(t, corpus, Options{Out: out, Vectors: npy, VectorIDs: npyIDs, Chunk: 8, Progress: io.Discard})
+			for _, bad := range []struct {
+				o    UpdateOptions
+				want string
+			}{
+				{UpdateOptions{}, "holds passage vectors made elsewhere"},
+				{UpdateOptions{Vectors: wrong}, "dimension 17"},
+				{UpdateOptions{VectorIDs: addIDs}, "an ids file for vectors without a vectors file"},
+			} {
+				bad.o.Progress = io.Discard
+				if _, err := Add(ctx, out, more, bad.o); err == nil || !strings.Contains(err.Error(), bad.want) {
+					t.Fatalf("add %+v: %v, want an error with %q", bad.o, err, bad.want)
+				}
+			}
+			m, err := Add(ctx, out, more, UpdateOptions{Vectors: c.vectors, VectorIDs: c.ids, Progress: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Passages != n+added || m.Dense.Vectors != n+added || len(m.Segments) != 2 {
+				t.Fatalf("after the add: %d passages, %d vectors, %d segments", m.Passages, m.Dense.Vectors, len(m.Segments))
+			}
+			ix := open(t, out)
+			checkDense(t, ix, want)
+			// the search over both segments finds the exact inner-product
+			// top passage for the added passages' vectors as queries
+			for i := n; i < n+added; i++ {
+				best, bestScore := "", math.Inf(-1)
+				for j, v := range vecs {
+					s := 0.0
+					for k := range v {
+						s += float64(v[k]) * float64(vecs[i][k])
+					}
+					if s > bestScore {
+						best, bestScore = ids[j], s
+					}
+				}
+				hs, err := ix.DenseSearch(ctx, [][]float32{vecs[i]}, 1, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(hs[0]) != 1 || hs[0][0].ID != best {
+					t.Fatalf("dense search for added passage %s's vector: %v, want %s (inner product %.4f)", ids[i], hitIDs(hs[0]), best, bestScore)
+				}
+			}
+		})
+	}
+}
+

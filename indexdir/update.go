@@ -66,6 +66,12 @@ type UpdateOptions struct {
 	Encoder    *neural.Encoder
 	EncoderDir string
 	Force      bool
+	// Vectors (with VectorIDs for a .npy file) are the added passages'
+	// precomputed vectors, in corpus order, instead of Encoder's (see
+	// Options.Vectors): for an index whose vectors were made elsewhere.
+	// They must come from the encoder of the index's other vectors, which
+	// only their dimension can show.
+	Vectors, VectorIDs string
 	// Replace lets Add replace a passage whose id the index holds (deleting
 	// it and adding the new one); without it such an id is an error.
 	Replace bool
@@ -89,7 +95,8 @@ func (o UpdateOptions) progressOut() io.Writer {
 }
 
 func (o UpdateOptions) buildOptions(out string) Options {
-	return Options{Out: out, Encoder: o.Encoder, EncoderDir: o.EncoderDir, Progress: o.Progress, Report: o.Report}
+	return Options{Out: out, Encoder: o.Encoder, EncoderDir: o.EncoderDir, Vectors: o.Vectors, VectorIDs: o.VectorIDs,
+		Progress: o.Progress, Report: o.Report}
 }
 
 // stepHook, set by tests, is called at each step of an update, by name.
@@ -435,13 +442,34 @@ func EncoderFingerprint(dir string) (string, error) {
 func checkEncoder(dir string, m *Manifest, o UpdateOptions) error {
 	d := m.Dense
 	if d == nil {
-		if o.Encoder != nil {
-			return fmt.Errorf("index %s has no dense vectors (built without --ctx-encoder): add passages to it without an encoder", dir)
+		if o.Encoder != nil || o.Vectors != "" {
+			return fmt.Errorf("index %s has no dense vectors (built without --ctx-encoder): add passages to it without an encoder or vectors", dir)
 		}
 		return nil
 	}
+	if o.Vectors != "" {
+		if o.Encoder != nil {
+			return fmt.Errorf("index add: vectors %s and a context encoder: give one or the other", o.Vectors)
+		}
+		v, err := dense.OpenVectorFile(o.Vectors, o.VectorIDs)
+		if err != nil {
+			return fmt.Errorf("index add: %w", err)
+		}
+		dim := v.Dim()
+		v.Close()
+		if dim != d.Dim {
+			return fmt.Errorf("index add: vectors %s have dimension %d, the vectors of index %s %d", o.Vectors, dim, dir, d.Dim)
+		}
+		return nil
+	}
+	if o.VectorIDs != "" {
+		return errors.New("index add: an ids file for vectors without a vectors file")
+	}
 	if o.Encoder == nil {
-		return fmt.Errorf("index %s holds passage vectors: the passages added need them too: give its context encoder (--ctx-encoder %s)", dir, d.Encoder)
+		if d.Encoder == "" {
+			return fmt.Errorf("index %s holds passage vectors made elsewhere: the passages added need them too: give theirs (--vectors)", dir)
+		}
+		return fmt.Errorf("index %s holds passage vectors: the passages added need them too: give its context encoder (--ctx-encoder %s) or their vectors (--vectors)", dir, d.Encoder)
 	}
 	if o.Encoder.Dim() != d.Dim {
 		return fmt.Errorf("context encoder %s has dimension %d, the vectors of index %s %d", o.EncoderDir, o.Encoder.Dim(), dir, d.Dim)
@@ -546,7 +574,14 @@ func Add(ctx context.Context, dir, corpusPath string, o UpdateOptions) (_ *Manif
 		if t := m.Dense.SQ8Train; t != nil {
 			bo.SQ8Train = dense.SQ8Train{Sample: t.Sample, Seed: t.Seed}
 		}
-		if _, err := encodeCorpus(ctx, store, bo); err != nil {
+		if bo.Vectors != "" {
+			if err := checkVectorsCorpus(ctx, store, bo); err != nil {
+				return nil, err
+			}
+			if _, err := importVectors(ctx, store, bo); err != nil {
+				return nil, err
+			}
+		} else if _, err := encodeCorpus(ctx, store, bo); err != nil {
 			return nil, err
 		}
 		step("vectors")

@@ -23,7 +23,7 @@ func indexUpdateCommands() []*cli.Command {
 		{
 			Name:  "add",
 			Usage: "add the passages of a corpus to an index (a new generation; readers keep theirs until they reload)",
-			Flags: append(deviceFlags(), indexFlag,
+			Flags: append(append(deviceFlags(), vectorFlags()...), indexFlag,
 				&cli.StringFlag{Name: "corpus", Usage: "KILT passages, BEIR corpus (jsonl[.gz]) or SQuAD JSON (required)"},
 				&cli.StringFlag{Name: "ctx-encoder", Usage: "the index's DPR context encoder (required when the index has vectors)"},
 				&cli.BoolFlag{Name: "replace", Usage: "a passage whose id the index holds replaces it (default: an error)"},
@@ -175,7 +175,16 @@ func indexAdd(c *cli.Context) error {
 		return fmt.Errorf("index add %s: %w", dir, err)
 	}
 	o := indexdir.UpdateOptions{Replace: c.Bool("replace"), Force: c.Bool("force"), LockTimeout: c.Duration("lock-timeout")}
-	if enc := c.String("ctx-encoder"); enc != "" {
+	var vo indexdir.Options
+	if err := vectorOptions(c, &vo); err != nil {
+		return fmt.Errorf("index add: %w", err)
+	}
+	o.Vectors, o.VectorIDs = vo.Vectors, vo.VectorIDs
+	if o.Vectors != "" {
+		if m.Dense == nil {
+			return fmt.Errorf("index add: index %s has no vectors: add its passages without --vectors", dir)
+		}
+	} else if enc := c.String("ctx-encoder"); enc != "" {
 		opt, err := neuralOptions(c)
 		if err != nil {
 			return err
@@ -190,7 +199,10 @@ func indexAdd(c *cli.Context) error {
 		defer e.Close()
 		o.Encoder, o.EncoderDir = e, enc
 	} else if m.Dense != nil {
-		return fmt.Errorf("index add: index %s holds passage vectors: --ctx-encoder is required (the index's: %s)", dir, m.Dense.Encoder)
+		if m.Dense.Encoder == "" {
+			return fmt.Errorf("index add: index %s holds passage vectors made elsewhere: --vectors is required", dir)
+		}
+		return fmt.Errorf("index add: index %s holds passage vectors: --ctx-encoder is required (the index's: %s), or --vectors", dir, m.Dense.Encoder)
 	}
 	start := time.Now()
 	after, err := indexdir.Add(c.Context, dir, corpus, o)
