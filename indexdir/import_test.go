@@ -264,4 +264,3 @@ func TestAddPrecomputedVectors(t *testing.T) {
 		})
 	}
 }
-
