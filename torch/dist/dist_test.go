@@ -1,22 +1,19 @@
 package dist
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/re2g/re2g/internal/proctest"
 	"github.com/re2g/re2g/torch"
 )
 
@@ -30,34 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// rank is one child process.
-type rank struct {
-	r       int
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	out     strings.Builder
-	lines   chan string
-	done    chan struct{}
-	elapsed time.Duration
-	err     error
-}
-
-func (p *rank) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // job describes a launch: the scenario, the world, and how ranks meet.
 type job struct {
 	scenario string
@@ -68,91 +37,28 @@ type job struct {
 }
 
 // start launches the job's ranks.
-func start(t *testing.T, j job) []*rank {
+func start(t *testing.T, j job) []*proctest.Proc {
 	t.Helper()
-	if j.ranks == nil {
-		for r := 0; r < j.world; r++ {
-			j.ranks = append(j.ranks, r)
-		}
-	}
-	common := []string{"RE2G_DIST_CHILD=" + j.scenario, "WORLD_SIZE=" + strconv.Itoa(j.world),
-		"LOCAL_WORLD_SIZE=" + strconv.Itoa(j.world), "GLOO_SOCKET_IFNAME=", "RE2G_DIST_BACKEND="}
-	switch j.store {
-	case "file":
-		common = append(common, "RE2G_DIST_STORE_FILE="+filepath.Join(t.TempDir(), "store"))
-	default:
-		common = append(common, "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(freePort(t)))
+	pj := proctest.Job{World: j.world, Ranks: j.ranks, Env: []string{"RE2G_DIST_CHILD=" + j.scenario}}
+	if j.store == "file" {
+		pj.StoreFile = filepath.Join(t.TempDir(), "store")
 	}
 	for k, v := range j.env {
-		common = append(common, k+"="+v)
+		pj.Env = append(pj.Env, k+"="+v)
 	}
-	var ps []*rank
-	for _, r := range j.ranks {
-		p := &rank{r: r, lines: make(chan string, 100), done: make(chan struct{})}
-		p.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		p.cmd.Env = append(os.Environ(), append(common, "RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r))...)
-		stdout, err := p.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.cmd.Stderr = p.cmd.Stdout
-		t0 := time.Now()
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				p.mu.Lock()
-				p.out.WriteString(sc.Text() + "\n")
-				p.mu.Unlock()
-				select {
-				case p.lines <- sc.Text():
-				default:
-				}
-			}
-			p.err = p.cmd.Wait()
-			p.elapsed = time.Since(t0)
-			close(p.done)
-		}()
-		ps = append(ps, p)
-	}
-	t.Cleanup(func() {
-		for _, p := range ps {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return ps
+	return proctest.Start(t, pj)
 }
 
-// wait waits for every rank, failing the test if one runs past limit (a hang).
-func wait(t *testing.T, ps []*rank, limit time.Duration) {
-	t.Helper()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	for _, p := range ps {
-		select {
-		case <-p.done:
-		case <-timer.C:
-			for _, q := range ps {
-				t.Logf("rank %d output:\n%s", q.r, q.output())
-			}
-			t.Fatalf("rank %d still running after %v: a hang", p.r, limit)
-		}
-	}
-}
-
-// run launches the job and requires every rank to pass.
-func run(t *testing.T, j job) []*rank {
+// run launches the job and requires every rank to pass within limit.
+func run(t *testing.T, j job, limit time.Duration) []*proctest.Proc {
 	t.Helper()
 	ps := start(t, j)
-	wait(t, ps, 3*time.Minute)
+	proctest.Wait(t, ps, limit)
 	for _, p := range ps {
-		if p.err != nil || !strings.Contains(p.output(), "PASS") {
-			t.Errorf("%s, %d ranks, %s store: rank %d: %v\n%s", j.scenario, j.world, j.store, p.r, p.err, p.output())
+		if p.Err() != nil || !strings.Contains(p.Output(), "PASS") {
+			t.Errorf("%s, %d ranks, %s store: rank %d: %v\n%s", j.scenario, j.world, j.store, p.Rank, p.Err(), p.Output())
 		} else {
-			t.Logf("rank %d:\n%s", p.r, p.output())
+			t.Logf("%s store, rank %d:\n%s", j.store, p.Rank, p.Output())
 		}
 	}
 	return ps
@@ -167,7 +73,7 @@ func TestCollectives(t *testing.T) {
 		store string
 	}{{2, "file"}, {2, "tcp"}, {3, "tcp"}, {3, "file"}} {
 		t.Run(fmt.Sprintf("%d-%s", c.world, c.store), func(t *testing.T) {
-			run(t, job{scenario: "collectives", world: c.world, store: c.store, env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}})
+			run(t, job{scenario: "collectives", world: c.world, store: c.store, env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}}, 3*time.Minute)
 		})
 	}
 }
@@ -179,8 +85,8 @@ func TestGatherGradMatchesOneProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	run(t, job{scenario: "dpr", world: 2, store: "tcp", env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}})
-	run(t, job{scenario: "dpr", world: 3, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}})
+	run(t, job{scenario: "dpr", world: 2, store: "tcp", env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}}, 3*time.Minute)
+	run(t, job{scenario: "dpr", world: 3, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}}, 3*time.Minute)
 }
 
 func TestAlone(t *testing.T) {
@@ -260,14 +166,7 @@ func TestTimeoutNamesOpAndRank(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	ps := start(t, job{scenario: "timeout", world: 2, store: "tcp", env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}})
-	wait(t, ps, time.Minute)
-	for _, p := range ps {
-		if p.err != nil || !strings.Contains(p.output(), "PASS") {
-			t.Errorf("rank %d: %v\n%s", p.r, p.err, p.output())
-		}
-		t.Logf("rank %d:\n%s", p.r, p.output())
-	}
+	run(t, job{scenario: "timeout", world: 2, store: "tcp", env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}}, time.Minute)
 }
 
 // TestBackwardTimeout: the all-reduce inside an autograd all-gather's
@@ -277,14 +176,7 @@ func TestBackwardTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	ps := start(t, job{scenario: "backward-timeout", world: 2, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}})
-	wait(t, ps, time.Minute)
-	for _, p := range ps {
-		if p.err != nil || !strings.Contains(p.output(), "PASS") {
-			t.Errorf("rank %d: %v\n%s", p.r, p.err, p.output())
-		}
-		t.Logf("rank %d:\n%s", p.r, p.output())
-	}
+	run(t, job{scenario: "backward-timeout", world: 2, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}}, time.Minute)
 }
 
 // TestRendezvousTimeout: a rank that never starts leaves rank 0 with an
@@ -294,15 +186,9 @@ func TestRendezvousTimeout(t *testing.T) {
 		t.Skip("multi-process")
 	}
 	for _, store := range []string{"tcp", "file"} {
-		ps := start(t, job{scenario: "never-joined", world: 2, store: store, ranks: []int{0}, env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}})
-		wait(t, ps, time.Minute)
-		out := ps[0].output()
-		if ps[0].err != nil || !strings.Contains(out, "PASS") {
-			t.Errorf("%s store: %v\n%s", store, ps[0].err, out)
-		}
-		t.Logf("%s store, rank 0:\n%s", store, out)
-		if ps[0].elapsed > 20*time.Second {
-			t.Errorf("%s store: rank 0 took %v with a 2 s timeout", store, ps[0].elapsed)
+		ps := run(t, job{scenario: "never-joined", world: 2, store: store, ranks: []int{0}, env: map[string]string{"RE2G_DIST_TIMEOUT": "2s"}}, time.Minute)
+		if ps[0].Elapsed() > 20*time.Second {
+			t.Errorf("%s store: rank 0 took %v with a 2 s timeout", store, ps[0].Elapsed())
 		}
 	}
 }
@@ -315,24 +201,14 @@ func TestKilledPeer(t *testing.T) {
 	}
 	ps := start(t, job{scenario: "killed", world: 2, store: "tcp", env: map[string]string{"RE2G_DIST_TIMEOUT": "60s"}})
 	victim := ps[1]
-	deadline := time.After(time.Minute)
-	for ready := false; !ready; {
-		select {
-		case l := <-victim.lines:
-			ready = strings.Contains(l, "ready")
-		case <-victim.done:
-			t.Fatalf("rank 1 ended early: %v\n%s", victim.err, victim.output())
-		case <-deadline:
-			t.Fatalf("rank 1 never got ready:\n%s\nrank 0:\n%s", victim.output(), ps[0].output())
-		}
-	}
+	victim.WaitFor(t, "ready", time.Minute)
 	time.Sleep(300 * time.Millisecond) // rank 0 is waiting in its second all-reduce
 	killed := time.Now()
-	victim.cmd.Process.Signal(syscall.SIGKILL)
-	wait(t, ps, time.Minute)
-	out := ps[0].output()
-	if ps[0].err != nil || !strings.Contains(out, "PASS") {
-		t.Errorf("rank 0: %v\n%s", ps[0].err, out)
+	victim.Cmd.Process.Signal(syscall.SIGKILL)
+	proctest.Wait(t, ps, time.Minute)
+	out := ps[0].Output()
+	if ps[0].Err() != nil || !strings.Contains(out, "PASS") {
+		t.Errorf("rank 0: %v\n%s", ps[0].Err(), out)
 	}
 	t.Logf("rank 0:\n%s", out)
 	if d := time.Since(killed); d > 20*time.Second {
@@ -346,14 +222,7 @@ func TestCancel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	ps := start(t, job{scenario: "cancel", world: 2, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "30s"}})
-	wait(t, ps, time.Minute)
-	for _, p := range ps {
-		if p.err != nil || !strings.Contains(p.output(), "PASS") {
-			t.Errorf("rank %d: %v\n%s", p.r, p.err, p.output())
-		}
-		t.Logf("rank %d:\n%s", p.r, p.output())
-	}
+	run(t, job{scenario: "cancel", world: 2, store: "file", env: map[string]string{"RE2G_DIST_TIMEOUT": "30s"}}, time.Minute)
 }
 
 // ---- the children ----
