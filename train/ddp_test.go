@@ -1,14 +1,12 @@
 package train
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/re2g/re2g/internal/proctest"
 	"github.com/re2g/re2g/torch"
 	"github.com/re2g/re2g/torch/dist"
 )
@@ -246,29 +245,9 @@ func dprLossChild(ctx context.Context, sp ddpSpec, ds *Dataset, g *dist.Group) e
 	return nil
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// child is one rank's process.
-type child struct {
-	rank    int
-	cmd     *exec.Cmd
-	out     strings.Builder
-	done    chan struct{}
-	err     error
-	ended   time.Time
-	elapsed time.Duration
-}
-
-// launch starts world ranks of sp (world 1: no launcher environment).
-func launch(t *testing.T, sp ddpSpec, world int) []*child {
+// launch runs world ranks of sp (world 1: no launcher environment) to
+// their end.
+func launch(t *testing.T, sp ddpSpec, world int) []*proctest.Proc {
 	t.Helper()
 	if sp.Timeout == 0 {
 		sp.Timeout = time.Minute
@@ -281,77 +260,18 @@ func launch(t *testing.T, sp ddpSpec, world int) []*child {
 	if err := os.WriteFile(specPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var base []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
-			"TORCHELASTIC_RUN_ID", "RE2G_DIST_STORE_FILE", "RE2G_DIST_BACKEND", "RE2G_DIST_TIMEOUT", "GLOO_SOCKET_IFNAME":
-			continue
-		}
-		base = append(base, kv)
-	}
-	base = append(base, "RE2G_TRAIN_CHILD="+specPath, "OMP_NUM_THREADS=1")
-	port := strconv.Itoa(freePort(t))
-	var cs []*child
-	for r := 0; r < world; r++ {
-		c := &child{rank: r, done: make(chan struct{})}
-		c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		c.cmd.Env = base
-		if world > 1 {
-			c.cmd.Env = append(slices.Clone(base), "RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(world),
-				"LOCAL_RANK="+strconv.Itoa(r), "LOCAL_WORLD_SIZE="+strconv.Itoa(world), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+port)
-		}
-		pipe, err := c.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.cmd.Stderr = c.cmd.Stdout
-		t0 := time.Now()
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			sc := bufio.NewScanner(pipe)
-			sc.Buffer(make([]byte, 1<<16), 1<<22)
-			for sc.Scan() {
-				c.out.WriteString(sc.Text() + "\n")
-			}
-			c.err = c.cmd.Wait()
-			c.ended = time.Now()
-			c.elapsed = c.ended.Sub(t0)
-			close(c.done)
-		}()
-		cs = append(cs, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range cs {
-			c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	timer := time.NewTimer(5 * time.Minute)
-	defer timer.Stop()
-	for _, c := range cs {
-		select {
-		case <-c.done:
-		case <-timer.C:
-			for _, d := range cs {
-				t.Logf("rank %d:\n%s", d.rank, d.out.String())
-			}
-			t.Fatalf("rank %d still running after 5 minutes: a hang", c.rank)
-		}
-	}
+	cs := proctest.Start(t, proctest.Job{World: world, Env: []string{"RE2G_TRAIN_CHILD=" + specPath, "OMP_NUM_THREADS=1"}})
+	proctest.Wait(t, cs, 5*time.Minute)
 	return cs
 }
 
 // mustPass requires every rank to have finished.
-func mustPass(t *testing.T, what string, cs []*child) {
+func mustPass(t *testing.T, what string, cs []*proctest.Proc) {
 	t.Helper()
 	failed := false
 	for _, c := range cs {
-		if c.err != nil || !strings.Contains(c.out.String(), "DONE") {
-			t.Errorf("%s: rank %d of %d: %v\n%s", what, c.rank, len(cs), c.err, c.out.String())
+		if c.Err() != nil || !strings.Contains(c.Output(), "DONE") {
+			t.Errorf("%s: rank %d of %d: %v\n%s", what, c.Rank, len(cs), c.Err(), c.Output())
 			failed = true
 		}
 	}
@@ -711,18 +631,18 @@ func TestDataParallel(t *testing.T) {
 			cs := launch(t, sp, 2)
 			dead, alive := cs[victim], cs[1-victim]
 			var ee *exec.ExitError
-			if dead.err == nil || !strings.Contains(dead.err.Error(), "killed") {
-				t.Fatalf("rank %d was not killed: %v\n%s", victim, dead.err, dead.out.String())
+			if dead.Err() == nil || !strings.Contains(dead.Err().Error(), "killed") {
+				t.Fatalf("rank %d was not killed: %v\n%s", victim, dead.Err(), dead.Output())
 			}
-			if alive.err == nil || !errors.As(alive.err, &ee) || ee.ExitCode() == 0 {
-				t.Fatalf("rank %d went on after rank %d was killed: %v\n%s", 1-victim, victim, alive.err, alive.out.String())
+			if alive.Err() == nil || !errors.As(alive.Err(), &ee) || ee.ExitCode() == 0 {
+				t.Fatalf("rank %d went on after rank %d was killed: %v\n%s", 1-victim, victim, alive.Err(), alive.Output())
 			}
-			msg := alive.out.String()
+			msg := alive.Output()
 			if !strings.Contains(msg, "dist: ") || !strings.Contains(msg, fmt.Sprintf("on rank %d of 2", 1-victim)) {
 				t.Errorf("rank %d's error names no operation and rank:\n%s", 1-victim, msg)
 			}
 			t.Logf("rank %d killed (SIGKILL) after update 3; rank %d exited %d %v later: %s", victim, 1-victim, ee.ExitCode(),
-				alive.ended.Sub(dead.ended).Round(time.Millisecond), lastLine(msg))
+				alive.Ended().Sub(dead.Ended()).Round(time.Millisecond), lastLine(msg))
 			// Nothing half-written: rank 0's checkpoint (update 2) loads.
 			var st State
 			b, err := os.ReadFile(filepath.Join(sp.Out, "stage1", "checkpoint", "state.json"))
@@ -752,8 +672,8 @@ func TestDataParallel(t *testing.T) {
 			// A different world size is refused.
 			sp.Trace = filepath.Join(t.TempDir(), "trace-%d.jsonl")
 			one := launch(t, sp, 1)
-			if one[0].err == nil || !strings.Contains(one[0].out.String(), "written by a run of 2 rank(s); this run has 1") {
-				t.Errorf("resume on 1 rank of a 2-rank checkpoint: %v\n%s", one[0].err, one[0].out.String())
+			if one[0].Err() == nil || !strings.Contains(one[0].Output(), "written by a run of 2 rank(s); this run has 1") {
+				t.Errorf("resume on 1 rank of a 2-rank checkpoint: %v\n%s", one[0].Err(), one[0].Output())
 			}
 		}
 	})
