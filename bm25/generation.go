@@ -15,6 +15,7 @@ import (
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
+	index "github.com/blevesearch/bleve_index_api"
 
 	"github.com/re2g/re2g/data"
 )
@@ -121,46 +122,21 @@ func OpenUpdate(ctx context.Context, dir string) (*Index, error) {
 // caller's store has it), which must be the title and text indexed. Ids not
 // in the index are skipped; it returns how many were removed.
 func (ix *Index) DeletePassages(ctx context.Context, ps []data.Passage) (int, error) {
-	if ix.readOnly {
-		return 0, ErrReadOnly
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
 	}
-	ix.wmu.Lock()
-	defer ix.wmu.Unlock()
-	r, err := ix.adv.Reader()
-	if err != nil {
-		return 0, fmt.Errorf("bm25: %w", err)
-	}
-	defer r.Close()
-	delta := map[string]fieldStats{}
-	b := ix.bi.NewBatch()
-	n := 0
-	done := map[string]bool{}
-	for _, p := range ps {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if done[p.ID] {
-			continue
-		}
-		done[p.ID] = true
-		iid, err := r.InternalID(p.ID)
+	return ix.deleteIDs(ctx, ids, func(r index.IndexReader, i int, delta map[string]fieldStats) (bool, error) {
+		iid, err := r.InternalID(ps[i].ID)
 		if err != nil {
-			return 0, fmt.Errorf("bm25: passage %s: %w", p.ID, err)
+			return false, fmt.Errorf("bm25: passage %s: %w", ps[i].ID, err)
 		}
 		if iid == nil {
-			continue
+			return false, nil
 		}
-		ix.subtract(p, delta)
-		b.Delete(p.ID)
-		n++
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	if err := ix.bi.Batch(b); err != nil {
-		return 0, fmt.Errorf("bm25: delete: %w", err)
-	}
-	return n, ix.commitStats(delta)
+		ix.subtract(ps[i], delta)
+		return true, nil
+	})
 }
 
 // openWith opens dir's bleve index with a runtime configuration (for

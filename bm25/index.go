@@ -615,6 +615,16 @@ func (ix *Index) commitStats(delta map[string]fieldStats) error {
 // Delete removes passages by id; ids not in the index are ignored. It
 // returns how many were removed.
 func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
+	return ix.deleteIDs(ctx, ids, func(r index.IndexReader, i int, delta map[string]fieldStats) (bool, error) {
+		return ix.subtractOld(r, ids[i], delta)
+	})
+}
+
+// deleteIDs removes the passages with the given ids in one batch, each id
+// once; subtract takes the i-th one's lengths from delta and says whether
+// it is in the index (those not are skipped). It returns how many were
+// removed.
+func (ix *Index) deleteIDs(ctx context.Context, ids []string, subtract func(r index.IndexReader, i int, delta map[string]fieldStats) (bool, error)) (int, error) {
 	if ix.readOnly {
 		return 0, ErrReadOnly
 	}
@@ -629,7 +639,7 @@ func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
 	b := ix.bi.NewBatch()
 	n := 0
 	done := map[string]bool{}
-	for _, id := range ids {
+	for i, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
@@ -637,7 +647,7 @@ func (ix *Index) Delete(ctx context.Context, ids []string) (int, error) {
 			continue
 		}
 		done[id] = true
-		ok, err := ix.subtractOld(r, id, delta)
+		ok, err := subtract(r, i, delta)
 		if err != nil {
 			return 0, err
 		}
