@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/dense"
 	"github.com/re2g/re2g/indexdir"
+	"github.com/re2g/re2g/internal/proctest"
 	"github.com/re2g/re2g/internal/tinymodels"
 	"github.com/re2g/re2g/neural"
 )
@@ -101,38 +101,21 @@ func (f distFixture) index(out string, extra ...string) []string {
 		"--threads", "1", "--chunk", "32", "--batch-size", "8", "--max-length", "128"}, extra...)
 }
 
-func freeTCPPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
 // startRanks starts a job of world ranks of re2g on 127.0.0.1, as a
 // launcher would (RANK, WORLD_SIZE, MASTER_ADDR, …), rank r with args(r).
-func startRanks(t *testing.T, world int, args func(r int) []string) []*proc {
+func startRanks(t *testing.T, world int, args func(r int) []string) []*proctest.Proc {
 	t.Helper()
-	port := freeTCPPort(t)
-	var ps []*proc
-	for r := range world {
-		env := []string{"RE2G_MAIN=1", "RANK=" + strconv.Itoa(r), "WORLD_SIZE=" + strconv.Itoa(world),
-			"LOCAL_RANK=" + strconv.Itoa(r), "LOCAL_WORLD_SIZE=" + strconv.Itoa(world),
-			"MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port, "GLOO_SOCKET_IFNAME=", "RE2G_DIST_BACKEND=", "RE2G_DIST_TIMEOUT="}
-		ps = append(ps, startEnv(t, env, args(r)...))
-	}
-	return ps
+	return proctest.Start(t, proctest.Job{World: world, Args: args, Env: []string{"RE2G_MAIN=1"}})
 }
 
 // runRanks runs a job to its end and returns each rank's exit code.
-func runRanks(t *testing.T, world int, args func(r int) []string) ([]int, []*proc) {
+func runRanks(t *testing.T, world int, args func(r int) []string) ([]int, []*proctest.Proc) {
 	t.Helper()
 	ps := startRanks(t, world, args)
+	proctest.Wait(t, ps, 5*time.Minute)
 	codes := make([]int, world)
 	for r, p := range ps {
-		codes[r] = p.wait(t, 5*time.Minute)
+		codes[r] = p.ExitCode()
 	}
 	return codes, ps
 }
@@ -148,12 +131,12 @@ func buildOne(t *testing.T, args []string) {
 }
 
 // buildRanks builds with world ranks, every one of which must succeed.
-func buildRanks(t *testing.T, world int, args []string) []*proc {
+func buildRanks(t *testing.T, world int, args []string) []*proctest.Proc {
 	t.Helper()
 	codes, ps := runRanks(t, world, same(args))
 	for r, c := range codes {
 		if c != 0 {
-			t.Fatalf("rank %d of %d: exit %d\n%s", r, world, c, ps[r].output())
+			t.Fatalf("rank %d of %d: exit %d\n%s", r, world, c, ps[r].Output())
 		}
 	}
 	return ps
@@ -301,7 +284,7 @@ func TestDistributedIndexEqualsOneProcess(t *testing.T) {
 	hits := sameIndex(t, f, one, two)
 	// rank 1 logs with its rank and shows no progress; rank 0 shows the
 	// job's and sums up
-	r0, r1 := ps[0].output(), ps[1].output()
+	r0, r1 := ps[0].Output(), ps[1].Output()
 	if !strings.Contains(r1, `msg="chunks encoded" rank=1`) || strings.Contains(r1, "progress") || strings.Contains(r1, "indexed") {
 		t.Errorf("rank 1's output:\n%s", r1)
 	}
@@ -330,7 +313,7 @@ func TestDistributedIndexEqualsOneProcess(t *testing.T) {
 }
 
 // waitChunk waits until rank's vector store under out holds a chunk.
-func waitChunk(t *testing.T, out string, rank int, p *proc) {
+func waitChunk(t *testing.T, out string, rank int, p *proctest.Proc) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -338,12 +321,12 @@ func waitChunk(t *testing.T, out string, rank int, p *proc) {
 			return
 		}
 		select {
-		case err := <-p.done:
-			t.Fatalf("rank %d ended before its first chunk: %v\n%s", rank, err, p.output())
+		case <-p.Done():
+			t.Fatalf("rank %d ended before its first chunk: %v\n%s", rank, p.Err(), p.Output())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("rank %d stored no chunk in 2 minutes:\n%s", rank, p.output())
+	t.Fatalf("rank %d stored no chunk in 2 minutes:\n%s", rank, p.Output())
 }
 
 // unfinished checks that dir holds an unfinished build that does not open.
@@ -373,10 +356,10 @@ func TestDistributedIndexKillAndResume(t *testing.T) {
 	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
 	waitChunk(t, out, 1, ps[1])
 	killed := time.Now()
-	ps[1].cmd.Process.Signal(syscall.SIGKILL)
-	code := ps[0].wait(t, 2*time.Minute)
+	ps[1].Cmd.Process.Signal(syscall.SIGKILL)
+	code := ps[0].Wait(t, 2*time.Minute)
 	took := time.Since(killed)
-	msg := ps[0].output()
+	msg := ps[0].Output()
 	if code == 0 || !strings.Contains(msg, "re2g: index: rank 1 of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank 0 of 2") {
 		t.Fatalf("rank 0 after rank 1 was killed: exit %d\n%s", code, msg)
 	}
@@ -395,13 +378,13 @@ func TestDistributedIndexKillAndResume(t *testing.T) {
 		t.Errorf("world_size %d after resuming on 3 ranks", ws)
 	}
 	var encoded int
-	for _, l := range strings.Split(ps[0].output(), "\n") {
+	for _, l := range strings.Split(ps[0].Output(), "\n") {
 		if strings.Contains(l, `msg="every rank's chunks encoded"`) {
 			fmt.Sscanf(l[strings.Index(l, "passages=")+len("passages="):], "%d", &encoded)
 		}
 	}
 	if encoded <= 0 || encoded >= f.passages {
-		t.Errorf("the resumed job encoded %d passages of %d, want only those the killed one had not stored:\n%s", encoded, f.passages, ps[0].output())
+		t.Errorf("the resumed job encoded %d passages of %d, want only those the killed one had not stored:\n%s", encoded, f.passages, ps[0].Output())
 	}
 	if l := leftovers(t, out); len(l) > 0 {
 		t.Errorf("the resumed build left %v", l)
@@ -422,10 +405,10 @@ func TestDistributedIndexRank0Killed(t *testing.T) {
 	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
 	waitChunk(t, out, 1, ps[1])
 	killed := time.Now()
-	ps[0].cmd.Process.Signal(syscall.SIGKILL)
-	code := ps[1].wait(t, 2*time.Minute)
+	ps[0].Cmd.Process.Signal(syscall.SIGKILL)
+	code := ps[1].Wait(t, 2*time.Minute)
 	took := time.Since(killed)
-	msg := ps[1].output()
+	msg := ps[1].Output()
 	if code == 0 || !strings.Contains(msg, "re2g: index: rank 0 of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank 1 of 2") {
 		t.Fatalf("rank 1 after rank 0 was killed: exit %d\n%s", code, msg)
 	}
@@ -457,32 +440,32 @@ func TestDistributedIndexHoldsTheLock(t *testing.T) {
 	buildOne(t, f.index(one))
 	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "25s")))
 	waitChunk(t, out, 1, ps[1])
-	ps[1].cmd.Process.Signal(syscall.SIGSTOP) // rank 1 hangs; the job holds the directory
+	ps[1].Cmd.Process.Signal(syscall.SIGSTOP) // rank 1 hangs; the job holds the directory
 	stopped := time.Now()
-	pid := strconv.Itoa(ps[0].cmd.Process.Pid)
+	pid := strconv.Itoa(ps[0].Cmd.Process.Pid)
 	code, msg := re2g(t, f.index(out, "--resume", "--lock-timeout", "0")...)
 	if code != 1 || !strings.Contains(msg, "is in use by PID "+pid) {
 		t.Errorf("a plain re2g index on the job's directory: exit %d\n%s", code, msg)
 	}
 	codes, second := runRanks(t, 2, same(f.index(out, "--resume", "--lock-timeout", "0")))
 	for r, c := range codes {
-		if c == 0 || !strings.Contains(second[r].output(), "in use by PID "+pid) {
-			t.Errorf("a second job, rank %d: exit %d\n%s", r, c, second[r].output())
+		if c == 0 || !strings.Contains(second[r].Output(), "in use by PID "+pid) {
+			t.Errorf("a second job, rank %d: exit %d\n%s", r, c, second[r].Output())
 		}
 	}
-	if !strings.Contains(second[1].output(), "re2g: index: rank 0 of 2 failed: index "+out+" is in use by PID "+pid) {
-		t.Errorf("the second job's rank 1 does not give rank 0's error:\n%s", second[1].output())
+	if !strings.Contains(second[1].Output(), "re2g: index: rank 0 of 2 failed: index "+out+" is in use by PID "+pid) {
+		t.Errorf("the second job's rank 1 does not give rank 0's error:\n%s", second[1].Output())
 	}
-	code = ps[0].wait(t, 2*time.Minute)
+	code = ps[0].Wait(t, 2*time.Minute)
 	took := time.Since(stopped)
-	if code == 0 || !strings.Contains(ps[0].output(), "rank 1 of the job stopped answering for 25s (it hangs, or its machine is gone)") {
-		t.Errorf("rank 0 with rank 1 stopped: exit %d\n%s", code, ps[0].output())
+	if code == 0 || !strings.Contains(ps[0].Output(), "rank 1 of the job stopped answering for 25s (it hangs, or its machine is gone)") {
+		t.Errorf("rank 0 with rank 1 stopped: exit %d\n%s", code, ps[0].Output())
 	}
 	if took < 20*time.Second || took > 90*time.Second {
 		t.Errorf("rank 0 stopped %v after rank 1 hung, with --dist-timeout 25s", took)
 	}
-	t.Logf("rank 0 exited %d %v after rank 1 hung: %s", code, took.Round(time.Millisecond), lastLine(ps[0].output()))
-	ps[1].cmd.Process.Kill()
+	t.Logf("rank 0 exited %d %v after rank 1 hung: %s", code, took.Round(time.Millisecond), lastLine(ps[0].Output()))
+	ps[1].Cmd.Process.Kill()
 	unfinished(t, out)
 	buildOne(t, f.index(out, "--resume"))
 	if ws := worldSize(t, out); ws != 0 {
@@ -508,11 +491,11 @@ func TestDistributedIndexNeedsASharedDirectory(t *testing.T) {
 	})
 	t.Logf("both ranks ended in %v", time.Since(start).Round(time.Millisecond))
 	want := "is not the directory rank 0 builds in (rank 0's job file " + filepath.Join(dir, "rank1", ".job") + ": open " + filepath.Join(dir, "rank1", ".job") + ": no such file or directory)"
-	if codes[1] == 0 || !strings.Contains(ps[1].output(), want) || !strings.Contains(ps[1].output(), "every rank sees (one machine, or a shared file system)") {
-		t.Errorf("rank 1: exit %d\n%s", codes[1], ps[1].output())
+	if codes[1] == 0 || !strings.Contains(ps[1].Output(), want) || !strings.Contains(ps[1].Output(), "every rank sees (one machine, or a shared file system)") {
+		t.Errorf("rank 1: exit %d\n%s", codes[1], ps[1].Output())
 	}
-	if codes[0] == 0 || !strings.Contains(ps[0].output(), "re2g: index: rank 1 of 2 failed: "+filepath.Join(dir, "rank1")+" on rank 1 "+want) {
-		t.Errorf("rank 0: exit %d\n%s", codes[0], ps[0].output())
+	if codes[0] == 0 || !strings.Contains(ps[0].Output(), "re2g: index: rank 1 of 2 failed: "+filepath.Join(dir, "rank1")+" on rank 1 "+want) {
+		t.Errorf("rank 0: exit %d\n%s", codes[0], ps[0].Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rank1")); err == nil {
 		t.Error("rank 1 made its --out")
@@ -526,8 +509,8 @@ func TestDistributedIndexNeedsASharedDirectory(t *testing.T) {
 	} {
 		codes, ps := runRanks(t, 2, same(c.args))
 		for r := range codes {
-			if codes[r] != 1 || !strings.Contains(ps[r].output(), c.want) {
-				t.Errorf("%v, rank %d: exit %d\n%s", c.args, r, codes[r], ps[r].output())
+			if codes[r] != 1 || !strings.Contains(ps[r].Output(), c.want) {
+				t.Errorf("%v, rank %d: exit %d\n%s", c.args, r, codes[r], ps[r].Output())
 			}
 		}
 	}

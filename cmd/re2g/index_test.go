@@ -31,17 +31,11 @@ type proc struct {
 // start runs the test binary as re2g with args (or with env as a helper).
 func start(t *testing.T, env string, args ...string) *proc {
 	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
 	if env == "" {
 		env = "RE2G_MAIN=1"
 	}
-	return startEnv(t, []string{env}, args...)
-}
-
-// startEnv runs the test binary with args and env added to the environment.
-func startEnv(t *testing.T, env []string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), env)
 	p := &proc{cmd: cmd, more: make(chan struct{}, 1), done: make(chan error, 1)}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
