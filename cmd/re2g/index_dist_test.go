@@ -344,6 +344,30 @@ func unfinished(t *testing.T, dir string) {
 	}
 }
 
+// killRank starts a 2-rank build of out (--dist-timeout 60s), kills rank
+// victim (SIGKILL) once rank 1 has stored a chunk, and checks that the
+// other rank stops at once, saying so, and leaves an unfinished build.
+func killRank(t *testing.T, f distFixture, out string, victim int) {
+	t.Helper()
+	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
+	waitChunk(t, out, 1, ps[1])
+	killed := time.Now()
+	ps[victim].Cmd.Process.Signal(syscall.SIGKILL)
+	other := 1 - victim
+	code := ps[other].Wait(t, 2*time.Minute)
+	took := time.Since(killed)
+	msg := ps[other].Output()
+	want := fmt.Sprintf("re2g: index: rank %d of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank %d of 2", victim, other)
+	if code == 0 || !strings.Contains(msg, want) {
+		t.Fatalf("rank %d after rank %d was killed: exit %d\n%s", other, victim, code, msg)
+	}
+	if took > 20*time.Second {
+		t.Errorf("rank %d took %v to stop", other, took)
+	}
+	t.Logf("rank %d exited %d %v after the kill: %s", other, code, took.Round(time.Millisecond), lastLine(msg))
+	unfinished(t, out)
+}
+
 // TestDistributedIndexKillAndResume: rank 1 killed (SIGKILL) in the middle
 // of encoding makes rank 0 exit non-zero at once (long before the 60 s
 // --dist-timeout) saying so; rerunning with --resume on 3 ranks encodes only
@@ -353,27 +377,13 @@ func TestDistributedIndexKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	one, out := filepath.Join(dir, "one"), filepath.Join(dir, "killed")
 	buildOne(t, f.index(one))
-	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
-	waitChunk(t, out, 1, ps[1])
-	killed := time.Now()
-	ps[1].Cmd.Process.Signal(syscall.SIGKILL)
-	code := ps[0].Wait(t, 2*time.Minute)
-	took := time.Since(killed)
-	msg := ps[0].Output()
-	if code == 0 || !strings.Contains(msg, "re2g: index: rank 1 of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank 0 of 2") {
-		t.Fatalf("rank 0 after rank 1 was killed: exit %d\n%s", code, msg)
-	}
-	if took > 20*time.Second {
-		t.Errorf("rank 0 took %v to stop", took)
-	}
-	t.Logf("rank 0 exited %d %v after the kill: %s", code, took.Round(time.Millisecond), lastLine(msg))
-	unfinished(t, out)
+	killRank(t, f, out, 1)
 	for _, name := range []string{".lock", ".job"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err == nil {
 			t.Errorf("rank 0 left %s", name)
 		}
 	}
-	ps = buildRanks(t, 3, f.index(out, "--resume"))
+	ps := buildRanks(t, 3, f.index(out, "--resume"))
 	if ws := worldSize(t, out); ws != 3 {
 		t.Errorf("world_size %d after resuming on 3 ranks", ws)
 	}
@@ -402,21 +412,7 @@ func TestDistributedIndexRank0Killed(t *testing.T) {
 	dir := t.TempDir()
 	one, out := filepath.Join(dir, "one"), filepath.Join(dir, "killed")
 	buildOne(t, f.index(one))
-	ps := startRanks(t, 2, same(f.index(out, "--dist-timeout", "60s")))
-	waitChunk(t, out, 1, ps[1])
-	killed := time.Now()
-	ps[0].Cmd.Process.Signal(syscall.SIGKILL)
-	code := ps[1].Wait(t, 2*time.Minute)
-	took := time.Since(killed)
-	msg := ps[1].Output()
-	if code == 0 || !strings.Contains(msg, "re2g: index: rank 0 of the job went away (it exited or was killed): every rank stops; rerun with --resume to continue: dist: all_reduce on rank 1 of 2") {
-		t.Fatalf("rank 1 after rank 0 was killed: exit %d\n%s", code, msg)
-	}
-	if took > 20*time.Second {
-		t.Errorf("rank 1 took %v to stop", took)
-	}
-	t.Logf("rank 1 exited %d %v after the kill: %s", code, took.Round(time.Millisecond), lastLine(msg))
-	unfinished(t, out)
+	killRank(t, f, out, 0)
 	buildRanks(t, 2, f.index(out, "--resume"))
 	if l := leftovers(t, out); len(l) > 0 {
 		t.Errorf("the resumed build left %v", l)
