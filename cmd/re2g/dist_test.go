@@ -1,14 +1,16 @@
 package main
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/re2g/re2g/internal/proctest"
 )
 
 // torchrun is Debian's torch.distributed.run (torch 1.13), or a skip.
@@ -18,18 +20,22 @@ func torchrun(t *testing.T) []string {
 	if out, err := exec.Command(py, "-c", "import torch.distributed.run").CombinedOutput(); err != nil {
 		t.Skipf("%s cannot import torch.distributed.run (install python3-torch): %v %s", py, err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	// 1.13 spells it --no_python (2.x takes --no-python too); on Python 3.11
 	// it fails with "'NoneType' object has no attribute 'get'" unless -r and
 	// -t are given as mappings.
 	return []string{py, "-m", "torch.distributed.run", "--no_python", "--nproc_per_node", "2",
-		"--master_addr", "127.0.0.1", "--master_port", strconv.Itoa(port),
+		"--master_addr", "127.0.0.1", "--master_port", strconv.Itoa(proctest.FreePort(t)),
 		"--log_dir", filepath.Join(t.TempDir(), "logs"), "-r", "0:1,1:1", "-t", "0:1,1:1"}
+}
+
+// runTorchrun runs the test binary as re2g with args on every rank of
+// launcher (torchrun's command line), env added to their environment, and
+// returns the output of torchrun and the ranks.
+func runTorchrun(launcher, env []string, args ...string) ([]byte, error) {
+	argv := append(slices.Clone(launcher), append([]string{os.Args[0]}, args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "RE2G_MAIN=1"), env...)
+	return cmd.CombinedOutput()
 }
 
 // TestDistCheckUnderTorchrun runs `re2g dist check` as torchrun runs it:
@@ -38,11 +44,9 @@ func TestDistCheckUnderTorchrun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process")
 	}
-	args := append(torchrun(t), os.Args[0], "dist", "check", "--size-mb", "4", "--iters", "2", "--timeout", "60s")
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "RE2G_MAIN=1", "RE2G_DIST_BACKEND=")
+	launcher := torchrun(t)
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	out, err := runTorchrun(launcher, []string{"RE2G_DIST_BACKEND="}, "dist", "check", "--size-mb", "4", "--iters", "2", "--timeout", "60s")
 	if err != nil {
 		t.Fatalf("torchrun: %v\n%s", err, out)
 	}
@@ -62,10 +66,7 @@ func TestDistCheckUnderTorchrun(t *testing.T) {
 	t.Logf("%v\n%s", time.Since(start).Round(time.Millisecond), out)
 
 	// A launch that cannot work fails on every rank, and torchrun with it.
-	args = append(torchrun(t), os.Args[0], "dist", "check", "--backend", "nccl")
-	cmd = exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "RE2G_MAIN=1")
-	out, err = cmd.CombinedOutput()
+	out, err = runTorchrun(torchrun(t), nil, "dist", "check", "--backend", "nccl")
 	if err == nil || !strings.Contains(string(out), "the nccl backend needs a CUDA device") {
 		t.Errorf("dist check --backend nccl on the CPU: %v\n%s", err, out)
 	}

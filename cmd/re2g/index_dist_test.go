@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -295,10 +294,7 @@ func TestDistributedIndexEqualsOneProcess(t *testing.T) {
 	t.Logf("2 ranks: %d hits of 100 queries identical to one process's; files byte-equal", hits)
 
 	// The same under torchrun.
-	args := append(torchrun(t), append([]string{os.Args[0]}, f.index(filepath.Join(dir, "torchrun"))...)...)
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "RE2G_MAIN=1", "RE2G_DIST_BACKEND=", "RE2G_DIST_TIMEOUT=")
-	out, err := cmd.CombinedOutput()
+	out, err := runTorchrun(torchrun(t), []string{"RE2G_DIST_BACKEND=", "RE2G_DIST_TIMEOUT="}, f.index(filepath.Join(dir, "torchrun"))...)
 	if err != nil {
 		t.Fatalf("torchrun: %v\n%s", err, out)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -131,10 +130,8 @@ func TestTrainAllUnderTorchrun(t *testing.T) {
 	t.Logf("one process: %v", time.Since(t0).Round(time.Millisecond))
 
 	t0 = time.Now()
-	cmdArgs := append(launcher, append([]string{os.Args[0], "train", "all", "--out", two, "--trace", filepath.Join(two, "trace")}, args...)...)
-	cmd := exec.Command(cmdArgs[0], cmdArgs[1:]...)
-	cmd.Env = append(os.Environ(), "RE2G_MAIN=1", "RE2G_DIST_BACKEND=", "RE2G_DIST_TIMEOUT=")
-	b, err := cmd.CombinedOutput()
+	b, err := runTorchrun(launcher, []string{"RE2G_DIST_BACKEND=", "RE2G_DIST_TIMEOUT="},
+		append([]string{"train", "all", "--out", two, "--trace", filepath.Join(two, "trace")}, args...)...)
 	if err != nil {
 		t.Fatalf("torchrun re2g train all: %v\n%s", err, b)
 	}
