@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/re2g/re2g/internal/fixturedir"
 	"github.com/re2g/re2g/internal/proctest"
 	"github.com/re2g/re2g/torch"
 	"github.com/re2g/re2g/torch/dist"
@@ -303,30 +304,7 @@ func readTrace(t *testing.T, path string) []TraceRecord {
 // loadParams reads a checkpoint's tensors as float64.
 func loadParams(t *testing.T, ck string) map[string][]float64 {
 	t.Helper()
-	return loadTensors(t, filepath.Join(ck, "params.safetensors"))
-}
-
-// loadTensors reads a safetensors file as float64.
-func loadTensors(t *testing.T, path string) map[string][]float64 {
-	t.Helper()
-	f, err := torch.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := torch.NewScope()
-	defer s.Close()
-	out := map[string][]float64{}
-	for _, n := range f.Names() {
-		x, err := f.Load(s, n, torch.CPUDevice, torch.Float64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out[n], err = x.Float64s(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return fixturedir.Float64s(t, filepath.Join(ck, "params.safetensors"))
 }
 
 // maxDiff is the largest absolute difference between two checkpoints'
@@ -530,7 +508,7 @@ func TestDataParallel(t *testing.T) {
 			w    int
 		}{{"negatives", 2}, {"negatives", 3}, {"shared", 2}, {"shared", 3}, {"negatives-bf16", 2}, {"negatives-bf16", 3}} {
 			name := c.name
-			a, b := loadTensors(t, filepath.Join(outs[1], name+".safetensors")), loadTensors(t, filepath.Join(outs[c.w], name+".safetensors"))
+			a, b := fixturedir.Float64s(t, filepath.Join(outs[1], name+".safetensors")), fixturedir.Float64s(t, filepath.Join(outs[c.w], name+".safetensors"))
 			dl := math.Abs(a["loss"][0] - b["loss"][0])
 			dg, scale := 0.0, 0.0
 			for n, x := range a {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/re2g/re2g/internal/fixturedir"
 	"github.com/re2g/re2g/kilt"
-	"github.com/re2g/re2g/torch"
 	"github.com/re2g/re2g/train"
 )
 
@@ -84,28 +84,6 @@ func readTrace(t *testing.T, path string) []train.TraceRecord {
 	return out
 }
 
-func checkpointValues(t *testing.T, path string) map[string][]float64 {
-	t.Helper()
-	f, err := torch.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := torch.NewScope()
-	defer s.Close()
-	out := map[string][]float64{}
-	for _, n := range f.Names() {
-		x, err := f.Load(s, n, torch.CPUDevice, torch.Float64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out[n], err = x.Float64s(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 // TestTrainAllUnderTorchrun: `torchrun --no-python --nproc_per_node 2 re2g
 // train all …` (Debian's torchrun, Gloo) trains every phase as one process
 // does with the same global batch: the same micro-batches, each rank its
@@ -162,8 +140,8 @@ func TestTrainAllUnderTorchrun(t *testing.T) {
 		}
 	}
 	for _, ph := range []string{"dpr/stage1", "generator", "reranker", "e2e-distill"} {
-		a := checkpointValues(t, filepath.Join(one, ph, "checkpoint", "params.safetensors"))
-		c := checkpointValues(t, filepath.Join(two, ph, "checkpoint", "params.safetensors"))
+		a := fixturedir.Float64s(t, filepath.Join(one, ph, "checkpoint", "params.safetensors"))
+		c := fixturedir.Float64s(t, filepath.Join(two, ph, "checkpoint", "params.safetensors"))
 		d, skipped := 0.0, 0.0
 		for n, x := range a {
 			y := c[n]

@@ -1,6 +1,6 @@
 // Package fixturedir makes modified copies of model directory fixtures for
 // tests: a real checkpoint with its config.json edited, or with tensors
-// added, in a temporary directory.
+// added, in a temporary directory; and reads a checkpoint's tensors back.
 package fixturedir
 
 import (
@@ -79,6 +79,30 @@ func AddTensors(t testing.TB, path string, extra map[string]*torch.Tensor) {
 	if err := torch.SaveSafetensors(path, all, map[string]string{"format": "pt"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Float64s reads every tensor of the safetensors file path as float64
+// values, by name.
+func Float64s(t testing.TB, path string) map[string][]float64 {
+	t.Helper()
+	f, err := torch.OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	out := map[string][]float64{}
+	for _, n := range f.Names() {
+		x, err := f.Load(s, n, torch.CPUDevice, torch.Float64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[n], err = x.Float64s(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // WantErr fails t at once unless err is an error mentioning every one of
