@@ -45,6 +45,16 @@ type dprExample struct {
 	hasNeg   bool
 }
 
+// positive is q's example with its first gold passage and no negative.
+func (e *env) positive(q Question) (dprExample, error) {
+	pos, err := e.passage(q.Gold[0])
+	if err != nil {
+		return dprExample{}, fmt.Errorf("question %s: gold passage: %w", q.ID, err)
+	}
+	pos.ID = q.Gold[0]
+	return dprExample{q: q, pos: pos}, nil
+}
+
 // hardNegatives pairs each training question with its first gold passage
 // and a hard negative sampled (seeded by the question) from the first
 // NegativeDepth non-positives of ranked (BM25's or the dense index's), as
@@ -54,12 +64,10 @@ func (e *env) hardNegatives(qs []Question, ranked [][]pipeline.Hit, salt uint64)
 	out := make([]dprExample, len(qs))
 	none := 0
 	for i, q := range qs {
-		pos, err := e.passage(q.Gold[0])
-		if err != nil {
-			return nil, fmt.Errorf("question %s: gold passage: %w", q.ID, err)
+		var err error
+		if out[i], err = e.positive(q); err != nil {
+			return nil, err
 		}
-		pos.ID = q.Gold[0]
-		out[i] = dprExample{q: q, pos: pos}
 		var cands []pipeline.Hit
 		for _, h := range ranked[i] {
 			if !q.isGold(h.ID) {
@@ -121,12 +129,9 @@ func (e *env) sharedNegatives(ctx context.Context, qs []Question, rank func() ([
 	}
 	out := make([]dprExample, len(qs))
 	for i, q := range qs {
-		pos, err := e.passage(q.Gold[0])
-		if err != nil {
-			return nil, fmt.Errorf("question %s: gold passage: %w", q.ID, err)
+		if out[i], err = e.positive(q); err != nil {
+			return nil, err
 		}
-		pos.ID = q.Gold[0]
-		out[i] = dprExample{q: q, pos: pos}
 		if ids[i] == "" {
 			continue
 		}
