@@ -450,7 +450,22 @@ func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) 
 	if err != nil {
 		return err
 	}
-	bar := progress.NewTo(o.progressOut(), store.Len(), "indexing", "docs")
+	err = addBM25(ctx, ix, store, store.Len(), o.progressOut())
+	if err == nil {
+		err = ix.Optimize(ctx)
+	}
+	if err != nil {
+		ix.Close()
+		return err
+	}
+	return ix.Close()
+}
+
+// addBM25 adds the store's first n passages to ix, one bleve batch at a
+// time, with a progress bar on w.
+func addBM25(ctx context.Context, ix *bm25.Index, store *pstore.Store, n int, w io.Writer) error {
+	bar := progress.NewTo(w, n, "indexing", "docs")
+	defer bar.Finish()
 	batch := make([]data.Passage, 0, bm25Batch)
 	flush := func() error {
 		if err := ix.Add(ctx, batch, nil); err != nil {
@@ -461,7 +476,7 @@ func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) 
 		batch = batch[:0]
 		return nil
 	}
-	err = store.Scan(ctx, 0, store.Len(), func(p Passage) error {
+	err := store.Scan(ctx, 0, n, func(p Passage) error {
 		batch = append(batch, p.DataPassage())
 		if len(batch) == cap(batch) {
 			return flush()
@@ -471,15 +486,7 @@ func buildBM25(ctx context.Context, dir string, store *pstore.Store, o Options) 
 	if err == nil && len(batch) > 0 {
 		err = flush()
 	}
-	bar.Finish()
-	if err == nil {
-		err = ix.Optimize(ctx)
-	}
-	if err != nil {
-		ix.Close()
-		return err
-	}
-	return ix.Close()
+	return err
 }
 
 func chunkName(c int) string { return fmt.Sprintf("chunk-%06d", c) }

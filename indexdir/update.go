@@ -600,28 +600,7 @@ func Add(ctx context.Context, dir, corpusPath string, o UpdateOptions) (_ *Manif
 			return nil, err
 		}
 	}
-	bar := progress.NewTo(o.progressOut(), n, "indexing", "docs")
-	batch := make([]data.Passage, 0, bm25Batch)
-	flush := func() error {
-		if err := bm.Add(ctx, batch, nil); err != nil {
-			return err
-		}
-		bar.Add(len(batch))
-		clear(batch)
-		batch = batch[:0]
-		return nil
-	}
-	err = store.Scan(ctx, 0, n, func(p Passage) error {
-		batch = append(batch, p.DataPassage())
-		if len(batch) == cap(batch) {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil && len(batch) > 0 {
-		err = flush()
-	}
-	bar.Finish()
+	err = addBM25(ctx, bm, store, n, o.progressOut())
 	if err == nil {
 		err = bm.Close()
 	}
