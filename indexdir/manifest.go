@@ -134,33 +134,49 @@ const sumKey = `"manifest_sha256": "`
 // covers: all but the manifest itself, the build's progress file, and names
 // starting with a dot (the lock, temporary files).
 func indexFiles(ctx context.Context, dir string) ([]FileSum, error) {
+	out, err := sumFiles(ctx, dir, dir, func(rel string, d fs.DirEntry) bool {
+		return strings.HasPrefix(d.Name(), ".") || (!d.IsDir() && (rel == manifestFile || rel == progressFile))
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: checksums: %w", dir, err)
+	}
+	return out, nil
+}
+
+// sumFiles checksums the regular files under root, a directory in dir, as
+// the manifest records them (their paths relative to dir). It passes over
+// the entries skip names (a directory with all below it), and takes the
+// sum known gives a file, where it gives one, instead of reading the file.
+func sumFiles(ctx context.Context, dir, root string, skip func(rel string, d fs.DirEntry) bool, known func(rel, p string) (FileSum, bool)) ([]FileSum, error) {
 	var out []FileSum
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
 			return err
-		}
-		if p == dir {
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
 		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if d.IsDir() || rel == manifestFile || rel == progressFile {
+		switch {
+		case skip != nil && skip(rel, d):
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
-		}
-		if !d.Type().IsRegular() {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
 			return fmt.Errorf("%s: not a regular file", p)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if known != nil {
+			if f, ok := known(rel, p); ok {
+				out = append(out, f)
+				return nil
+			}
 		}
 		size, crc, err := checksum(p)
 		if err != nil {
@@ -169,10 +185,7 @@ func indexFiles(ctx context.Context, dir string) ([]FileSum, error) {
 		out = append(out, FileSum{Path: rel, Size: size, CRC32C: crc})
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("index %s: checksums: %w", dir, err)
-	}
-	return out, nil
+	return out, err
 }
 
 func checksum(path string) (int64, uint32, error) {

@@ -241,37 +241,18 @@ func (u *update) files(ctx context.Context, m *Manifest) ([]FileSum, error) {
 		}
 	}
 	oldBM25 := old.bm25Dir()
-	err := filepath.WalkDir(filepath.Join(u.dir, u.name), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(u.dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
-		}
+	sums, err := sumFiles(ctx, u.dir, filepath.Join(u.dir, u.name), nil, func(rel, p string) (FileSum, bool) {
 		if inner, ok := strings.CutPrefix(rel, m.bm25Dir()+"/"); ok && strings.HasSuffix(rel, ".zap") {
 			if f, ok := recorded[path.Join(oldBM25, inner)]; ok && sameFile(p, filepath.Join(u.dir, filepath.FromSlash(f.Path))) {
-				out = append(out, FileSum{Path: rel, Size: f.Size, CRC32C: f.CRC32C})
-				return nil
+				return FileSum{Path: rel, Size: f.Size, CRC32C: f.CRC32C}, true
 			}
 		}
-		size, crc, err := checksum(p)
-		if err != nil {
-			return err
-		}
-		out = append(out, FileSum{Path: rel, Size: size, CRC32C: crc})
-		return nil
+		return FileSum{}, false
 	})
 	if err != nil {
 		return nil, fmt.Errorf("index %s %s: checksums: %w", u.op, u.dir, err)
 	}
+	out = append(out, sums...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
