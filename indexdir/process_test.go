@@ -18,6 +18,7 @@ import (
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/internal/procstat"
+	"github.com/re2g/re2g/internal/proctest"
 	"github.com/re2g/re2g/neural"
 )
 
@@ -124,10 +125,14 @@ type helperProc struct {
 	out   *bufio.Reader
 }
 
+// helperCmd is the command that runs the helper mode with args.
+func helperCmd(mode string, args ...string) *exec.Cmd {
+	return proctest.Self("RE2G_HELPER="+mode, "RE2G_HELPER_ARGS="+strings.Join(args, " "))
+}
+
 func startHelper(t *testing.T, attr *syscall.SysProcAttr, mode string, args ...string) *helperProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RE2G_HELPER="+mode, "RE2G_HELPER_ARGS="+strings.Join(args, " "))
+	cmd := helperCmd(mode, args...)
 	cmd.SysProcAttr = attr
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -164,9 +164,7 @@ func runUpdate(ctx context.Context, op, dir, arg string, o UpdateOptions) error 
 // ended.
 func runHelperToEnd(t *testing.T, mode string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RE2G_HELPER="+mode, "RE2G_HELPER_ARGS="+strings.Join(args, " "))
-	out, err := cmd.CombinedOutput()
+	out, err := helperCmd(mode, args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -288,9 +286,7 @@ func TestKillAtEveryStep(t *testing.T) {
 				olds, news := 0, 0
 				for range 6 {
 					dir := dirtest.Copy(t, cur)
-					cmd := exec.Command(os.Args[0], "-test.run=^$")
-					cmd.Env = append(os.Environ(), "RE2G_HELPER=update",
-						"RE2G_HELPER_ARGS="+strings.Join([]string{op.op, dir, op.arg, encDir, "-"}, " "))
+					cmd := helperCmd("update", op.op, dir, op.arg, encDir, "-")
 					if err := cmd.Start(); err != nil {
 						t.Fatal(err)
 					}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/re2g/re2g/internal/proctest"
 )
 
 // TestMain lets the test binary act as a second process holding a lock:
@@ -40,8 +42,7 @@ func TestMain(m *testing.M) {
 // writer makes it release the lock and exit.
 func holder(t *testing.T, dir string) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "DIRLOCK_HOLD="+dir)
+	cmd := proctest.Self("DIRLOCK_HOLD=" + dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
