@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -213,11 +212,8 @@ func onlyNamedFiles(t *testing.T, dir string) {
 // Kills at random moments of an add do the same.
 func TestKillAtEveryStep(t *testing.T) {
 	ctx := context.Background()
-	encDir := ctxEncoderDir(t)
-	enc := loadEncoder(t, encDir, 0)
-	ps := squadPassages(t, 50)
-	cur := filepath.Join(t.TempDir(), "index")
-	build(t, kiltFile(t, ps[:30]), Options{Out: cur, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
+	cur, ps, o := updateIndex(t, 50, 30)
+	encDir := o.EncoderDir
 	changed := ps[7]
 	changed.Text = "Zanzibar quokka xylophone: a replaced passage."
 	ops := []struct{ op, arg string }{
@@ -226,7 +222,6 @@ func TestKillAtEveryStep(t *testing.T) {
 		{"delete", strings.Join([]string{ps[2].ID, ps[33].ID, ps[45].ID}, ",")},
 		{"compact", ""},
 	}
-	o := UpdateOptions{Encoder: enc, EncoderDir: encDir, Progress: io.Discard}
 	outer := t
 	for _, op := range ops {
 		t.Run(op.op, func(t *testing.T) {
@@ -323,11 +318,8 @@ func orDash(s string) string {
 // a generation's own root.bolt, and the writer writes a new generation).
 func TestReadersAnswerDuringUpdates(t *testing.T) {
 	ctx := context.Background()
-	encDir := ctxEncoderDir(t)
-	enc := loadEncoder(t, encDir, 0)
-	ps := squadPassages(t, 70)
-	dir := filepath.Join(t.TempDir(), "index")
-	build(t, kiltFile(t, ps[:30]), Options{Out: dir, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
+	dir, ps, o := updateIndex(t, 70, 30)
+	o.LockTimeout = time.Second
 	var readers []*helperProc
 	for _, mode := range []string{"reader", "reopener"} {
 		h := startHelper(t, nil, mode, dir)
@@ -336,7 +328,6 @@ func TestReadersAnswerDuringUpdates(t *testing.T) {
 		}
 		readers = append(readers, h)
 	}
-	o := UpdateOptions{Encoder: enc, EncoderDir: encDir, Progress: io.Discard, LockTimeout: time.Second}
 	var mu sync.Mutex
 	took := map[string]time.Duration{}
 	run := func(name string, f func() error) {

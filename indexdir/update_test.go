@@ -151,6 +151,27 @@ func without(ps []data.Passage, ids ...string) []data.Passage {
 	return out
 }
 
+// updateIndex builds, in a directory of its own, the index an update test
+// starts from: a dense index of the first k of n SQuAD passages. It returns
+// the directory, the passages, and options that update the index with the
+// context encoder that built it.
+func updateIndex(t *testing.T, n, k int) (string, []data.Passage, UpdateOptions) {
+	t.Helper()
+	encDir := ctxEncoderDir(t)
+	o := UpdateOptions{Encoder: loadEncoder(t, encDir, 0), EncoderDir: encDir, Progress: io.Discard}
+	ps := squadPassages(t, n)
+	dir := filepath.Join(t.TempDir(), "index")
+	buildWith(t, kiltFile(t, ps[:k]), dir, o)
+	return dir, ps, o
+}
+
+// buildWith builds a dense index (chunks of 8) of corpus in out with o's
+// encoder.
+func buildWith(t testing.TB, corpus, out string, o UpdateOptions) *Manifest {
+	t.Helper()
+	return build(t, corpus, Options{Out: out, Encoder: o.Encoder, EncoderDir: o.EncoderDir, Chunk: 8, Progress: io.Discard})
+}
+
 // TestAddDeleteCompactEqualsFreshBuild: passages added to an index (a
 // segment of their own) are found by BM25 and dense search; deleted ones
 // are found by neither, and every top 10 stays full; after each step BM25
@@ -160,19 +181,14 @@ func without(ps []data.Passage, ids ...string) []data.Passage {
 // build's, with no file of earlier generations left.
 func TestAddDeleteCompactEqualsFreshBuild(t *testing.T) {
 	ctx := context.Background()
-	encDir := ctxEncoderDir(t)
-	enc := loadEncoder(t, encDir, 0)
-	ps := squadPassages(t, 60)
+	dir, ps, o := updateIndex(t, 60, 40)
 	a, b := ps[:40], ps[40:]
-	dir := filepath.Join(t.TempDir(), "index")
-	build(t, kiltFile(t, a), Options{Out: dir, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
 	fresh := func(t *testing.T, ps []data.Passage) state {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "fresh")
-		build(t, kiltFile(t, ps), Options{Out: out, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
+		buildWith(t, kiltFile(t, ps), out, o)
 		return openState(t, out)
 	}
-	o := UpdateOptions{Encoder: enc, EncoderDir: encDir, Progress: io.Discard}
 
 	m, err := Add(ctx, dir, kiltFile(t, b), o)
 	if err != nil {
@@ -241,7 +257,7 @@ func TestAddDeleteCompactEqualsFreshBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuilt := filepath.Join(t.TempDir(), "rebuilt")
-	build(t, written, Options{Out: rebuilt, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
+	buildWith(t, written, rebuilt, o)
 	sameState(t, "rebuilt from WriteCorpus", openState(t, rebuilt), want)
 	if rix := open(t, rebuilt); !rix.HasPages() || rix.Page(live[0].ID) != "page-"+live[0].Title {
 		t.Fatal("WriteCorpus lost the pages")
@@ -279,12 +295,7 @@ func TestAddDeleteCompactEqualsFreshBuild(t *testing.T) {
 // why; Replace replaces; IgnoreMissing skips.
 func TestUpdateRefusals(t *testing.T) {
 	ctx := context.Background()
-	encDir := ctxEncoderDir(t)
-	enc := loadEncoder(t, encDir, 0)
-	ps := squadPassages(t, 40)
-	dir := filepath.Join(t.TempDir(), "index")
-	build(t, kiltFile(t, ps[:30]), Options{Out: dir, Encoder: enc, EncoderDir: encDir, Chunk: 8, Progress: io.Discard})
-	o := UpdateOptions{Encoder: enc, EncoderDir: encDir, Progress: io.Discard}
+	dir, ps, o := updateIndex(t, 40, 30)
 	before := fileState(t, dir)
 	unchanged := func(what string) {
 		t.Helper()
