@@ -64,6 +64,22 @@ func (g *Group) begin(ctx context.Context, op string) (deadline time.Time, byCtx
 	return deadline, byCtx, nil
 }
 
+// inPlace runs one collective whose result is in its own tensors: it takes
+// the group (begin), runs the work start starts to its end (run), and
+// frees it.
+func (g *Group) inPlace(ctx context.Context, op string, start func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err) error {
+	deadline, byCtx, err := g.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	w, err := g.run(ctx, op, deadline, byCtx, start)
+	if err == nil {
+		C.re2g_work_free(w)
+	}
+	return err
+}
+
 func msUntil(deadline time.Time) C.int64_t {
 	return C.int64_t(max(time.Until(deadline).Milliseconds(), 1))
 }
@@ -154,18 +170,9 @@ func (g *Group) AllReduce(ctx context.Context, op ReduceOp, ts ...*torch.Tensor)
 		}
 		return nil
 	}
-	deadline, byCtx, err := g.begin(ctx, "all_reduce")
-	if err != nil {
-		return err
-	}
-	defer g.mu.Unlock()
-	w, err := g.run(ctx, "all_reduce", deadline, byCtx, func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
+	return g.inPlace(ctx, "all_reduce", func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
 		return C.re2g_pg_allreduce(g.pg, &hs[0], C.int(len(hs)), C.int(op), C.int64_t(g.bucket), ms, w)
 	})
-	if err == nil {
-		C.re2g_work_free(w)
-	}
-	return err
 }
 
 // Broadcast overwrites each tensor, on every rank, with root's values.
@@ -180,18 +187,9 @@ func (g *Group) Broadcast(ctx context.Context, root int, ts ...*torch.Tensor) er
 	if g.single() {
 		return nil
 	}
-	deadline, byCtx, err := g.begin(ctx, "broadcast")
-	if err != nil {
-		return err
-	}
-	defer g.mu.Unlock()
-	w, err := g.run(ctx, "broadcast", deadline, byCtx, func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
+	return g.inPlace(ctx, "broadcast", func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
 		return C.re2g_pg_broadcast(g.pg, &hs[0], C.int(len(hs)), C.int(root), C.int64_t(g.bucket), ms, w)
 	})
-	if err == nil {
-		C.re2g_work_free(w)
-	}
-	return err
 }
 
 // Barrier returns once every rank has called it.
@@ -431,16 +429,7 @@ func (g *Group) AllReduceGrads(ctx context.Context, params []*torch.Tensor) erro
 			flags[i] = 1
 		}
 	}
-	deadline, byCtx, err := g.begin(ctx, op)
-	if err != nil {
-		return err
-	}
-	defer g.mu.Unlock()
-	w, err := g.run(ctx, op, deadline, byCtx, func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
+	return g.inPlace(ctx, op, func(ms C.int64_t, w *C.re2g_work_t) C.re2g_err {
 		return C.re2g_pg_allreduce_grads(g.pg, &hs[0], &flags[0], C.int(len(hs)), C.int64_t(g.bucket), ms, w)
 	})
-	if err == nil {
-		C.re2g_work_free(w)
-	}
-	return err
 }
