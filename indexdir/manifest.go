@@ -209,6 +209,12 @@ func writeManifest(ctx context.Context, dir string, man *Manifest) error {
 	if err != nil {
 		return err
 	}
+	return saveManifest(dir, man, files)
+}
+
+// saveManifest writes man, with files its files, with its own SHA-256,
+// atomically as dir/manifest.json.
+func saveManifest(dir string, man *Manifest, files []FileSum) error {
 	man.Version, man.Files = manifestVersion, files
 	b, err := signManifest(man)
 	if err != nil {

@@ -209,12 +209,7 @@ func (u *update) commit(ctx context.Context, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	m.Version, m.Files = manifestVersion, files
-	b, err := signManifest(m)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(u.dir, manifestFile), b, 0o644); err != nil {
+	if err := saveManifest(u.dir, m, files); err != nil {
 		return fmt.Errorf("index %s %s: %w", u.op, u.dir, err)
 	}
 	step("committed")
