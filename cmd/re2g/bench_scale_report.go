@@ -390,8 +390,14 @@ func printScale(w io.Writer, rs []*scaleResult, rep scaleReport) {
 		fmt.Fprintln(w, "| cost | n1 | at n1 | n2 | at n2 | slope | power law | model | model's projection |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|")
 		for _, f := range rep.Fits {
+			unit := ""
+			for _, m := range scaleMetrics {
+				if m.key == f.Key {
+					unit = m.unit
+				}
+			}
 			fmt.Fprintf(w, "| %s | %d | %s | %d | %s | %.2f | %s | %s | %s |\n", f.Label, f.N1, fmtNum(f.V1), f.N2, fmtNum(f.V2), f.Slope,
-				fmtNum(f.PowerLaw), modelName(f.Model), fmtNum(f.Projection))
+				fmtUnit(f.PowerLaw, unit), modelName(f.Model), fmtUnit(f.Projection, unit))
 		}
 	}
 	fmt.Fprintln(w)
@@ -403,6 +409,18 @@ func printScale(w io.Writer, rs []*scaleResult, rep scaleReport) {
 		}
 		fmt.Fprintf(w, "  %s: %s passages/s -> %s h\n", e.What, fmtNum(e.Rate), fmtNum(e.Hours))
 	}
+}
+
+// fmtUnit is a projected value in a larger unit where it reads better:
+// hours for long times, GiB for large sizes.
+func fmtUnit(v float64, unit string) string {
+	switch {
+	case unit == "s" && v >= 3600:
+		return fmtNum(v/3600) + " h"
+	case unit == "MiB" && v >= 1024:
+		return fmtNum(v/1024) + " GiB"
+	}
+	return fmtNum(v)
 }
 
 func modelName(m string) string {
