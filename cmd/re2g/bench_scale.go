@@ -74,6 +74,7 @@ between the two largest sizes, a projection to --project passages, and a PNG of 
 			&cli.IntFlag{Name: "base-sample", Value: 256, Usage: "passages encoded by the BERT-base-shaped model per size (0: none)"},
 			&cli.IntFlag{Name: "dim", Value: 768, Usage: "dimension of the precomputed vectors"},
 			&cli.IntFlag{Name: "flat-max", Usage: "largest size whose HNSWFlat index is built (0: every size)"},
+			&cli.IntFlag{Name: "sq8-max", Usage: "largest size whose HNSW-SQ8 index is also built alone (0: every size; above it the index stage's HNSW phase is the only SQ8 build)"},
 			&cli.Float64Flag{Name: "project", Value: 22e6, Usage: "corpus size to project the costs to"},
 			&cli.StringFlag{Name: "plot", Usage: "the PNG of cost against size (default WORK/scale.png)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the vectors file, the BM25-only index and the standalone HNSW files (default: removed once measured; the index is always kept)"},
@@ -87,6 +88,7 @@ type scaleConfig struct {
 	data, work, bin       string
 	seed                  uint64
 	queries, dim, flatMax int
+	sq8Max                int
 	encodeSample          int
 	baseSample            int
 	keep                  bool
@@ -191,7 +193,7 @@ func benchScale(c *cli.Context) error {
 	slices.Sort(sizes)
 	sizes = slices.Compact(sizes)
 	cfg := scaleConfig{data: c.String("data"), work: c.String("work"), bin: c.String("bin"), seed: c.Uint64("seed"),
-		queries: c.Int("queries"), dim: c.Int("dim"), flatMax: c.Int("flat-max"), encodeSample: c.Int("encode-sample"),
+		queries: c.Int("queries"), dim: c.Int("dim"), flatMax: c.Int("flat-max"), sq8Max: c.Int("sq8-max"), encodeSample: c.Int("encode-sample"),
 		baseSample: c.Int("base-sample"), keep: c.Bool("keep")}
 	if cfg.bin == "" {
 		var err error
@@ -438,6 +440,9 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 				os.Remove(vecIDs)
 			}
 			return stage(dir, "sq8", r.Load, &r.SQ8, func() (*buildStage, error) {
+				if cfg.sq8Max > 0 && n > cfg.sq8Max {
+					return &buildStage{Skipped: fmt.Sprintf("--sq8-max %d", cfg.sq8Max)}, nil
+				}
 				return hnswAlone(ctx, cfg, dir, "sq8", filepath.Join(index, "dense"), child, "--sq8")
 			})
 		},
