@@ -2,24 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -60,6 +55,10 @@ when that file exists, so an interrupted run resumes where it stopped:
   serve    re2g serve (the same query encoder) as a child: time to ready, resident memory after loading
            and after the queries, /v1/retrieve latency
   flat     re2g dense index (HNSWFlat) alone, and its search latency
+  update   live updates while re2g serve answers one request after another: re2g index add of --updates
+           new passages with their vectors, SIGHUP, the first of them retrieved by its text; re2g index
+           delete of them, SIGHUP, no longer retrieved; re2g index compact (up to --compact-max), SIGHUP:
+           each update's time and peak memory, each reload's time, the requests' latency and failures
 
 Every child is this binary (or --bin). Results: WORK/results.json and .csv, a table, the log-log slopes
 between the two largest sizes, a projection to --project passages, and a PNG of cost against size.`,
@@ -75,6 +74,8 @@ between the two largest sizes, a projection to --project passages, and a PNG of 
 			&cli.IntFlag{Name: "dim", Value: 768, Usage: "dimension of the precomputed vectors"},
 			&cli.IntFlag{Name: "flat-max", Usage: "largest size whose HNSWFlat index is built (0: every size)"},
 			&cli.IntFlag{Name: "sq8-max", Usage: "largest size whose HNSW-SQ8 index is also built alone (0: every size; above it the index stage's HNSW phase is the only SQ8 build)"},
+			&cli.IntFlag{Name: "updates", Value: 1000, Usage: "passages the update stage adds and deletes (0: no update stage)"},
+			&cli.IntFlag{Name: "compact-max", Usage: "largest size whose index the update stage compacts (0: every size)"},
 			&cli.Float64Flag{Name: "project", Value: 22e6, Usage: "corpus size to project the costs to"},
 			&cli.StringFlag{Name: "plot", Usage: "the PNG of cost against size (default WORK/scale.png)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the vectors file, the BM25-only index and the standalone HNSW files (default: removed once measured; the index is always kept)"},
@@ -89,6 +90,7 @@ type scaleConfig struct {
 	seed                  uint64
 	queries, dim, flatMax int
 	sq8Max                int
+	updates, compactMax   int
 	encodeSample          int
 	baseSample            int
 	keep                  bool
@@ -115,6 +117,7 @@ type scaleResult struct {
 	Query    *queryStage  `json:"query,omitempty"`
 	Serve    *serveStage  `json:"serve,omitempty"`
 	Flat     *buildStage  `json:"flat,omitempty"`
+	Update   *updateStage `json:"update,omitempty"`
 	// Load is the machine's 1-minute load average at the start and the end
 	// of each stage (the machine is shared).
 	Load map[string][2]float64 `json:"loadavg,omitempty"`
@@ -190,10 +193,16 @@ func benchScale(c *cli.Context) error {
 		}
 		sizes = append(sizes, n)
 	}
+	if u := c.Int("updates"); u < 0 || u > 10_000_000 {
+		return fmt.Errorf("--updates %d: want 0 (no update stage) to 10000000 passages", u)
+	}
+	if m := c.Int("compact-max"); m < 0 {
+		return fmt.Errorf("--compact-max %d: want a passage count (0: every size)", m)
+	}
 	slices.Sort(sizes)
 	sizes = slices.Compact(sizes)
 	cfg := scaleConfig{data: c.String("data"), work: c.String("work"), bin: c.String("bin"), seed: c.Uint64("seed"),
-		queries: c.Int("queries"), dim: c.Int("dim"), flatMax: c.Int("flat-max"), sq8Max: c.Int("sq8-max"), encodeSample: c.Int("encode-sample"),
+		queries: c.Int("queries"), dim: c.Int("dim"), flatMax: c.Int("flat-max"), sq8Max: c.Int("sq8-max"), updates: c.Int("updates"), compactMax: c.Int("compact-max"), encodeSample: c.Int("encode-sample"),
 		baseSample: c.Int("base-sample"), keep: c.Bool("keep")}
 	if cfg.bin == "" {
 		var err error
@@ -420,7 +429,7 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 		},
 		func() error {
 			return stage(dir, "vectors", r.Load, &r.Vectors, func() (*vectorStage, error) {
-				return writeScaleVectors(ctx, corpus, vecs, vecIDs, n, cfg.dim)
+				return writeScaleVectors(ctx, corpus, vecs, vecIDs, n, cfg.dim, 1)
 			})
 		},
 		func() error {
@@ -477,6 +486,14 @@ func scaleSize(ctx context.Context, cfg *scaleConfig, n int) (*scaleResult, erro
 					return &buildStage{Skipped: fmt.Sprintf("--flat-max %d", cfg.flatMax)}, nil
 				}
 				return hnswAlone(ctx, cfg, dir, "flat", filepath.Join(index, "dense"), child)
+			})
+		},
+		func() error {
+			if cfg.updates <= 0 {
+				return nil
+			}
+			return stage(dir, "update", r.Load, &r.Update, func() (*updateStage, error) {
+				return scaleUpdates(ctx, cfg, dir, index, n, child)
 			})
 		},
 	}
@@ -623,9 +640,9 @@ func encodeRate(ctx context.Context, dir, name, model, corpus string, n, sample 
 	return r, nil
 }
 
-// writeScaleVectors writes a dim-d vecgen vector for every passage of the
+// writeScaleVectors writes a dim-d vecgen vector (of the stream) for every passage of the
 // corpus as a .npy file, and the corpus's passage ids as its ids file.
-func writeScaleVectors(ctx context.Context, corpus, path, idsPath string, n, dim int) (*vectorStage, error) {
+func writeScaleVectors(ctx context.Context, corpus, path, idsPath string, n, dim int, stream uint64) (*vectorStage, error) {
 	t0 := time.Now()
 	got := 0
 	err := atomicfile.Write(idsPath, 0o644, func(w io.Writer) error {
@@ -659,7 +676,7 @@ func writeScaleVectors(ctx context.Context, corpus, path, idsPath string, n, dim
 				return err
 			}
 			buf = buf[:0]
-			for _, x := range g.Rows(1, lo, min(n, lo+step)) {
+			for _, x := range g.Rows(stream, lo, min(n, lo+step)) {
 				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
 			}
 			if _, err := bw.Write(buf); err != nil {
@@ -710,18 +727,14 @@ func measure(n int, op func(i int) error) (latency, error) {
 		}
 	}
 	ms := make([]float64, n)
-	sum := 0.0
 	for i := range n {
 		t0 := time.Now()
 		if err := op(i); err != nil {
 			return latency{}, err
 		}
 		ms[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
-		sum += ms[i]
 	}
-	slices.Sort(ms)
-	rank := func(p float64) float64 { return ms[max(0, int(math.Ceil(p*float64(n)))-1)] }
-	return latency{N: n, P50: rank(0.5), P99: rank(0.99), Mean: sum / float64(n)}, nil
+	return summarize(ms), nil
 }
 
 // scaleQueries times BM25, HNSW, query encoding and the pipeline's
@@ -766,68 +779,29 @@ func scaleQueries(ctx context.Context, cfg *scaleConfig, index string) (*querySt
 // its memory once it is ready and after the questions (POST /v1/retrieve,
 // one at a time), and stops it with SIGTERM.
 func scaleServe(ctx context.Context, cfg *scaleConfig, dir, index string) (*serveStage, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, cfg.bin, "--log-level", "warn", "serve", "--index", index, "--query-encoder", cfg.models.BaseQuery, "--addr", addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	srv, err := startScaleServe(ctx, cfg, dir, "serve", index)
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	url := "http://" + addr
-	if err := waitReady(ctx, url, exited, 30*time.Minute); err != nil {
-		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
-	}
+	defer srv.kill()
 	s := &serveStage{ReadySeconds: time.Since(t0).Seconds()}
-	pid := cmd.Process.Pid
+	pid := srv.cmd.Process.Pid
 	if s.Loaded, err = procstat.Read(pid); err != nil {
 		return nil, err
 	}
 	client := &http.Client{Timeout: time.Minute}
 	if s.HTTP, err = measure(len(cfg.questions), func(i int) error {
-		body, _ := json.Marshal(map[string]string{"query": cfg.questions[i]})
-		resp, err := client.Post(url+"/v1/retrieve", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("POST /v1/retrieve: %s: %s", resp.Status, b)
-		}
-		return nil
+		_, err := srv.retrieve(ctx, client, cfg.questions[i])
+		return err
 	}); err != nil {
 		return nil, err
 	}
 	if s.AfterQueries, err = procstat.Read(pid); err != nil {
 		return nil, err
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			return nil, fmt.Errorf("re2g serve exited with %v after SIGTERM (log: %s)", err, logPath)
-		}
-	case <-time.After(2 * time.Minute):
-		return nil, errors.New("re2g serve did not stop 2 minutes after SIGTERM")
+	if err := srv.stop(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -190,6 +190,38 @@ var scaleMetrics = []scaleMetric{
 		}
 		return r.Serve.HTTP.P99, true
 	}},
+	{"update_add_s", "index add (--updates passages with vectors) s", "s", "time", "power", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 { return u.Add.Seconds })
+	}},
+	{"update_add_peak_mib", "index add peak RSS MiB", "MiB", "", "linear", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 { return mib(u.Add.PeakKB) })
+	}},
+	{"update_delete_s", "index delete (the same passages) s", "s", "", "power", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 { return u.Delete.Seconds })
+	}},
+	{"update_compact_s", "index compact s", "s", "", "nlogn", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 {
+			if u.Compact == nil {
+				return 0
+			}
+			return u.Compact.Seconds
+		})
+	}},
+	{"update_reload_s", "serve: SIGHUP to the added passages served s", "s", "", "linear", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 { return u.Reload["add"] })
+	}},
+	{"update_http_p99_ms", "serve /v1/retrieve p99 during the updates ms", "ms", "", "power", func(r *scaleResult) (float64, bool) {
+		return updated(r, func(u *updateStage) float64 { return u.During.P99 })
+	}},
+}
+
+// updated reads an update stage's figure, when it was measured.
+func updated(r *scaleResult, f func(*updateStage) float64) (float64, bool) {
+	if r.Update == nil {
+		return 0, false
+	}
+	v := f(r.Update)
+	return v, v > 0
 }
 
 func queryLat(r *scaleResult, f func(*queryStage) latency, p99 bool) (float64, bool) {
@@ -386,6 +418,26 @@ func printScale(w io.Writer, rs []*scaleResult, rep scaleReport) {
 			pair("bm25_p50_ms", "bm25_p99_ms", r), pair("hnsw_p50_ms", "hnsw_p99_ms", r), pair("flat_p50_ms", "flat_p99_ms", r),
 			cell("encode_p50_ms", r), pair("retrieve_p50_ms", "retrieve_p99_ms", r), cell("serve_ready_s", r),
 			pair("serve_rss_loaded_mib", "serve_rss_after_mib", r), pair("http_p50_ms", "http_p99_ms", r))
+	}
+	if slices.ContainsFunc(rs, func(r *scaleResult) bool { return r.Update != nil }) {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "live updates while re2g serve answers one request after another: re2g index add (passages with their vectors), delete (the same), compact, each followed by SIGHUP (s; peak RSS MiB)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| passages | added | add s | add MiB | reload s | delete s | reload s | compact s | reload s | requests | failed | /v1/retrieve p50 / p99 ms |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range rs {
+			u := r.Update
+			if u == nil {
+				continue
+			}
+			compact, compactReload := "-", "-"
+			if u.Compact != nil {
+				compact, compactReload = fmtNum(u.Compact.Seconds), fmtNum(u.Reload["compact"])
+			}
+			fmt.Fprintf(w, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s / %s |\n", r.Passages, u.Passages,
+				fmtNum(u.Add.Seconds), fmtNum(mib(u.Add.PeakKB)), fmtNum(u.Reload["add"]), fmtNum(u.Delete.Seconds), fmtNum(u.Reload["delete"]),
+				compact, compactReload, u.During.N+u.Errors, u.Errors, fmtNum(u.During.P50), fmtNum(u.During.P99))
+		}
 	}
 	if len(rep.Fits) > 0 {
 		fmt.Fprintln(w)

@@ -84,6 +84,12 @@ const PerPage = 5
 // Write writes n passages, gzipped, to path (atomically), from seed, and
 // returns the size of the uncompressed JSON lines.
 func Write(path string, n int, seed uint64, s *Sentences) (int64, error) {
+	return WriteFrom(path, 0, n, seed, s)
+}
+
+// WriteFrom is Write with the pages numbered from firstPage: corpora with
+// page ranges apart have no id in common (passages to add to an index).
+func WriteFrom(path string, firstPage, n int, seed uint64, s *Sentences) (int64, error) {
 	var size int64
 	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
@@ -92,7 +98,7 @@ func Write(path string, n int, seed uint64, s *Sentences) (int64, error) {
 		}
 		cw := &counter{w: zw}
 		bw := bufio.NewWriterSize(cw, 1<<20)
-		if err := Generate(bw, n, seed, s); err != nil {
+		if err := generate(bw, firstPage, n, seed, s); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
@@ -110,6 +116,10 @@ func Write(path string, n int, seed uint64, s *Sentences) (int64, error) {
 // Generate writes n passages as KILT JSON lines ({id, wikipedia_id, title,
 // text}) to w.
 func Generate(w io.Writer, n int, seed uint64, s *Sentences) error {
+	return generate(w, 0, n, seed, s)
+}
+
+func generate(w io.Writer, firstPage, n int, seed uint64, s *Sentences) error {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -129,7 +139,7 @@ func Generate(w io.Writer, n int, seed uint64, s *Sentences) error {
 			text.WriteString(sent)
 			words += len(strings.Fields(sent))
 		}
-		wid := fmt.Sprint(1_000_000 + page)
+		wid := fmt.Sprint(1_000_000 + firstPage + page)
 		rec := struct {
 			ID     string `json:"id"`
 			WikiID string `json:"wikipedia_id"`

@@ -52,4 +52,12 @@ func TestGenerate(t *testing.T) {
 	if err != nil || len(got) != 23 || got[22].Text != ps[22].Text {
 		t.Fatalf("the gzipped file: %d passages, %v", len(got), err)
 	}
+	from := filepath.Join(t.TempDir(), "d.jsonl.gz")
+	if _, err := WriteFrom(from, 50_000, 6, 1, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err = data.LoadKILTPassages(from, nil)
+	if err != nil || len(got) != 6 || got[0].ID != "1050000::[0,0]" || got[5].ID != "1050001::[0,0]" {
+		t.Fatalf("WriteFrom page 50000: %+v, %v", got, err)
+	}
 }
