@@ -64,6 +64,12 @@ type OpenOptions struct {
 	// Verify is how much of the files is checked against the manifest
 	// (VerifyQuick: sizes, and the CRC-32C of the files read whole).
 	Verify Verify
+	// SkipHNSW leaves the HNSW indexes unloaded and their checksums
+	// unread (their sizes are still checked): for updates, which read the
+	// passages, vectors and BM25 but never search, and which would
+	// otherwise hold every segment's graph in memory (a gigabyte at a
+	// million SQ8 vectors). Such an Index's DenseSearch is an error.
+	SkipHNSW bool
 }
 
 // openRetries bounds how often OpenWith starts again when the manifest
@@ -138,7 +144,7 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 	if (m.Deleted > 0) != (m.Tombstones != "") || m.Deleted < 0 {
 		return nil, sum, fmt.Errorf("index %s: %s: %w: %d deleted passages, tombstones %q", dir, filepath.Join(dir, manifestFile), ErrCorrupt, m.Deleted, m.Tombstones)
 	}
-	if err := verifyFiles(ctx, dir, m, o.Verify); err != nil {
+	if err := verifyFiles(ctx, dir, m, o.Verify, o.SkipHNSW); err != nil {
 		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
 	fail := func(err error) (*Index, string, error) {
@@ -146,7 +152,7 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
 	for _, s := range m.segments() {
-		seg, err := openSegment(dir, s, ix.rows, m.Dense)
+		seg, err := openSegment(dir, s, ix.rows, m.Dense, !o.SkipHNSW)
 		if err != nil {
 			return fail(err)
 		}
@@ -205,7 +211,7 @@ func (m *Manifest) bm25Dir() string {
 
 // openSegment opens a segment's passage store and, with d, its vectors and
 // HNSW index, checking them against the manifest.
-func openSegment(dir string, s Segment, first int, d *DenseManifest) (_ *segment, err error) {
+func openSegment(dir string, s Segment, first int, d *DenseManifest, loadHNSW bool) (_ *segment, err error) {
 	if !validRel(s.Dir) {
 		return nil, fmt.Errorf("%s: %w: segment directory %q outside the index", filepath.Join(dir, manifestFile), ErrCorrupt, s.Dir)
 	}
@@ -228,6 +234,17 @@ func openSegment(dir string, s Segment, first int, d *DenseManifest) (_ *segment
 	if seg.vectors, err = dense.Open(filepath.Join(root, denseDir)); err != nil {
 		return nil, err
 	}
+	if seg.vectors.Dim() != d.Dim || seg.vectors.Count() != s.Rows {
+		return nil, fmt.Errorf("the vector store %s holds %d vectors of dimension %d, the manifest says %d of %d",
+			filepath.Join(root, denseDir), seg.vectors.Count(), seg.vectors.Dim(), s.Rows, d.Dim)
+	}
+	seg.chunk = d.Chunk
+	if seg.chunkOf, seg.shardOf, err = chunkMap(seg.vectors, s.Rows, d.Chunk); err != nil {
+		return nil, err
+	}
+	if !loadHNSW {
+		return seg, nil
+	}
 	hnswPath := filepath.Join(root, denseDir, hnswFile)
 	if seg.hnsw, err = faiss.Load(hnswPath); err != nil {
 		return nil, err
@@ -235,15 +252,11 @@ func openSegment(dir string, s Segment, first int, d *DenseManifest) (_ *segment
 	if err := seg.hnsw.CheckConfig(d.HNSW); err != nil {
 		return nil, fmt.Errorf("%s is not the index the manifest records: %w", hnswPath, err)
 	}
-	if seg.hnsw.Dim() != d.Dim || seg.vectors.Dim() != d.Dim {
-		return nil, fmt.Errorf("%s: HNSW dimension %d, vector store %d, manifest says %d", hnswPath, seg.hnsw.Dim(), seg.vectors.Dim(), d.Dim)
+	if seg.hnsw.Dim() != d.Dim {
+		return nil, fmt.Errorf("%s: HNSW dimension %d, manifest says %d", hnswPath, seg.hnsw.Dim(), d.Dim)
 	}
-	if n := seg.hnsw.Ntotal(); n != int64(s.Rows) || seg.vectors.Count() != s.Rows {
-		return nil, fmt.Errorf("%s holds %d vectors, the vector store %d, for %d passages", hnswPath, n, seg.vectors.Count(), s.Rows)
-	}
-	seg.chunk = d.Chunk
-	if seg.chunkOf, seg.shardOf, err = chunkMap(seg.vectors, s.Rows, d.Chunk); err != nil {
-		return nil, err
+	if n := seg.hnsw.Ntotal(); n != int64(s.Rows) {
+		return nil, fmt.Errorf("%s holds %d vectors for %d passages", hnswPath, n, s.Rows)
 	}
 	return seg, nil
 }
@@ -426,6 +439,9 @@ type scored struct {
 func (ix *Index) DenseSearch(ctx context.Context, queries [][]float32, k, efSearch int) ([][]Hit, error) {
 	if !ix.HasDense() {
 		return nil, fmt.Errorf("index %s has no dense vectors (built without --ctx-encoder)", ix.Dir)
+	}
+	if ix.segs[0].hnsw == nil {
+		return nil, fmt.Errorf("index %s was opened without its HNSW indexes (OpenOptions.SkipHNSW)", ix.Dir)
 	}
 	if len(queries) == 0 {
 		return nil, nil

@@ -148,7 +148,7 @@ func beginUpdate(ctx context.Context, dir, op string, o UpdateOptions) (_ *updat
 		return nil, fmt.Errorf("index %s %s: shard %s of an index: merge the shards first (re2g index merge)", op, dir, m.Shard)
 	}
 	collectGarbage(dir, m)
-	if u.ix, err = OpenWith(ctx, dir, OpenOptions{}); err != nil {
+	if u.ix, err = OpenWith(ctx, dir, OpenOptions{SkipHNSW: true}); err != nil {
 		return nil, err
 	}
 	if u.ix.Manifest.ManifestSHA256 != m.ManifestSHA256 {

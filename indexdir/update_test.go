@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -552,5 +553,50 @@ func TestDeleteThenAddAgain(t *testing.T) {
 	hs, err := ix.SparseSearch(ctx, "zanzibar quokka", 3, bm25.Params{})
 	if err != nil || len(hs) != 1 || hs[0].ID != p.ID || hs[0].Text != again.Text {
 		t.Fatalf("BM25: %v %v", hs, err)
+	}
+}
+
+// TestUpdatesLeaveHNSWUnread: an update opens the index without its HNSW
+// graphs (SkipHNSW: neither loaded nor checksummed), so one whose graph
+// file is damaged still takes a deletion, while a search opening still
+// refuses the damaged file; an Index opened so refuses dense search.
+func TestUpdatesLeaveHNSWUnread(t *testing.T) {
+	ctx := context.Background()
+	dir, ps, o := updateIndex(t, 12, 10)
+	var graph string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == hnswFile {
+			graph = p
+		}
+		return nil
+	})
+	b, err := os.ReadFile(graph)
+	if err != nil {
+		t.Fatalf("the index's HNSW file: %v", err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(graph, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dir); err == nil || !strings.Contains(err.Error(), hnswFile) {
+		t.Fatalf("opening an index with a damaged HNSW file: %v", err)
+	}
+	ix, err := OpenWith(ctx, dir, OpenOptions{SkipHNSW: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ix.Get(ps[3].ID); err != nil || p.Text != ps[3].Text {
+		t.Fatalf("Get without the graphs: %+v %v", p, err)
+	}
+	if _, err := ix.DenseSearch(ctx, [][]float32{make([]float32, ix.Manifest.Dense.Dim)}, 3, 0); err == nil || !strings.Contains(err.Error(), "SkipHNSW") {
+		t.Fatalf("dense search of an index opened without its graphs: %v", err)
+	}
+	ix.Close()
+	m, err := Delete(ctx, dir, []string{ps[3].ID}, o)
+	if err != nil || m.Passages != 9 || m.Deleted != 1 {
+		t.Fatalf("deleting from an index whose graph is damaged: %+v %v", m, err)
+	}
+	if _, err := Open(ctx, dir); err == nil || !strings.Contains(err.Error(), hnswFile) {
+		t.Fatalf("after the deletion, the damaged HNSW file opens: %v", err)
 	}
 }
