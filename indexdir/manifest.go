@@ -329,7 +329,9 @@ func lazyFile(rel string) bool {
 // verifyFiles checks the files the manifest lists against their sizes and,
 // as mode says, their CRC-32C, a few at a time; the first mismatch names the
 // file. A manifest from before checksums passes with a warning.
-func verifyFiles(ctx context.Context, dir string, m *Manifest, mode Verify, skipHNSW bool) error {
+// skip (nil: none) names files whose checksums are left unread (their
+// sizes are checked).
+func verifyFiles(ctx context.Context, dir string, m *Manifest, mode Verify, skip func(rel string) bool) error {
 	if m.ManifestSHA256 == "" {
 		slog.Warn("index has no checksums (built by an older re2g): damaged files are not detected; rebuild it to add them", "dir", dir)
 		return nil
@@ -345,7 +347,7 @@ func verifyFiles(ctx context.Context, dir string, m *Manifest, mode Verify, skip
 			defer wg.Done()
 			for f := range work {
 				full := mode == VerifyFull || !lazyFile(f.Path)
-				if skipHNSW && path.Base(f.Path) == hnswFile {
+				if skip != nil && skip(f.Path) {
 					full = false
 				}
 				if full {

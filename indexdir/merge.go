@@ -89,7 +89,7 @@ func mergeInto(ctx context.Context, dir, sum, corpusPath string, shardDirs []str
 			return nil, fmt.Errorf("index merge: shard %s has chunks of %d vectors of dimension %d, shard %s %d of %d: shards of one index are built with one --chunk and encoder",
 				d, m.Dense.Chunk, m.Dense.Dim, shardDirs[0], dm.Chunk, dm.Dim)
 		}
-		if err := verifyFiles(ctx, d, m, VerifyFull, false); err != nil {
+		if err := verifyFiles(ctx, d, m, VerifyFull, nil); err != nil {
 			return nil, fmt.Errorf("index merge: shard %s: %w", d, err)
 		}
 		src, err := dense.Open(filepath.Join(d, denseDir))

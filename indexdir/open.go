@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
+	"sync/atomic"
 
 	"github.com/re2g/re2g/bm25"
 	"github.com/re2g/re2g/data"
@@ -49,8 +52,16 @@ type Index struct {
 // first+passages.Len()-1.
 type segment struct {
 	Segment
-	first    int
-	deleted  int // rows of it deleted
+	first   int
+	deleted int // rows of it deleted
+	*segFiles
+}
+
+// segFiles are a segment's opened files. A segment's files never change
+// once committed, so Indexes of successive generations share them
+// (OpenOptions.Reuse); the last to close releases them.
+type segFiles struct {
+	refs     atomic.Int32
 	passages *pstore.Store
 	hnsw     *faiss.Index
 	vectors  *dense.Store
@@ -70,6 +81,16 @@ type OpenOptions struct {
 	// otherwise hold every segment's graph in memory (a gigabyte at a
 	// million SQ8 vectors). Such an Index's DenseSearch is an error.
 	SkipHNSW bool
+	// Reuse is an open Index of the same directory, of an earlier
+	// generation (a server's, reloading): the segments the new manifest
+	// names as it did (the same directory, rows and file checksums) are
+	// shared with it instead of opened again, and (unless Verify is
+	// VerifyFull) their files' checksums are not read again: their sizes
+	// are checked. Adding or deleting
+	// passages leaves the large segments as they were, so a reload after
+	// an update holds one copy of their HNSW graphs, not two. Reuse must
+	// stay open until OpenWith returns; either Index may be closed first.
+	Reuse *Index
 }
 
 // openRetries bounds how often OpenWith starts again when the manifest
@@ -144,14 +165,35 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 	if (m.Deleted > 0) != (m.Tombstones != "") || m.Deleted < 0 {
 		return nil, sum, fmt.Errorf("index %s: %s: %w: %d deleted passages, tombstones %q", dir, filepath.Join(dir, manifestFile), ErrCorrupt, m.Deleted, m.Tombstones)
 	}
-	if err := verifyFiles(ctx, dir, m, o.Verify, o.SkipHNSW); err != nil {
+	reused := reusable(dir, m, o)
+	skip := func(rel string) bool {
+		if o.SkipHNSW && path.Base(rel) == hnswFile {
+			return true
+		}
+		if o.Verify == VerifyFull {
+			return false // every byte, as asked, shared or not
+		}
+		for _, r := range reused {
+			if r.owns(rel) {
+				return true
+			}
+		}
+		return false
+	}
+	if err := verifyFiles(ctx, dir, m, o.Verify, skip); err != nil {
 		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
 	fail := func(err error) (*Index, string, error) {
 		ix.Close()
 		return nil, sum, fmt.Errorf("index %s: %w", dir, err)
 	}
-	for _, s := range m.segments() {
+	for i, s := range m.segments() {
+		if r := reused[i]; r != nil {
+			r.files.refs.Add(1)
+			ix.segs = append(ix.segs, &segment{Segment: s, first: ix.rows, segFiles: r.files})
+			ix.rows += s.Rows
+			continue
+		}
 		seg, err := openSegment(dir, s, ix.rows, m.Dense, !o.SkipHNSW)
 		if err != nil {
 			return fail(err)
@@ -215,7 +257,8 @@ func openSegment(dir string, s Segment, first int, d *DenseManifest, loadHNSW bo
 	if !validRel(s.Dir) {
 		return nil, fmt.Errorf("%s: %w: segment directory %q outside the index", filepath.Join(dir, manifestFile), ErrCorrupt, s.Dir)
 	}
-	seg := &segment{Segment: s, first: first}
+	seg := &segment{Segment: s, first: first, segFiles: &segFiles{}}
+	seg.refs.Store(1)
 	defer func() {
 		if err != nil {
 			seg.close()
@@ -261,7 +304,11 @@ func openSegment(dir string, s Segment, first int, d *DenseManifest, loadHNSW bo
 	return seg, nil
 }
 
+// close releases the segment's files, unless another Index shares them.
 func (s *segment) close() error {
+	if s.segFiles == nil || s.refs.Add(-1) > 0 {
+		return nil
+	}
 	var errs []error
 	if s.hnsw != nil {
 		errs = append(errs, s.hnsw.Close())
@@ -270,6 +317,68 @@ func (s *segment) close() error {
 		errs = append(errs, s.passages.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// reusedSegment is a segment of OpenOptions.Reuse that a new generation
+// names unchanged.
+type reusedSegment struct {
+	files *segFiles
+	dir   string // the segment's directory ("": the index's top)
+}
+
+// owns reports whether the file rel (relative to the index) is one of
+// the segment's.
+func (r *reusedSegment) owns(rel string) bool {
+	return segmentFile(r.dir, rel)
+}
+
+// segmentFile reports whether the file rel belongs to the segment in
+// directory dir ("": the index's top): its passage store or vectors (a
+// generation's directory also holds BM25 and tombstones, which are not
+// the segment's).
+func segmentFile(dir, rel string) bool {
+	if dir != "" {
+		dir += "/"
+	}
+	return strings.HasPrefix(rel, dir+passagesDir+"/") || strings.HasPrefix(rel, dir+denseDir+"/")
+}
+
+// reusable finds, for each segment of m (by position), the segment of
+// o.Reuse it may share: the same directory and rows, every file of it
+// recorded with the same size and checksum in both manifests, and its
+// HNSW graph loaded where this Index needs it.
+func reusable(dir string, m *Manifest, o OpenOptions) map[int]*reusedSegment {
+	prev := o.Reuse
+	if prev == nil || filepath.Clean(prev.Dir) != filepath.Clean(dir) || m.ManifestSHA256 == "" ||
+		prev.Manifest.ManifestSHA256 == "" || (m.Dense == nil) != (prev.Manifest.Dense == nil) {
+		return nil
+	}
+	if m.Dense != nil && (m.Dense.Dim != prev.Manifest.Dense.Dim || m.Dense.HNSW != prev.Manifest.Dense.HNSW || m.Dense.Chunk != prev.Manifest.Dense.Chunk) {
+		return nil
+	}
+	files := func(m *Manifest, seg string) []FileSum {
+		var out []FileSum
+		for _, f := range m.Files {
+			if segmentFile(seg, f.Path) {
+				out = append(out, f)
+			}
+		}
+		slices.SortFunc(out, func(a, b FileSum) int { return strings.Compare(a.Path, b.Path) })
+		return out
+	}
+	out := map[int]*reusedSegment{}
+	for i, s := range m.segments() {
+		for _, p := range prev.segs {
+			if p.Dir != s.Dir || p.Rows != s.Rows || (m.Dense != nil && !o.SkipHNSW && p.hnsw == nil) {
+				continue
+			}
+			if a, b := files(m, s.Dir), files(&prev.Manifest, s.Dir); len(a) > 0 && slices.Equal(a, b) {
+				out[i] = &reusedSegment{files: p.segFiles, dir: s.Dir}
+			}
+			break
+		}
+	}
+	return out
 }
 
 // Close releases the indexes.

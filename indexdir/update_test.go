@@ -600,3 +600,100 @@ func TestUpdatesLeaveHNSWUnread(t *testing.T) {
 		t.Fatalf("after the deletion, the damaged HNSW file opens: %v", err)
 	}
 }
+
+// TestReuseSharesUnchangedSegments: an Index opened with Reuse (a server's
+// reload) shares the segments an update left alone with the Index of the
+// generation before, searches as a fresh open does, keeps working when
+// the earlier Index is closed first, and shares nothing a compaction
+// rewrote or another directory holds.
+func TestReuseSharesUnchangedSegments(t *testing.T) {
+	ctx := context.Background()
+	dir, ps, o := updateIndex(t, 30, 20)
+	a, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Add(ctx, dir, kiltFile(t, ps[20:30]), o); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func(prev *Index) *Index {
+		t.Helper()
+		ix, err := OpenWith(ctx, dir, OpenOptions{Reuse: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ix
+	}
+	queries := make([][]float32, 4)
+	for i := range queries {
+		queries[i] = make([]float32, a.Manifest.Dense.Dim)
+		for j := range queries[i] {
+			queries[i][j] = float32(math.Sin(float64(7*i + j)))
+		}
+	}
+	// same: ix answers every query as a fresh open of the directory does
+	same := func(ix *Index, what string) {
+		t.Helper()
+		fresh := open(t, dir)
+		want, err := fresh.DenseSearch(ctx, queries, 8, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ix.DenseSearch(ctx, queries, 8, 0)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: dense search %v (%v), a fresh open %v", what, got, err, want)
+		}
+		for _, p := range ps[:30] {
+			g, gerr := ix.Get(p.ID)
+			f, ferr := fresh.Get(p.ID)
+			if g != f || (gerr == nil) != (ferr == nil) {
+				t.Fatalf("%s: Get(%s) = %+v %v, a fresh open %+v %v", what, p.ID, g, gerr, f, ferr)
+			}
+		}
+	}
+	b := reopen(a)
+	if len(b.segs) != 2 || b.segs[0].segFiles != a.segs[0].segFiles || b.segs[1].segFiles == a.segs[0].segFiles || b.segs[0].refs.Load() != 2 {
+		t.Fatalf("after an add: %d segments, the first shared: %v", len(b.segs), b.segs[0].segFiles == a.segs[0].segFiles)
+	}
+	same(b, "after an add")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	same(b, "after an add, the earlier Index closed")
+
+	if _, err := Delete(ctx, dir, []string{ps[3].ID, ps[25].ID}, o); err != nil {
+		t.Fatal(err)
+	}
+	c := reopen(b)
+	if c.segs[0].segFiles != b.segs[0].segFiles || c.segs[1].segFiles != b.segs[1].segFiles || c.Len() != 28 {
+		t.Fatalf("after a delete: segments shared %v %v, %d passages", c.segs[0].segFiles == b.segs[0].segFiles, c.segs[1].segFiles == b.segs[1].segFiles, c.Len())
+	}
+	if _, err := c.Get(ps[3].ID); err == nil {
+		t.Fatal("a deleted passage is found through a shared segment")
+	}
+	same(c, "after a delete")
+
+	copied := dirtest.Copy(t, dir)
+	other, err := OpenWith(ctx, copied, OpenOptions{Reuse: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.segs[0].segFiles == c.segs[0].segFiles {
+		t.Fatal("a copy of the index in another directory shares a segment")
+	}
+	other.Close()
+
+	if _, err := Compact(ctx, dir, o); err != nil {
+		t.Fatal(err)
+	}
+	d := reopen(c)
+	if len(d.segs) != 1 || d.segs[0].segFiles == c.segs[0].segFiles || d.segs[0].segFiles == c.segs[1].segFiles {
+		t.Fatal("after a compaction a rewritten segment is shared")
+	}
+	same(d, "after a compaction")
+	for _, ix := range []*Index{c, b, d} {
+		if err := ix.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -286,7 +286,8 @@ func (p *Pipeline) ReloadIndex(ctx context.Context) (changed bool, err error) {
 		octx, cancel = context.WithTimeout(ctx, p.cfg.LockTimeout)
 		defer cancel()
 	}
-	ix, err := indexdir.OpenWith(octx, p.cfg.Index, indexdir.OpenOptions{Verify: p.cfg.Verify})
+	// the segments the update left alone are shared with the index served
+	ix, err := indexdir.OpenWith(octx, p.cfg.Index, indexdir.OpenOptions{Verify: p.cfg.Verify, Reuse: cur.ix})
 	if err != nil {
 		return false, err
 	}

@@ -193,12 +193,6 @@ func benchScale(c *cli.Context) error {
 		}
 		sizes = append(sizes, n)
 	}
-	if u := c.Int("updates"); u < 0 || u > 10_000_000 {
-		return fmt.Errorf("--updates %d: want 0 (no update stage) to 10000000 passages", u)
-	}
-	if m := c.Int("compact-max"); m < 0 {
-		return fmt.Errorf("--compact-max %d: want a passage count (0: every size)", m)
-	}
 	slices.Sort(sizes)
 	sizes = slices.Compact(sizes)
 	cfg := scaleConfig{data: c.String("data"), work: c.String("work"), bin: c.String("bin"), seed: c.Uint64("seed"),

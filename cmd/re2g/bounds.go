@@ -118,6 +118,8 @@ var bounds = map[string]bound{
 	"bench scale/dim":           {lo: 1, hi: 65536},
 	"bench scale/flat-max":      {lo: 0, hi: 1 << 30, note: "0: every size"},
 	"bench scale/sq8-max":       {lo: 0, hi: 1 << 30, note: "0: every size"},
+	"bench scale/updates":       {lo: 0, hi: 10_000_000, note: "0: no update stage"},
+	"bench scale/compact-max":   {lo: 0, hi: 1 << 30, note: "0: every size"},
 	"bench scale/project":       {lo: 1, hi: 1e10},
 	"lock-timeout":              {lo: 0, hi: float64(24 * time.Hour), note: "0: a writer does not wait, a reader waits until interrupted"},
 	"index add/max-length":      {lo: 0, hi: neural.MaxLength, note: "0: the index's"},
