@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -115,8 +116,11 @@ type Index struct {
 
 	scratch sync.Pool
 
-	genericPostings bool // tests: score through bleve's term field readers
-	readOnly        bool // opened by OpenReadOnly: Add, Delete and Optimize fail
+	genericPostings bool         // tests: score through bleve's term field readers
+	exhaustive      bool         // tests, benchmarks: score every posting (no pruning)
+	pruneAnyK       bool         // benchmarks: prune above pruneMaxK too
+	prunedSearches  atomic.Int64 // searches that skipped postings (tests)
+	readOnly        bool         // opened by OpenReadOnly: Add, Delete and Optimize fail
 
 	closeOnce sync.Once
 	closeErr  error

@@ -128,6 +128,49 @@ func byte4ToInt(b byte) int {
 type scratch struct {
 	acc     []float64
 	touched []uint64
+	mark    []uint64 // a bit a document: the candidates of a pruned search
+}
+
+// reset zeroes what a search accumulated.
+func (sc *scratch) reset() {
+	for _, d := range sc.touched {
+		sc.acc[d] = 0
+	}
+	sc.touched = sc.touched[:0]
+}
+
+// grow makes room in acc for document num.
+func (sc *scratch) grow(num uint64) {
+	if num >= uint64(len(sc.acc)) {
+		grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
+		copy(grown, sc.acc)
+		sc.acc = grown
+	}
+}
+
+// fieldScore is what scoring a field needs: its statistics and BM25's
+// parameters.
+type fieldScore struct {
+	field    string
+	n, avgdl float64
+	k1, b    float64
+	lucene   bool         // lengths as Lucene's one-byte norms
+	norms    [256]float64 // Lucene: k1·(1−b+b·dl/avgdl) by norm byte
+}
+
+func (f *fieldScore) idf(df float64) float64 { return math.Log(1 + (f.n-df+0.5)/(df+0.5)) }
+
+// contrib is one posting's share of a document's score: w·tf/(tf+k1·(1−b+b·dl/avgdl)),
+// below w whatever tf and dl are.
+func (f *fieldScore) contrib(w, tf, norm float64) float64 {
+	dl := math.Round(1 / (norm * norm))
+	var denom float64
+	if f.lucene {
+		denom = tf + f.norms[intToByte4(int(dl))]
+	} else {
+		denom = tf + f.k1*(1-f.b+f.b*dl/f.avgdl)
+	}
+	return w * tf / denom
 }
 
 // searchLucene scores term at a time over bleve's postings.
@@ -150,10 +193,7 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 		sc = &scratch{}
 	}
 	defer func() {
-		for _, d := range sc.touched {
-			sc.acc[d] = 0
-		}
-		sc.touched = sc.touched[:0]
+		sc.reset()
 		ix.scratch.Put(sc)
 	}()
 
@@ -164,46 +204,47 @@ func (ix *Index) searchLucene(ctx context.Context, text string, k int, p Params)
 		keys = append(keys, t)
 	}
 	sort.Strings(keys)
-	var norms [256]float64
-	snap, direct := r.(*scorch.IndexSnapshot)
-	direct = direct && !ix.genericPostings
+	var fields []*fieldScore
 	for _, field := range ix.fields {
 		st := stats[field]
 		if st.Docs == 0 {
 			continue
 		}
-		n := float64(st.Docs)
-		avgdl := float64(st.SumLen) / n
-		if p.Scoring == Lucene {
-			for i := range norms {
-				norms[i] = p.K1 * (1 - p.B + p.B*lengthTable[i]/avgdl)
+		f := &fieldScore{field: field, n: float64(st.Docs), avgdl: float64(st.SumLen) / float64(st.Docs), k1: p.K1, b: p.B, lucene: p.Scoring == Lucene}
+		if f.lucene {
+			for i := range f.norms {
+				f.norms[i] = p.K1 * (1 - p.B + p.B*lengthTable[i]/f.avgdl)
 			}
 		}
+		fields = append(fields, f)
+	}
+	snap, direct := r.(*scorch.IndexSnapshot)
+	direct = direct && !ix.genericPostings
+	if direct && !ix.exhaustive && (k <= pruneMaxK || ix.pruneAnyK) {
+		pruned, err := scorePruned(ctx, snap, fields, keys, qterms, k, sc)
+		if err != nil {
+			return nil, err
+		}
+		if pruned {
+			ix.prunedSearches.Add(1)
+			return ix.best(r, sc, k)
+		}
+		sc.reset()
+	}
+	for _, f := range fields {
 		// add accumulates one posting.
 		add := func(num uint64, w, tf, norm float64) {
-			dl := math.Round(1 / (norm * norm))
-			var denom float64
-			if p.Scoring == Lucene {
-				denom = tf + norms[intToByte4(int(dl))]
-			} else {
-				denom = tf + p.K1*(1-p.B+p.B*dl/avgdl)
-			}
-			if num >= uint64(len(sc.acc)) {
-				grown := make([]float64, max(num+1, uint64(2*len(sc.acc))))
-				copy(grown, sc.acc)
-				sc.acc = grown
-			}
+			sc.grow(num)
 			if sc.acc[num] == 0 {
 				sc.touched = append(sc.touched, num)
 			}
-			sc.acc[num] += w * tf / denom
+			sc.acc[num] += f.contrib(w, tf, norm)
 		}
-		idf := func(df float64) float64 { return math.Log(1 + (n-df+0.5)/(df+0.5)) }
 		var err error
 		if direct {
-			err = scoreSegments(ctx, snap, field, keys, qterms, idf, add)
+			err = scoreSegments(ctx, snap, f.field, keys, qterms, f.idf, add)
 		} else {
-			err = scoreGeneric(ctx, r, field, keys, qterms, idf, add)
+			err = scoreGeneric(ctx, r, f.field, keys, qterms, f.idf, add)
 		}
 		if err != nil {
 			return nil, err
