@@ -41,8 +41,9 @@ DIST_GLOO := $(if $(and $(wildcard $(C10D_DIR)/ProcessGroupGloo.hpp),$(GLOO_INCL
 DIST_NCCL := $(if $(and $(TORCH_PREFIX),$(wildcard $(TORCH_PREFIX)/lib/libtorch_cuda.so),$(wildcard $(C10D_DIR)/ProcessGroupNCCL.hpp),$(NCCL_INCLUDE),$(CUDA_INCLUDE)),1)
 DIST_FLAGS := $(if $(DIST_GLOO),-DUSE_C10D_GLOO -DRE2G_WITH_GLOO $(if $(filter /usr/include,$(GLOO_INCLUDE)),,-isystem $(GLOO_INCLUDE))) \
   $(if $(DIST_NCCL),-DUSE_C10D_NCCL -DRE2G_WITH_NCCL -isystem $(NCCL_INCLUDE) $(if $(filter $(NCCL_INCLUDE),$(CUDA_INCLUDE)),,-isystem $(CUDA_INCLUDE)))
-# Debian's libtorch links gloo as a shared library of its own.
-DIST_LIB := $(if $(and $(DIST_GLOO),$(if $(TORCH_PREFIX),,1)),-lgloo) $(if $(DIST_NCCL),-lc10_cuda)
+# Debian's libtorch links gloo as a shared library of its own (a CUDA libtorch
+# of Debian's too: DIST_EXTRA_LIB=-lgloo, as scripts/cuda_shim_check.sh does).
+DIST_LIB := $(if $(and $(DIST_GLOO),$(if $(TORCH_PREFIX),,1)),-lgloo) $(if $(DIST_NCCL),-lc10_cuda) $(DIST_EXTRA_LIB)
 
 TORCH_OUT ?= $(BUILD)/lib
 TORCH_OBJDIR := $(BUILD)/torch-obj$(if $(TORCH_PREFIX),-ext)
