@@ -121,20 +121,16 @@ func scorePruned(ctx context.Context, snap *scorch.IndexSnapshot, fields []*fiel
 				continue
 			}
 			it = ts.lists[i].Iterator(true, true, false, it)
-			for {
-				p, err := it.Next()
-				if err != nil {
-					return false, fmt.Errorf("bm25: field %s: %w", ts.f.field, err)
-				}
-				if p == nil {
-					break
-				}
+			err := eachPosting(it, func(p segment.Posting) {
 				num := offsets[i] + p.Number()
 				sc.grow(num)
 				if sc.acc[num] == 0 {
 					sc.touched = append(sc.touched, num)
 				}
 				sc.acc[num] += ts.f.contrib(ts.w, float64(p.Frequency()), p.Norm())
+			})
+			if err != nil {
+				return false, fmt.Errorf("bm25: field %s: %w", ts.f.field, err)
 			}
 		}
 	}
@@ -178,17 +174,13 @@ func scorePruned(ctx context.Context, snap *scorch.IndexSnapshot, fields []*fiel
 			it = ts.lists[i].Iterator(true, true, false, it)
 			if ts.lists[i].Count() <= 4*uint64(len(seg)) {
 				// a short list: read it whole, keep the candidates'
-				for {
-					p, err := it.Next()
-					if err != nil {
-						return false, fmt.Errorf("bm25: field %s: %w", ts.f.field, err)
-					}
-					if p == nil {
-						break
-					}
+				err := eachPosting(it, func(p segment.Posting) {
 					if d := offsets[i] + p.Number(); sc.mark[d/64]&(1<<(d%64)) != 0 {
 						sc.acc[d] += ts.f.contrib(ts.w, float64(p.Frequency()), p.Norm())
 					}
+				})
+				if err != nil {
+					return false, fmt.Errorf("bm25: field %s: %w", ts.f.field, err)
 				}
 				continue
 			}
@@ -218,6 +210,17 @@ func scorePruned(ctx context.Context, snap *scorch.IndexSnapshot, fields []*fiel
 		}
 	}
 	return true, nil
+}
+
+// eachPosting calls fn with every posting of it, in order.
+func eachPosting(it segment.PostingsIterator, fn func(segment.Posting)) error {
+	for {
+		p, err := it.Next()
+		if err != nil || p == nil {
+			return err
+		}
+		fn(p)
+	}
 }
 
 // sort64 is the number of the sorted ds below limit.

@@ -415,15 +415,11 @@ func scoreSegments(ctx context.Context, snap *scorch.IndexSnapshot, field string
 				continue
 			}
 			it = lists[i].Iterator(true, true, false, it)
-			for {
-				pst, err := it.Next()
-				if err != nil {
-					return fmt.Errorf("bm25: term %q: %w", t, err)
-				}
-				if pst == nil {
-					break
-				}
-				add(offsets[i]+pst.Number(), w, float64(pst.Frequency()), pst.Norm())
+			err := eachPosting(it, func(p segment.Posting) {
+				add(offsets[i]+p.Number(), w, float64(p.Frequency()), p.Norm())
+			})
+			if err != nil {
+				return fmt.Errorf("bm25: term %q: %w", t, err)
 			}
 		}
 	}

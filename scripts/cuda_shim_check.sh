@@ -15,16 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=$PWD/build/cuda-check
 P=$W/prefix
-mkdir -p "$W/lists/partial" "$W/cache/archives/partial" "$W/debs"
-cat > "$W/sources.list" <<'EOF'
-deb http://deb.debian.org/debian sid main contrib non-free
-EOF
-A=(-o Dir::Etc::sourcelist="$W/sources.list" -o Dir::Etc::sourceparts=/dev/null
-   -o Dir::State::Lists="$W/lists" -o Dir::Cache="$W/cache" -o APT::Sandbox::User=root)
+. scripts/sid_debs.sh
 if [ ! -f "$P/lib/libtorch_cuda.so" ]; then
-  apt-get "${A[@]}" update -qq
-  (cd "$W/debs" && apt-get "${A[@]}" download libtorch-cuda-2.6 libtorch-cuda-dev libnccl-dev libnccl2 \
-      nvidia-cuda-dev libcu++-dev libgloo-cuda-dev libgloo-cuda-0)
+  sid_download "$W" libtorch-cuda-2.6 libtorch-cuda-dev libnccl-dev libnccl2 \
+      nvidia-cuda-dev libcu++-dev libgloo-cuda-dev libgloo-cuda-0
   rm -rf "$W/x" "$P" && mkdir -p "$W/x" "$P/lib"
   for d in "$W"/debs/*.deb; do dpkg-deb -x "$d" "$W/x"; done
   mv "$W/x/usr/include" "$P/include"
@@ -38,7 +32,7 @@ if [ ! -f "$P/lib/libtorch_cuda.so" ]; then
   [ -f "$P/include/c10/cuda/impl/cuda_cmake_macros.h" ] || {
     mkdir -p "$P/include/c10/cuda/impl"
     printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' > "$P/include/c10/cuda/impl/cuda_cmake_macros.h"; }
-  rm -rf "$W/x"
+  rm -rf "$W/x" "$W/debs"
 fi
 ver=$(grep -hE '^#define TORCH_VERSION_(MAJOR|MINOR|PATCH) ' "$P"/include/torch/csrc/api/include/torch/version.h | awk '{print $3}' | paste -sd.)
 echo "libtorch $ver (CUDA), $(grep -m1 -o 'NCCL_VERSION_CODE [0-9]*' "$P/include/nccl.h"), CUDA runtime $(grep -m1 -o 'CUDART_VERSION  *[0-9]*' "$P/include/cuda_runtime_api.h" | awk '{print $2}')"

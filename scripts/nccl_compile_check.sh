@@ -13,15 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=$PWD/build/nccl-check
-mkdir -p "$W/lists/partial" "$W/cache/archives/partial" "$W/debs"
-cat > "$W/sources.list" <<'EOF'
-deb http://deb.debian.org/debian sid main contrib non-free
-EOF
-A=(-o Dir::Etc::sourcelist="$W/sources.list" -o Dir::Etc::sourceparts=/dev/null
-   -o Dir::State::Lists="$W/lists" -o Dir::Cache="$W/cache" -o APT::Sandbox::User=root)
+. scripts/sid_debs.sh
 if [ ! -f "$W/include/nccl.h" ]; then
-  apt-get "${A[@]}" update -qq
-  (cd "$W/debs" && apt-get "${A[@]}" download libtorch-dev libnccl-dev nvidia-cuda-dev libcu++-dev)
+  sid_download "$W" libtorch-dev libnccl-dev nvidia-cuda-dev libcu++-dev
   rm -rf "$W/x" && mkdir -p "$W/x"
   for d in "$W"/debs/*.deb; do dpkg-deb --fsys-tarfile "$d" | tar -x -C "$W/x" --wildcards './usr/include/*'; done
   rm -rf "$W/include" && mv "$W/x/usr/include" "$W/include" && rm -rf "$W/x" "$W/debs"
