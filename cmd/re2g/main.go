@@ -9,7 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/re2g/re2g/internal/progress"
@@ -60,6 +63,9 @@ func newApp() *cli.App {
 				return fmt.Errorf("--progress: %w", err)
 			}
 			progress.SetMode(pm)
+			if err := checkLauncher(c.Args().Slice(), os.Getenv); err != nil {
+				return err
+			}
 			if p := c.String("cpuprofile"); p != "" {
 				f, err := os.Create(p)
 				if err != nil {
@@ -79,4 +85,32 @@ func newApp() *cli.App {
 			return nil
 		},
 	}
+}
+
+// distributedCommands are the commands whose ranks split the work under a
+// launcher (torchrun, a PyTorchJob: RANK and WORLD_SIZE set).
+var distributedCommands = []string{"index", "train", "dist check"}
+
+// checkLauncher refuses, under a launcher with more than one rank, a
+// command that would run whole in every rank (each one encoding, answering
+// or updating the same things, racing for the same output): args are the
+// command line after the global flags. Help is always given.
+func checkLauncher(args []string, getenv func(string) string) error {
+	ws, err := strconv.Atoi(getenv("WORLD_SIZE"))
+	if err != nil || ws <= 1 || getenv("RANK") == "" || len(args) == 0 {
+		return nil
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "help" }) {
+		return nil
+	}
+	cmd := args[0]
+	if len(args) > 1 && (cmd == "index" || cmd == "dist") && !strings.HasPrefix(args[1], "-") {
+		cmd += " " + args[1]
+	}
+	if slices.Contains(distributedCommands, cmd) {
+		return nil
+	}
+	return fmt.Errorf("re2g %s runs in one process, and this one is rank %s of %d under a launcher (WORLD_SIZE=%d): "+
+		"run it without the launcher; under one, re2g %s split their work across the ranks",
+		cmd, getenv("RANK"), ws, ws, strings.Join(distributedCommands, ", re2g "))
 }
