@@ -48,21 +48,13 @@ type termScorer struct {
 // when pruning cannot skip any list, and the exhaustive loop should run.
 func scorePruned(ctx context.Context, snap *scorch.IndexSnapshot, fields []*fieldScore, keys []string, qterms map[string]int,
 	k int, sc *scratch) (bool, error) {
-	segs := snap.Segments()
-	offsets := make([]uint64, len(segs)+1)
-	for i, ss := range segs {
-		offsets[i+1] = offsets[i] + ss.Segment().Count()
-	}
+	segs, offsets := snapshotSegments(snap)
 	// the scorers in the exhaustive order
 	var scorers []*termScorer
 	for _, f := range fields {
-		dicts := make([]segment.TermDictionary, len(segs))
-		for i, ss := range segs {
-			d, err := ss.Segment().Dictionary(f.field)
-			if err != nil {
-				return false, fmt.Errorf("bm25: field %s: %w", f.field, err)
-			}
-			dicts[i] = d
+		dicts, err := dictionaries(segs, f.field)
+		if err != nil {
+			return false, err
 		}
 		for _, t := range keys {
 			ts := &termScorer{f: f, lists: make([]segment.PostingsList, len(segs))}
@@ -165,7 +157,7 @@ func scorePruned(ctx context.Context, snap *scorch.IndexSnapshot, fields []*fiel
 		}
 		lo := 0
 		for i := range segs {
-			hi := lo + sort64(cands[lo:], offsets[i+1])
+			hi := lo + countBelow(cands[lo:], offsets[i+1])
 			seg := cands[lo:hi]
 			lo = hi
 			if len(seg) == 0 || ts.lists[i].Count() == 0 {
@@ -223,8 +215,8 @@ func eachPosting(it segment.PostingsIterator, fn func(segment.Posting)) error {
 	}
 }
 
-// sort64 is the number of the sorted ds below limit.
-func sort64(ds []uint64, limit uint64) int {
+// countBelow is the number of the sorted ds below limit.
+func countBelow(ds []uint64, limit uint64) int {
 	n, _ := slices.BinarySearch(ds, limit)
 	return n
 }

@@ -378,18 +378,10 @@ func scoreGeneric(ctx context.Context, r index.IndexReader, field string, keys [
 // scorch.
 func scoreSegments(ctx context.Context, snap *scorch.IndexSnapshot, field string, keys []string, qterms map[string]int,
 	idf func(float64) float64, add func(num uint64, w, tf, norm float64)) error {
-	segs := snap.Segments()
-	dicts := make([]segment.TermDictionary, len(segs))
-	offsets := make([]uint64, len(segs))
-	var running uint64
-	for i, ss := range segs {
-		offsets[i] = running
-		running += ss.Segment().Count()
-		d, err := ss.Segment().Dictionary(field)
-		if err != nil {
-			return fmt.Errorf("bm25: field %s: %w", field, err)
-		}
-		dicts[i] = d
+	segs, offsets := snapshotSegments(snap)
+	dicts, err := dictionaries(segs, field)
+	if err != nil {
+		return err
 	}
 	lists := make([]segment.PostingsList, len(segs))
 	var it segment.PostingsIterator
@@ -424,6 +416,31 @@ func scoreSegments(ctx context.Context, snap *scorch.IndexSnapshot, field string
 		}
 	}
 	return nil
+}
+
+// snapshotSegments are a snapshot's segments and the global number of each
+// one's first document (offsets[i]; offsets[len(segs)] is the total), as
+// scorch numbers them.
+func snapshotSegments(snap *scorch.IndexSnapshot) ([]*scorch.SegmentSnapshot, []uint64) {
+	segs := snap.Segments()
+	offsets := make([]uint64, len(segs)+1)
+	for i, ss := range segs {
+		offsets[i+1] = offsets[i] + ss.Segment().Count()
+	}
+	return segs, offsets
+}
+
+// dictionaries are each segment's term dictionary of field.
+func dictionaries(segs []*scorch.SegmentSnapshot, field string) ([]segment.TermDictionary, error) {
+	dicts := make([]segment.TermDictionary, len(segs))
+	for i, ss := range segs {
+		d, err := ss.Segment().Dictionary(field)
+		if err != nil {
+			return nil, fmt.Errorf("bm25: field %s: %w", field, err)
+		}
+		dicts[i] = d
+	}
+	return dicts, nil
 }
 
 type cand struct {
