@@ -86,6 +86,9 @@ func loadCollection(t testing.TB, name string) *collection {
 	if colErr[name] != nil {
 		t.Fatalf("load %s: %v", name, colErr[name])
 	}
+	if cols[name] == nil { // the first load stopped the test (missing data)
+		t.Fatalf("load %s: it failed in an earlier test", name)
+	}
 	return cols[name]
 }
 
