@@ -174,7 +174,7 @@ func openOnce(ctx context.Context, dir string, o OpenOptions) (_ *Index, sum str
 			return false // every byte, as asked, shared or not
 		}
 		for _, r := range reused {
-			if r.owns(rel) {
+			if segmentFile(r.dir, rel) {
 				return true
 			}
 		}
@@ -324,12 +324,6 @@ func (s *segment) close() error {
 type reusedSegment struct {
 	files *segFiles
 	dir   string // the segment's directory ("": the index's top)
-}
-
-// owns reports whether the file rel (relative to the index) is one of
-// the segment's.
-func (r *reusedSegment) owns(rel string) bool {
-	return segmentFile(r.dir, rel)
 }
 
 // segmentFile reports whether the file rel belongs to the segment in
